@@ -1,7 +1,45 @@
-"""The `parafuse` console script: mounts each package's sub-commands."""
+"""The `parafuse` console script: it only mounts each package's own sub-commands."""
+from __future__ import annotations
+
+import argparse
+import os
 import sys
 
+from parafuse import __version__
 
-def main(argv=None):
-    print("parafuse")
-    return 0
+
+def build_parser() -> argparse.ArgumentParser:
+    from prompts import cli as prompts_cli
+    from reasoning import cli as reasoning_cli
+
+    p = argparse.ArgumentParser(
+        prog="parafuse",
+        description="LLM reasoning and data synthesis: engines, parallel thinking, fusion, training recipes "
+                    "and test-time-scaling evaluation.",
+        epilog="Run `parafuse COMMAND --help` for the flags of each command.")
+    p.add_argument("--version", action="version", version=f"parafuse {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    reasoning_cli.register(sub)
+    prompts_cli.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from prompts import PromptError
+    from reasoning.types import InputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (InputError, PromptError) as e:
+        print(f"parafuse: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("parafuse: interrupted; finished results are saved, rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -76,6 +76,11 @@ class HFEngine(Engine):
                       engine=self.kind, model=self.model, request_id=req.id)
 
     def _completion(self, new_ids: list[int], p) -> Completion:
+        pad = self.tokenizer.pad_token_id
+        if pad is not None and pad not in self.eos_ids:
+            # Sequences that finished early (EOS or a stop string) are padded to the batch's length.
+            while new_ids and new_ids[-1] == pad:
+                new_ids = new_ids[:-1]
         n_tok, hit_eos = len(new_ids), False
         for j, t in enumerate(new_ids):
             if t in self.eos_ids:

@@ -68,7 +68,7 @@ class VLLMEngine(Engine):
         return self._vllm.SamplingParams(
             n=p.n, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
             stop=list(p.stop) or None, include_stop_str_in_output=p.include_stop_str_in_output,
-            seed=p.seed,
+            seed=p.seed, output_kind=self._vllm.sampling_params.RequestOutputKind.FINAL_ONLY,
         )
 
     def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:

@@ -1,0 +1,26 @@
+"""The tag tokens of the three parallel-thinking formats (research/parallel_thinking.md).
+
+Every tag must be a single, non-special token in a model's tokenizer: the reference
+orchestrators stop on their ids, and TRL decodes with `skip_special_tokens=True`, which
+would delete special tokens before rewards see them.
+"""
+from __future__ import annotations
+
+# Parallel-R1: <Parallel><Path>..</Path>..</Parallel><Summary>..</Summary>
+PARALLEL_R1 = ("<Parallel>", "</Parallel>", "<Path>", "</Path>", "<Summary>", "</Summary>")
+
+# ThreadWeaver: outlines, threads and an optional conclusion inside a <Parallel> block.
+THREADWEAVER = (
+    "<Think>", "</Think>", "<Parallel>", "</Parallel>", "<Outlines>", "</Outlines>",
+    "<Outline>", "</Outline>", "<Thread>", "</Thread>", "<Conclusion>", "</Conclusion>",
+)
+
+# ParaThinker: up to 8 numbered paths, a summary, and the pad its engine aligns paths with.
+PARATHINKER = tuple(t for i in range(1, 9) for t in (f"<think{i}>", f"</think{i}>")) + (
+    "<summary>", "</summary>", "<vllm_pad>",
+)
+
+# Native reasoning wrapper used by ThreadWeaver and ParaThinker trajectories.
+THINK = ("<think>", "</think>")
+
+ALL_TAGS: tuple[str, ...] = tuple(dict.fromkeys(PARALLEL_R1 + THREADWEAVER + PARATHINKER + THINK))

@@ -1,0 +1,88 @@
+"""Build a tiny random-weight Qwen3-style model that loads offline in transformers and vLLM.
+
+Tests, the quickstart and the benches use it: there is no model hub here, and the users'
+CI often has none either. The tokenizer is a byte-level BPE trained on text generated
+below, with a ChatML template and every parallel-thinking tag as a single non-special token.
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from reasoning.formats.tags import ALL_TAGS
+
+SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+# ChatML, with {% generation %} around assistant text so TRL's assistant_only_loss works.
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{%- if message['role'] == 'assistant' %}"
+    "{{- '<|im_start|>assistant\\n' }}{% generation %}{{- message['content'] + '<|im_end|>' }}{% endgeneration %}"
+    "{{- '\\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+WORDS = ("the answer is problem solve step first then so we add subtract multiply divide total each "
+         "number sum product equals question final therefore compute check path summary thread outline "
+         "parallel case value result apples cost price hours minutes speed distance area of and a to in").split()
+
+
+def _corpus(n_lines: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n_lines):
+        a, b = rng.randint(0, 999), rng.randint(0, 999)
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 14)))
+        lines.append(f"Question: what is {a} + {b}? {words}. Final Answer: {a + b}. \\boxed{{{a + b}}}")
+        lines.append(f"{words.capitalize()}, {a} * {b} = {a * b}; x^2 + {a}x - {b} = 0 \\frac{{{a}}}{{{b}}}.")
+    return lines
+
+
+def build_tiny_model(out_dir: str | Path, vocab_size: int = 2048, hidden_size: int = 128, layers: int = 2,
+                     heads: int = 4, kv_heads: int = 2, max_positions: int = 4096, seed: int = 0) -> Path:
+    """Write model + tokenizer to `out_dir` and return it. head_dim = hidden/heads must be >= 32."""
+    import torch
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    head_dim = hidden_size // heads
+    if head_dim < 32:
+        raise ValueError(f"head_dim {head_dim} < 32: vLLM's CPU attention needs head_dim >= 32")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(ALL_TAGS), min_frequency=1, special_tokens=SPECIAL,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    bpe.train_from_iterator(_corpus(3000, seed), trainer)
+    bpe.add_tokens([AddedToken(t, special=False, normalized=False) for t in ALL_TAGS])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                  bos_token=None, unk_token=None)
+    tok.chat_template = CHAT_TEMPLATE
+    for t in ALL_TAGS:
+        assert len(tok.encode(t, add_special_tokens=False)) == 1, t
+
+    torch.manual_seed(seed)
+    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                      head_dim=head_dim, max_position_embeddings=max_positions, tie_word_embeddings=True,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None,
+                      dtype="float32")
+    model = Qwen3ForCausalLM(cfg)
+    # do_sample=True: `transformers serve` decodes greedily unless the model asks to sample.
+    model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                                               do_sample=True, temperature=1.0, top_p=1.0, top_k=0)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    (out / "parafuse_tiny.json").write_text(json.dumps(
+        {"built_by": "parafuse model tiny", "seed": seed, "params": sum(p.numel() for p in model.parameters()),
+         "tags": list(ALL_TAGS)}, indent=1))
+    return out
