@@ -44,6 +44,7 @@ class _Server:
     url: str
     in_flight: int = 0
     ignores_n: bool = False
+    is_vllm: bool | None = None  # probed once (GET /version); vLLM can return exact token ids
 
 
 def normalize_base_url(url: str) -> str:
@@ -67,7 +68,9 @@ class OpenAIEngine(Engine):
         if n_mode not in ("auto", "native", "parallel"):
             raise InputError(f"n_mode must be auto, native or parallel, got {n_mode!r}")
         # Render chat locally only when asked for raw text; a Hub id here is fine for users with the Hub.
-        super().__init__(model, tokenizer or (model if Path(model).expanduser().exists() else None))
+        local_tokenizer = tokenizer or (model if Path(model).expanduser().exists() else None)
+        super().__init__(model, local_tokenizer)
+        self.tokenizer_name = local_tokenizer  # the base class falls back to `model`, a name only the server knows
         self.servers = [_Server(normalize_base_url(u)) for u in urls]
         self.api_key_env = api_key_env
         self.max_concurrency, self.timeout = max_concurrency, timeout
@@ -101,7 +104,7 @@ class OpenAIEngine(Engine):
             conn = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
             session = aiohttp.ClientSession(connector=conn, headers=self._headers(),
                                             timeout=aiohttp.ClientTimeout(total=self.timeout))
-            st = (loop, session, asyncio.Semaphore(self.max_concurrency))
+            st = (loop, session, asyncio.Semaphore(self.max_concurrency), asyncio.Lock())
             self._sessions[id(loop)] = st
         return st
 
@@ -110,7 +113,7 @@ class OpenAIEngine(Engine):
         return min(choices, key=lambda s: (s.in_flight, random.random()))
 
     async def _post_once(self, server: _Server, path: str, body: dict) -> dict:
-        _, session, _ = self._state()
+        _, session, _, _ = self._state()
         self.calls += 1
         try:
             async with session.post(server.url + path, json=body) as resp:
@@ -184,16 +187,34 @@ class OpenAIEngine(Engine):
 
     async def _request(self, req: Request, n: int, seed: int | None) -> tuple[list[Completion], int, int, _Server]:
         path, body = self._body(req, n, seed)
+        if n > 1 and await self._all_vllm():
+            body.setdefault("return_token_ids", True)  # exact per-completion token counts
         data, attempts, server = await self._post(path, body)
         usage = data.get("usage") or {}
         choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
         total = usage.get("completion_tokens")
         if len(choices) == 1 and total is not None:
             count = lambda _text: total  # noqa: E731 - usage is exact for one choice
-        else:
+        elif self.tokenizer_name is not None:
             count = self._count_tokens
+        else:  # no tokenizer to count with: share the reported total out evenly
+            count = lambda _text: round((total or 0) / max(len(choices), 1))  # noqa: E731
         comps = [self._completion(c, req.params, count) for c in choices]
         return comps, int(usage.get("prompt_tokens") or 0), attempts, server
+
+    async def _all_vllm(self) -> bool:
+        """Whether every server is vLLM (asked once per server at its /version endpoint)."""
+        _, session, _, lock = self._state()
+        async with lock:
+            for s in self.servers:
+                if s.is_vllm is None:
+                    try:
+                        async with session.get(s.url.removesuffix("/v1") + "/version",
+                                               timeout=aiohttp.ClientTimeout(total=5)) as r:
+                            s.is_vllm = r.status == 200 and "version" in await r.json(content_type=None)
+                    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, TypeError):
+                        s.is_vllm = False
+        return all(s.is_vllm for s in self.servers)
 
     def _count_tokens(self, text: str) -> int:
         try:
@@ -203,7 +224,7 @@ class OpenAIEngine(Engine):
 
     async def agenerate(self, request: Request) -> Result:
         """One request, concurrently with others on the same event loop (bounded in flight)."""
-        _, _, sem = self._state()
+        _, _, sem, _ = self._state()
         p, t0 = request.params, time.perf_counter()
         native = self.n_mode != "parallel"
         async with sem:
@@ -233,7 +254,7 @@ class OpenAIEngine(Engine):
 
     async def check_ready(self) -> None:
         """Fail fast, with a clear message, when no base URL answers /models."""
-        _, session, _ = self._state()
+        _, session, _, _ = self._state()
         errors = []
         for s in self.servers:
             for attempt in range(3):
@@ -301,7 +322,7 @@ class OpenAIEngine(Engine):
         await self._close_loop_session()
 
     def close(self) -> None:
-        for loop, session, _ in list(self._sessions.values()):
+        for loop, session, _, _ in list(self._sessions.values()):
             if not loop.is_closed() and not loop.is_running():
                 loop.run_until_complete(session.close())
         self._sessions.clear()

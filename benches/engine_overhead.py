@@ -1,0 +1,265 @@
+"""How much throughput does parafuse's `openai` engine cost over a bare asyncio client?
+
+One local vLLM OpenAI server (tiny random model) answers the same workload twice per
+repetition: once through `make_engine("openai", ...)`, once through a minimal hand-written
+aiohttp client (one session, a semaphore, post, parse JSON). Both send the same request
+bodies at the same concurrency, so the difference is the engine's own overhead (retry
+bookkeeping, thread and queue hand-off, result objects). The order alternates between
+repetitions and medians are compared, so a slow start or a noisy neighbour does not favour
+one side.
+
+Prints progress and a table on stderr, then exactly one JSON line on stdout:
+`ratio` = parafuse requests/s over raw client requests/s; `target` = the ratio we aim for.
+
+    .venv/bin/python benches/engine_overhead.py                      # 256 requests, 32 in flight
+    .venv/bin/python benches/engine_overhead.py --requests 64 --repetitions 1   # quick check
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import aiohttp
+
+from reasoning.engines import make_engine
+from reasoning.testing.servers import start_vllm_server
+from reasoning.types import Failure, Request, SamplingParams
+
+SERVED_NAME = "parafuse-tiny"
+WORDS = "apples cost price hours minutes speed distance area total sum product step path case".split()
+
+
+def log(msg: str) -> None:
+    """Progress goes to stderr: stdout carries only the final JSON line."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Throughput of parafuse's openai engine against a minimal aiohttp client, both talking "
+                    "to one local vLLM server with the same requests at the same concurrency. Ends with one "
+                    "JSON line on stdout: ratio = parafuse requests/s / raw client requests/s.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default=None,
+                   help="model directory to serve; by default a tiny random model is built into a temp dir")
+    p.add_argument("--requests", type=int, default=256, help="requests per timed run (each side, each repetition)")
+    p.add_argument("--concurrency", type=int, default=32, help="requests in flight at once, on both sides")
+    p.add_argument("--max-tokens", type=int, default=64, help="completion length of every request")
+    p.add_argument("--api", choices=("chat", "completions"), default="chat",
+                   help="chat: /v1/chat/completions with messages; completions: /v1/completions with raw text")
+    p.add_argument("--no-ignore-eos", dest="ignore_eos", action="store_false",
+                   help="let completions end at EOS (by default vLLM's ignore_eos makes every one max-tokens long, "
+                        "so both sides generate exactly the same number of tokens)")
+    p.add_argument("--repetitions", type=int, default=3,
+                   help="timed runs per side; the order alternates and medians are compared")
+    p.add_argument("--warmup", type=int, default=8, help="untimed requests each side sends first")
+    p.add_argument("--max-model-len", type=int, default=1024, help="the server's --max-model-len")
+    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for the vLLM server, repeatable (e.g. --server-arg=--enforce-eager)")
+    p.add_argument("--target", type=float, default=0.95, help="the ratio parafuse should reach")
+    args = p.parse_args(argv)
+    for name in ("requests", "concurrency", "max_tokens", "repetitions"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    return args
+
+
+# ---- workload ---------------------------------------------------------------------------------
+def make_requests(count: int, max_tokens: int, api: str, seed: int = 0) -> list[Request]:
+    """Distinct prompts (no prefix-cache hits between them), n=1, temperature 1, fixed length."""
+    rng = random.Random(seed)
+    params = SamplingParams(n=1, temperature=1.0, max_tokens=max_tokens)
+    out = []
+    for i in range(count):
+        a, b = rng.randint(0, 999), rng.randint(0, 999)
+        text = f"Request {i}: {' '.join(rng.choices(WORDS, k=6))}. What is {a} + {b}?"
+        if api == "chat":
+            out.append(Request(messages=({"role": "user", "content": text},), params=params, id=str(i)))
+        else:
+            out.append(Request(prompt=text, params=params, id=str(i)))
+    return out
+
+
+def extra_body(ignore_eos: bool) -> dict:
+    """vLLM-only fields both sides send: ignore_eos pins every completion to max_tokens."""
+    return {"ignore_eos": True} if ignore_eos else {}
+
+
+def raw_body(req: Request, extra: dict) -> tuple[str, dict]:
+    """The same JSON body the openai engine sends for `req`, written out by hand."""
+    p = req.params
+    body = {"model": SERVED_NAME, "n": p.n, "temperature": p.temperature, "top_p": p.top_p,
+            "max_tokens": p.max_tokens, **extra}
+    if req.messages is not None:
+        return "/chat/completions", {**body, "messages": [dict(m) for m in req.messages]}
+    return "/completions", {**body, "prompt": req.prompt}
+
+
+# ---- the two clients --------------------------------------------------------------------------
+@dataclass
+class Run:
+    """One timed pass of one client over the whole workload."""
+
+    client: str
+    seconds: float
+    requests: int
+    failures: int
+    completion_tokens: int
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.seconds
+
+
+def run_parafuse(url: str, requests: list[Request], concurrency: int, extra: dict) -> Run:
+    """Through the public engine API, as a user would: make_engine + iter_results."""
+    engine = make_engine("openai", SERVED_NAME, base_url=url, max_concurrency=concurrency, extra_body=extra)
+    t0 = time.perf_counter()
+    tokens = failures = 0
+    try:
+        for _, res in engine.iter_results(requests):
+            if isinstance(res, Failure):
+                failures += 1
+            else:
+                tokens += res.completion_tokens
+        seconds = time.perf_counter() - t0
+    finally:
+        engine.close()
+    return Run("parafuse", seconds, len(requests), failures, tokens)
+
+
+async def _raw_all(url: str, bodies: list[tuple[str, dict]], concurrency: int) -> list[tuple[str, int] | None]:
+    sem = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+
+        async def one(path: str, body: dict) -> tuple[str, int] | None:
+            async with sem:
+                async with session.post(url + path, json=body) as resp:
+                    if resp.status != 200:
+                        return None
+                    data = await resp.json()
+            choice = data["choices"][0]
+            text = choice["text"] if "text" in choice else choice["message"]["content"]
+            return text, data["usage"]["completion_tokens"]
+
+        return await asyncio.gather(*(one(path, body) for path, body in bodies))
+
+
+def run_raw(url: str, requests: list[Request], concurrency: int, extra: dict) -> Run:
+    """The floor to compare against: the least a correct asyncio client has to do."""
+    bodies = [raw_body(r, extra) for r in requests]
+    t0 = time.perf_counter()
+    results = asyncio.run(_raw_all(url, bodies, concurrency))
+    seconds = time.perf_counter() - t0
+    done = [r for r in results if r is not None]
+    return Run("raw", seconds, len(requests), len(results) - len(done), sum(t for _, t in done))
+
+
+CLIENTS = {"parafuse": run_parafuse, "raw": run_raw}
+
+
+# ---- driver -----------------------------------------------------------------------------------
+def measure(url: str, args: argparse.Namespace) -> dict[str, list[Run]]:
+    """Warm both clients up, then alternate which goes first in each repetition."""
+    extra = extra_body(args.ignore_eos)
+    warm = make_requests(args.warmup, args.max_tokens, args.api, seed=1) if args.warmup else []
+    for name, client in CLIENTS.items():
+        if warm:
+            client(url, warm, args.concurrency, extra)
+            log(f"warmed up {name} with {len(warm)} requests")
+    requests = make_requests(args.requests, args.max_tokens, args.api)
+    runs: dict[str, list[Run]] = {name: [] for name in CLIENTS}
+    for rep in range(args.repetitions):
+        order = list(CLIENTS) if rep % 2 == 0 else list(CLIENTS)[::-1]
+        for name in order:
+            run = CLIENTS[name](url, requests, args.concurrency, extra)
+            runs[name].append(run)
+            log(f"rep {rep + 1}/{args.repetitions} {name:>8}: {run.seconds:7.2f} s  "
+                f"{run.requests_per_s:8.2f} req/s  {run.tokens_per_s:9.1f} tok/s  "
+                f"tokens={run.completion_tokens} failures={run.failures}")
+    return runs
+
+
+def summarize(runs: dict[str, list[Run]], args: argparse.Namespace, server_start_s: float) -> dict:
+    """Medians per client, the ratio, and the checks that make the comparison valid."""
+    med = {name: {"requests_per_s": statistics.median(r.requests_per_s for r in rs),
+                  "tokens_per_s": statistics.median(r.tokens_per_s for r in rs),
+                  "seconds": statistics.median(r.seconds for r in rs)}
+           for name, rs in runs.items()}
+    tokens = {name: [r.completion_tokens for r in rs] for name, rs in runs.items()}
+    failures = {name: sum(r.failures for r in rs) for name, rs in runs.items()}
+    ratio = med["parafuse"]["requests_per_s"] / med["raw"]["requests_per_s"]
+    return {
+        "bench": "engine_overhead",
+        "ratio": round(ratio, 4),
+        "target": args.target,
+        "ratio_means": "parafuse openai engine requests/s / raw aiohttp client requests/s (medians)",
+        "meets_target": ratio >= args.target,
+        "parafuse": {k: round(v, 3) for k, v in med["parafuse"].items()},
+        "raw": {k: round(v, 3) for k, v in med["raw"].items()},
+        "tokens_ratio": round(med["parafuse"]["tokens_per_s"] / med["raw"]["tokens_per_s"], 4),
+        "completion_tokens": tokens,
+        "tokens_match": len({t for ts in tokens.values() for t in ts}) == 1,
+        "failures": failures,
+        "runs": {name: [asdict(r) for r in rs] for name, rs in runs.items()},
+        "workload": {"requests": args.requests, "concurrency": args.concurrency, "max_tokens": args.max_tokens,
+                     "api": args.api, "n": 1, "temperature": 1.0, "ignore_eos": args.ignore_eos,
+                     "repetitions": args.repetitions, "warmup": args.warmup},
+        "server_start_s": round(server_start_s, 2),
+    }
+
+
+def print_table(summary: dict) -> None:
+    log(f"\n{'client':>10} {'req/s':>10} {'tok/s':>10} {'median s':>10}")
+    for name in CLIENTS:
+        m = summary[name]
+        log(f"{name:>10} {m['requests_per_s']:10.2f} {m['tokens_per_s']:10.1f} {m['seconds']:10.2f}")
+    log(f"ratio {summary['ratio']:.3f} (target {summary['target']}); completion tokens per run "
+        f"{summary['completion_tokens']}; tokens match: {summary['tokens_match']}")
+
+
+def tiny_model_dir(workdir: str) -> str:
+    from reasoning.tiny_model import build_tiny_model
+
+    t0 = time.perf_counter()
+    out = build_tiny_model(Path(workdir) / "tiny-model")
+    log(f"built the tiny model in {time.perf_counter() - t0:.1f} s: {out}")
+    return str(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="parafuse-bench-") as workdir:
+        model = args.model or tiny_model_dir(workdir)
+        t0 = time.perf_counter()
+        server = start_vllm_server(model, served_name=SERVED_NAME, max_model_len=args.max_model_len,
+                                   extra_args=args.server_arg, log_dir=os.path.join(workdir, "logs"))
+        try:
+            server.wait()
+            start_s = time.perf_counter() - t0
+            log(f"vLLM server up in {start_s:.1f} s at {server.url}")
+            runs = measure(server.url, args)
+        finally:
+            server.stop()
+    summary = summarize(runs, args, start_s)
+    print_table(summary)
+    print(json.dumps(summary), flush=True)
+    # The numbers are only comparable when both sides did all the work.
+    return 0 if not any(summary["failures"].values()) and (summary["tokens_match"] or not args.ignore_eos) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

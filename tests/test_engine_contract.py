@@ -1,0 +1,112 @@
+"""The Engine contract, run against every engine on the tiny model.
+
+hf and vllm run in-process; openai runs against real servers started by the fixtures
+(vLLM's OpenAI server and `transformers serve`). The tiny model has random weights, so the
+tests assert structure, limits, stops, seeds and usage, never particular words.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from reasoning.types import Failure, Request, Result, SamplingParams
+
+pytestmark = pytest.mark.slow
+
+CHAT = ({"role": "user", "content": "What is 12 + 30? Answer briefly."},)
+
+
+def chat(n=1, **kw) -> Request:
+    return Request(messages=CHAT, params=SamplingParams(n=n, **kw))
+
+
+def test_chat_request_returns_n_completions_with_usage(engine):
+    r = engine.generate_one(chat(n=3, max_tokens=12, seed=1))
+    assert isinstance(r, Result)
+    assert len(r.completions) == 3
+    assert r.prompt_tokens == len(engine.tokenizer(engine.render_chat(CHAT), add_special_tokens=False)["input_ids"])
+    assert r.latency_s > 0
+    for c in r.completions:
+        assert c.finish_reason in ("stop", "length")
+        assert 0 < c.tokens <= 12 or (c.tokens == 0 and c.finish_reason == "stop")
+    assert r.completion_tokens == sum(c.tokens for c in r.completions)
+
+
+def test_completion_without_stop_runs_to_max_tokens(engine):
+    r = engine.generate_one(chat(n=2, max_tokens=9, seed=2))
+    lengths = [c for c in r.completions if c.finish_reason == "length"]
+    assert lengths, "a random model almost never emits EOS within 9 tokens"
+    assert all(c.tokens == 9 for c in lengths)
+
+
+def test_same_seed_same_output_and_other_seed_differs(engine):
+    a = engine.generate_one(chat(n=2, max_tokens=16, seed=123))
+    b = engine.generate_one(chat(n=2, max_tokens=16, seed=123))
+    c = engine.generate_one(chat(n=2, max_tokens=16, seed=999))
+    assert a.texts == b.texts
+    assert a.texts != c.texts
+
+
+def test_samples_of_one_request_differ(engine):
+    r = engine.generate_one(chat(n=4, max_tokens=16, seed=5))
+    assert len(set(r.texts)) > 1
+
+
+def test_raw_continuation_of_rendered_chat_matches_chat(engine):
+    """Rendering the chat template ourselves and continuing it as raw text is the same prompt."""
+    rendered = engine.render_chat(CHAT)
+    via_chat = engine.generate_one(chat(max_tokens=10, temperature=0))
+    via_raw = engine.generate_one(Request(prompt=rendered, params=SamplingParams(max_tokens=10, temperature=0)))
+    assert via_raw.prompt_tokens == via_chat.prompt_tokens
+    # `transformers serve` strips whitespace around chat replies (not raw completions).
+    assert [t.strip() for t in via_raw.texts] == [t.strip() for t in via_chat.texts]
+    assert via_raw.completions[0].tokens == via_chat.completions[0].tokens
+
+
+def test_raw_continuation_extends_a_partial_assistant_turn(engine):
+    partial = engine.render_chat(CHAT) + "Let me think. <Parallel><Path>"
+    r = engine.generate_one(Request(prompt=partial, params=SamplingParams(max_tokens=6, temperature=0)))
+    base = engine.generate_one(Request(prompt=engine.render_chat(CHAT), params=SamplingParams(max_tokens=6,
+                                                                                            temperature=0)))
+    assert r.prompt_tokens > base.prompt_tokens
+    assert r.completions[0].tokens > 0
+
+
+@pytest.mark.parametrize("include", [False, True])
+def test_stop_strings_end_completions_and_are_reported(engine, include):
+    stops = ("1", "5")
+    r = engine.generate_one(chat(n=8, max_tokens=48, seed=7, stop=stops, include_stop_str_in_output=include))
+    reported = [c for c in r.completions if c.stop_string is not None]
+    assert len(reported) >= 4, "digits are frequent in the tiny model's output; most samples hit one"
+    for c in r.completions:
+        body = c.text[: -len(c.stop_string)] if (include and c.stop_string) else c.text
+        assert not any(s in body for s in stops), (c.text, c.stop_string)
+        if c.stop_string is not None:
+            assert c.stop_string in stops
+            assert c.finish_reason == "stop"
+            assert c.text.endswith(c.stop_string) == include
+
+
+def test_iter_results_yields_every_request_once(engine):
+    reqs = [chat(n=1, max_tokens=4, seed=i) for i in range(6)]
+    seen = [i for i, r in engine.iter_results(reqs) if isinstance(r, Result)]
+    assert sorted(seen) == list(range(6))
+
+
+def test_agenerate_runs_requests_concurrently_to_completion(engine):
+    async def main():
+        try:
+            return await asyncio.gather(*(engine.agenerate(chat(max_tokens=4, seed=i)) for i in range(4)))
+        finally:
+            if hasattr(engine, "aclose"):
+                await engine.aclose()  # the HTTP session belongs to this loop
+
+    results = asyncio.run(main())
+    assert len(results) == 4 and all(not isinstance(r, Failure) and r.completions for r in results)
+
+
+def test_greedy_is_deterministic_without_seed(engine):
+    a = engine.generate_one(chat(max_tokens=8, temperature=0))
+    b = engine.generate_one(chat(max_tokens=8, temperature=0))
+    assert a.texts == b.texts
