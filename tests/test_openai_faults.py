@@ -27,10 +27,10 @@ N_FAULTY = 200
 MAX_TOKENS = 8
 
 
-def make_requests(n: int, tag: str = "question", **params) -> list[Request]:
+def make_requests(count: int, tag: str = "question", **params) -> list[Request]:
     params = {"max_tokens": MAX_TOKENS, **params}
     return [Request(messages=({"role": "user", "content": f"{tag} {i}: what is {i} + {i}?"},),
-                    params=SamplingParams(seed=i, **params), id=f"{tag}-{i}") for i in range(n)]
+                    params=SamplingParams(seed=i, **params), id=f"{tag}-{i}") for i in range(count)]
 
 
 def faulty_engine(url, **kw) -> OpenAIEngine:

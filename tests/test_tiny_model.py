@@ -1,0 +1,48 @@
+"""The tiny local model: offline loading, tags as single non-special tokens, chat template."""
+from __future__ import annotations
+
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from reasoning.formats.tags import ALL_TAGS, PARALLEL_R1, PARATHINKER, THREADWEAVER
+
+
+def test_every_format_tag_is_one_token_that_survives_skip_special_tokens(tiny_model):
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    assert set(PARALLEL_R1) | set(THREADWEAVER) | set(PARATHINKER) <= set(ALL_TAGS)
+    for tag in ALL_TAGS:
+        ids = tok.encode(tag, add_special_tokens=False)
+        assert len(ids) == 1, tag
+        assert tok.decode(ids, skip_special_tokens=True) == tag
+    text = "a<Parallel><Path>x</Path><Path>y</Path></Parallel><Summary>z</Summary>"
+    assert tok.decode(tok.encode(text, add_special_tokens=False), skip_special_tokens=True) == text
+
+
+def test_model_loads_offline_and_is_qwen3_with_head_dim_for_vllm(tiny_model):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    cfg = model.config
+    assert cfg.model_type == "qwen3"
+    assert cfg.head_dim >= 32
+    assert cfg.vocab_size == len(AutoTokenizer.from_pretrained(tiny_model))
+    assert model.generation_config.do_sample is True  # transformers serve samples only if asked
+
+
+def test_chat_template_marks_assistant_text_for_trl(tiny_model):
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "<Path>yo</Path>"}]
+    out = tok.apply_chat_template(msgs, return_dict=True, return_assistant_tokens_mask=True)
+    mask = out["assistant_masks"]
+    assistant_ids = [i for i, m in zip(out["input_ids"], mask) if m]
+    assert tok.decode(assistant_ids) == "<Path>yo</Path><|im_end|>"
+    prompt = tok.apply_chat_template(msgs[:1], tokenize=False, add_generation_prompt=True)
+    assert prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_cli_builds_a_model_that_generates(tmp_path):
+    from parafuse.cli import main
+    from reasoning.engines import make_engine
+    from reasoning.types import Request, SamplingParams
+
+    assert main(["model", "tiny", str(tmp_path / "m"), "--seed", "3"]) == 0
+    eng = make_engine("hf", str(tmp_path / "m"))
+    r = eng.generate_one(Request(prompt="Question:", params=SamplingParams(max_tokens=5, temperature=0)))
+    assert r.completions[0].tokens == 5
