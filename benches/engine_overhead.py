@@ -35,7 +35,8 @@ from reasoning.testing.servers import start_vllm_server
 from reasoning.types import Failure, Request, SamplingParams
 
 SERVED_NAME = "parafuse-tiny"
-WORDS = "apples cost price hours minutes speed distance area total sum product step path case".split()
+WORDS = ("apples", "cost", "price", "hours", "minutes", "speed", "distance", "area", "total", "sum", "product",
+         "step", "path", "case")
 
 
 def log(msg: str) -> None:
@@ -114,6 +115,7 @@ class Run:
     requests: int
     failures: int
     completion_tokens: int
+    cpu_seconds: float  # this process's CPU time (all threads): the client's own cost, less noisy than wall time
 
     @property
     def requests_per_s(self) -> float:
@@ -127,7 +129,7 @@ class Run:
 def run_parafuse(url: str, requests: list[Request], concurrency: int, extra: dict) -> Run:
     """Through the public engine API, as a user would: make_engine + iter_results."""
     engine = make_engine("openai", SERVED_NAME, base_url=url, max_concurrency=concurrency, extra_body=extra)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tokens = failures = 0
     try:
         for _, res in engine.iter_results(requests):
@@ -135,10 +137,10 @@ def run_parafuse(url: str, requests: list[Request], concurrency: int, extra: dic
                 failures += 1
             else:
                 tokens += res.completion_tokens
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
         engine.close()
-    return Run("parafuse", seconds, len(requests), failures, tokens)
+    return Run("parafuse", seconds, len(requests), failures, tokens, cpu)
 
 
 async def _raw_all(url: str, bodies: list[tuple[str, dict]], concurrency: int) -> list[tuple[str, int] | None]:
@@ -146,11 +148,10 @@ async def _raw_all(url: str, bodies: list[tuple[str, dict]], concurrency: int) -
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
 
         async def one(path: str, body: dict) -> tuple[str, int] | None:
-            async with sem:
-                async with session.post(url + path, json=body) as resp:
-                    if resp.status != 200:
-                        return None
-                    data = await resp.json()
+            async with sem, session.post(url + path, json=body) as resp:
+                if resp.status != 200:
+                    return None
+                data = await resp.json()
             choice = data["choices"][0]
             text = choice["text"] if "text" in choice else choice["message"]["content"]
             return text, data["usage"]["completion_tokens"]
@@ -161,11 +162,11 @@ async def _raw_all(url: str, bodies: list[tuple[str, dict]], concurrency: int) -
 def run_raw(url: str, requests: list[Request], concurrency: int, extra: dict) -> Run:
     """The floor to compare against: the least a correct asyncio client has to do."""
     bodies = [raw_body(r, extra) for r in requests]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     results = asyncio.run(_raw_all(url, bodies, concurrency))
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     done = [r for r in results if r is not None]
-    return Run("raw", seconds, len(requests), len(results) - len(done), sum(t for _, t in done))
+    return Run("raw", seconds, len(requests), len(results) - len(done), sum(t for _, t in done), cpu)
 
 
 CLIENTS = {"parafuse": run_parafuse, "raw": run_raw}
@@ -189,7 +190,7 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, list[Run]]:
             runs[name].append(run)
             log(f"rep {rep + 1}/{args.repetitions} {name:>8}: {run.seconds:7.2f} s  "
                 f"{run.requests_per_s:8.2f} req/s  {run.tokens_per_s:9.1f} tok/s  "
-                f"tokens={run.completion_tokens} failures={run.failures}")
+                f"client cpu {run.cpu_seconds:5.2f} s  tokens={run.completion_tokens} failures={run.failures}")
     return runs
 
 
@@ -197,7 +198,8 @@ def summarize(runs: dict[str, list[Run]], args: argparse.Namespace, server_start
     """Medians per client, the ratio, and the checks that make the comparison valid."""
     med = {name: {"requests_per_s": statistics.median(r.requests_per_s for r in rs),
                   "tokens_per_s": statistics.median(r.tokens_per_s for r in rs),
-                  "seconds": statistics.median(r.seconds for r in rs)}
+                  "seconds": statistics.median(r.seconds for r in rs),
+                  "client_cpu_s": statistics.median(r.cpu_seconds for r in rs)}
            for name, rs in runs.items()}
     tokens = {name: [r.completion_tokens for r in rs] for name, rs in runs.items()}
     failures = {name: sum(r.failures for r in rs) for name, rs in runs.items()}
@@ -223,10 +225,11 @@ def summarize(runs: dict[str, list[Run]], args: argparse.Namespace, server_start
 
 
 def print_table(summary: dict) -> None:
-    log(f"\n{'client':>10} {'req/s':>10} {'tok/s':>10} {'median s':>10}")
+    log(f"\n{'client':>10} {'req/s':>10} {'tok/s':>10} {'median s':>10} {'client cpu s':>13}")
     for name in CLIENTS:
         m = summary[name]
-        log(f"{name:>10} {m['requests_per_s']:10.2f} {m['tokens_per_s']:10.1f} {m['seconds']:10.2f}")
+        log(f"{name:>10} {m['requests_per_s']:10.2f} {m['tokens_per_s']:10.1f} {m['seconds']:10.2f} "
+            f"{m['client_cpu_s']:13.3f}")
     log(f"ratio {summary['ratio']:.3f} (target {summary['target']}); completion tokens per run "
         f"{summary['completion_tokens']}; tokens match: {summary['tokens_match']}")
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
-from reasoning.engines import add_engine_args, engine_from_args
-from reasoning.types import InputError, SamplingParams
+from reasoning.engines import add_engine_args, engine_from_args, engine_identity
+from reasoning.types import SamplingParams
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -84,21 +83,27 @@ def cmd_generate(a: argparse.Namespace) -> int:
     from prompts import PromptLibrary
     from reasoning.inputs import requests_from_jsonl
     from reasoning.runner import run_requests
-    from reasoning.store import GenerationStore
+    from reasoning.store import GenerationStore, request_key
 
     library = PromptLibrary(a.prompts_dir) if (a.template or a.prompts_dir) else None
     requests = requests_from_jsonl(a.input, sampling_from_args(a), template=a.template, library=library,
                                    system=a.system)
     store = GenerationStore(a.out)
+    kind, model = engine_identity(a.engine, a.model)
+    keys = [request_key(kind, model, r) for r in requests]
+    if all(k in store for k in keys):  # nothing to do: do not pay for loading a model
+        store.compact(keys)
+        store.close()
+        print(f"{len(requests)} requests: {len(requests)} ok ({len(requests)} already in the store), 0 failed; "
+              f"nothing to generate", file=sys.stderr)
+        return 0
     engine = engine_from_args(a)
     try:
         if a.engine == "openai":
             asyncio.run(_ready(engine))
         results, summary = run_requests(engine, requests, store, progress=not a.no_progress)
         if summary.failed == 0:
-            from reasoning.store import request_key
-
-            store.compact([request_key(engine.kind, engine.model, r) for r in requests])
+            store.compact(keys)
     finally:
         store.close()
         engine.close()
@@ -116,10 +121,3 @@ async def _ready(engine) -> None:
         await engine.check_ready()
     finally:
         await engine.aclose()
-
-
-def _ensure_path(p: str) -> Path:
-    path = Path(p)
-    if not path.exists():
-        raise InputError(f"{p} does not exist")
-    return path

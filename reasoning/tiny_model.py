@@ -62,7 +62,7 @@ def build_tiny_model(out_dir: str | Path, vocab_size: int = 2048, hidden_size: i
     bpe.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(ALL_TAGS), min_frequency=1, special_tokens=SPECIAL,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    bpe.train_from_iterator(_corpus(3000, seed), trainer)
+    bpe.train_from_iterator(_corpus(1200, seed), trainer)
     bpe.add_tokens([AddedToken(t, special=False, normalized=False) for t in ALL_TAGS])
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                   bos_token=None, unk_token=None)

@@ -29,8 +29,9 @@ def write_inputs(path, n: int) -> dict[str, str]:
 
 
 def cli(url: str, tmp_path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "parafuse.cli", "reason", "generate", "--engine", "openai", "--model", "fake",
-            "--base-url", url, "--input", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl"),
+    return [sys.executable, "-m", "parafuse.cli", "reason", "generate", "--engine", "openai",
+            "--model", "fake", "--base-url", url,
+            "--input", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl"),
             "--max-concurrency", str(CONCURRENCY), "--max-tokens", "8", "--no-progress", *extra]
 
 
@@ -82,7 +83,8 @@ def test_sigkill_then_rerun_loses_nothing_and_resends_only_in_flight(tmp_path):
         finished = {r["id"] for r in finished_rows(out) if r["status"] == "ok"}
         before = calls_per_prompt(server)
         t0 = time.perf_counter()
-        rerun = subprocess.run(cli(server.url, tmp_path), capture_output=True, text=True, timeout=120)
+        rerun = subprocess.run(cli(server.url, tmp_path), check=False, capture_output=True, text=True,
+                               timeout=120)
         rerun_s = time.perf_counter() - t0
         after = calls_per_prompt(server)
     assert proc.returncode == -signal.SIGKILL
@@ -104,13 +106,13 @@ def test_failed_requests_are_recorded_then_retried_exactly_once(tmp_path):
     prompts = write_inputs(tmp_path / "in.jsonl", N_PROMPTS)
     out = tmp_path / "out.jsonl"
     with FaultServer(fault_rate=0.3, kinds=("500",), seed=13) as server:
-        first = subprocess.run(cli(server.url, tmp_path, "--max-retries", "0"), capture_output=True, text=True,
-                               timeout=120)
+        first = subprocess.run(cli(server.url, tmp_path, "--max-retries", "0"), check=False,
+                               capture_output=True, text=True, timeout=120)
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         before = calls_per_prompt(server)
         server.fault_rate = 0.0
-        second = subprocess.run(cli(server.url, tmp_path, "--max-retries", "0"), capture_output=True,
-                                text=True, timeout=120)
+        second = subprocess.run(cli(server.url, tmp_path, "--max-retries", "0"), check=False,
+                                capture_output=True, text=True, timeout=120)
         after = calls_per_prompt(server)
     assert first.returncode == 1, first.stderr
     assert "status=error" in first.stderr and "rerun the same command" in first.stderr

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -19,7 +21,7 @@ import pytest
 from reasoning.engines.openai_engine import OpenAIEngine
 from reasoning.runner import run_requests
 from reasoning.store import GenerationStore
-from reasoning.testing.fault_server import FAULT_KINDS, COMPLETION_PATHS, FaultServer, echo_text
+from reasoning.testing.fault_server import COMPLETION_PATHS, FAULT_KINDS, FaultServer, echo_text
 from reasoning.testing.servers import free_port
 from reasoning.types import Failure, Request, Result, SamplingParams
 
@@ -36,7 +38,8 @@ def make_requests(count: int, tag: str = "question", **params) -> list[Request]:
 def faulty_engine(url, **kw) -> OpenAIEngine:
     """Client timeout well under the server's hang, tiny back-off, and retries enough that a
     request fails only if ~9 attempts in a row are faulted."""
-    opts = {"timeout": 1.0, "max_retries": 8, "backoff_base": 0.01, "backoff_max": 0.05, "max_concurrency": 64}
+    opts = {"timeout": 1.0, "max_retries": 8, "backoff_base": 0.01, "backoff_max": 0.05,
+            "max_concurrency": 64}
     return OpenAIEngine("fake", base_url=url, **{**opts, **kw})
 
 
@@ -48,10 +51,11 @@ def expected_text(req: Request, seed: int, index: int = 0) -> str:
     return echo_text(req.messages[-1]["content"], seed, index, req.params.max_tokens)[0]
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "parafuse.cli", "reason", "generate", "--engine", "openai", "--model", "fake",
-           "--no-progress", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
+    cmd = [sys.executable, "-m", "parafuse.cli", "reason", "generate", "--engine", "openai",
+           "--model", "fake", "--no-progress", *args]
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
 
 
 def write_inputs(path, n: int, tag: str = "p") -> list[str]:
@@ -101,9 +105,9 @@ def test_every_request_ends_exactly_once_under_all_fault_kinds():
 def test_store_has_one_row_per_request_under_faults(tmp_path):
     reqs = make_requests(N_FAULTY, tag="stored")
     out = tmp_path / "out.jsonl"
-    with FaultServer(fault_rate=0.2, kinds=FAULT_KINDS, seed=11, hang_s=3.0) as server:
-        with GenerationStore(out) as store:
-            results, summary = run_requests(faulty_engine(server.url), reqs, store, progress=False)
+    with FaultServer(fault_rate=0.2, kinds=FAULT_KINDS, seed=11, hang_s=3.0) as server, \
+            GenerationStore(out) as store:
+        results, summary = run_requests(faulty_engine(server.url), reqs, store, progress=False)
     rows = read_rows(out)  # raises on any line that is not JSON
     assert len(rows) == N_FAULTY
     assert sorted(r["id"] for r in rows) == sorted(r.id for r in reqs)
@@ -125,6 +129,54 @@ def test_proxy_mode_puts_faults_in_front_of_an_upstream():
     # Only faults that spoil an answer (rather than replace it) reach the upstream.
     assert len(back) == sum(c["fault"] in (None, "truncated") for c in front)
     assert any(c["faulted"] for c in front)
+
+
+@pytest.fixture
+def not_http_url():
+    """A port that answers every request with bytes that are not HTTP (a broken proxy)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # closed at teardown
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"GARBAGE NOT HTTP\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    listener.close()
+
+
+def test_a_reply_that_is_not_http_is_retried_then_a_failure_never_lost(not_http_url):
+    engine = faulty_engine(not_http_url, max_retries=2)
+    seen = list(engine.iter_results(make_requests(5, tag="garbage")))
+    assert sorted(i for i, _ in seen) == list(range(5))
+    for _, r in seen:
+        assert isinstance(r, Failure) and "gave up after 3 attempts" in r.error, r
+    assert engine.calls == 15
+
+
+def test_an_unforeseen_error_ends_its_request_instead_of_losing_it(monkeypatch):
+    reqs = make_requests(10, tag="unforeseen")
+    with FaultServer() as server:
+        engine = faulty_engine(server.url)
+        real = engine.agenerate_safe
+
+        async def breaks_on_three(request):
+            if request.id == reqs[3].id:
+                raise KeyError("no such field")
+            return await real(request)
+
+        monkeypatch.setattr(engine, "agenerate_safe", breaks_on_three)
+        outcomes = dict(engine.iter_results(reqs))
+    assert sorted(outcomes) == list(range(10))
+    assert isinstance(outcomes[3], Failure) and "KeyError" in outcomes[3].error
+    assert outcomes[3].request_id == reqs[3].id
+    assert all(isinstance(outcomes[i], Result) for i in range(10) if i != 3)
 
 
 # ---- several base URLs -----------------------------------------------------------------------------
@@ -214,7 +266,8 @@ def test_unreachable_server_gives_a_failure_naming_the_url():
 def test_cli_exits_2_when_no_server_answers(tmp_path):
     write_inputs(tmp_path / "in.jsonl", 3)
     url = f"http://127.0.0.1:{free_port()}/v1"
-    proc = run_cli("--base-url", url, "--input", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl"))
+    proc = run_cli("--base-url", url, "--input", str(tmp_path / "in.jsonl"),
+                   "--out", str(tmp_path / "out.jsonl"))
     assert proc.returncode == 2, proc.stderr
     assert f"no OpenAI-compatible server answered at {url}" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -245,9 +298,9 @@ def test_n_completions_whether_or_not_the_server_honours_n(ignore_n):
 def test_fault_server_cli_logs_calls_to_a_file(tmp_path, secret):
     """Tests that run the server in another process read what it saw from --log."""
     log = tmp_path / "calls.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "reasoning.testing.fault_server", "--port", "0", "--mode", "echo",
-                             "--fault-rate", "0.2", "--kinds", "429,500,drop,truncated", "--log", str(log)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = [sys.executable, "-m", "reasoning.testing.fault_server", "--port", "0", "--mode", "echo",
+           "--fault-rate", "0.2", "--kinds", "429,500,drop,truncated", "--log", str(log)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1"), url

@@ -28,6 +28,17 @@ def make_engine(kind: str, model: str, **options: Any) -> Engine:
     return cls(model, **options)
 
 
+def engine_identity(kind: str, model: str) -> tuple[str, str]:
+    """The (engine, model) pair a built engine would key its results by, without building it."""
+    if kind not in ENGINES:
+        raise InputError(f"unknown engine {kind!r}; choose one of: {', '.join(ENGINES)}")
+    if kind == "openai":
+        return kind, model
+    from reasoning.engines.base import check_model
+
+    return kind, check_model(model)
+
+
 def add_engine_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
     """The engine flags every command shares (`--engine`, `--model`, `--base-url`, ...)."""
     g = p.add_argument_group("engine")
@@ -70,4 +81,4 @@ def engine_from_args(args: argparse.Namespace, prefix: str = "") -> Engine:
     )
 
 
-__all__ = ["ENGINES", "Engine", "add_engine_args", "engine_from_args", "make_engine"]
+__all__ = ["ENGINES", "Engine", "add_engine_args", "engine_from_args", "engine_identity", "make_engine"]

@@ -70,7 +70,7 @@ class OpenAIEngine(Engine):
         # Render chat locally only when asked for raw text; a Hub id here is fine for users with the Hub.
         local_tokenizer = tokenizer or (model if Path(model).expanduser().exists() else None)
         super().__init__(model, local_tokenizer)
-        self.tokenizer_name = local_tokenizer  # the base class falls back to `model`, a name only the server knows
+        self.tokenizer_name = local_tokenizer  # not the base's fallback to `model`: only the server knows it
         self.servers = [_Server(normalize_base_url(u)) for u in urls]
         self.api_key_env = api_key_env
         self.max_concurrency, self.timeout = max_concurrency, timeout
@@ -125,7 +125,8 @@ class OpenAIEngine(Engine):
                 if resp.status >= 400:
                     raise RequestRejected(f"HTTP {resp.status} from {server.url}{path}: "
                                           f"{raw[:500].decode('utf-8', 'replace')}")
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as e:
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError,
+                asyncio.TimeoutError) as e:  # ClientResponseError: a reply that is not valid HTTP
             what = "timed out" if isinstance(e, asyncio.TimeoutError) else f"{type(e).__name__}: {e}"
             raise RetryableError(f"{server.url}{path}: {what}") from None
         try:
@@ -279,7 +280,11 @@ class OpenAIEngine(Engine):
 
         async def main():
             async def run(i, r):
-                out.put((i, await self.agenerate_safe(r)))
+                try:
+                    res = await self.agenerate_safe(r)
+                except Exception as e:  # noqa: BLE001 - an unforeseen error still ends the request, never loses it
+                    res = Failure(error=f"{type(e).__name__}: {e}", request_id=r.id)
+                out.put((i, res))
 
             tasks = [asyncio.ensure_future(run(i, r)) for i, r in enumerate(requests)]
             try:

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -106,7 +106,8 @@ class FaultServer:
         self.kinds = tuple(kinds)
         bad = sorted(set(self.kinds) - set(FAULT_KINDS))
         if bad or (fault_rate > 0 and not self.kinds):
-            raise ValueError(f"fault kinds must be a non-empty subset of {FAULT_KINDS}, got {list(self.kinds)}")
+            raise ValueError(f"fault kinds must be a non-empty subset of {FAULT_KINDS}, "
+                             f"got {list(self.kinds)}")
         self.mode, self.fault_rate, self.hang_s, self.delay_s = mode, fault_rate, hang_s, delay_s
         self.upstream = _upstream_base(upstream) if upstream else None
         self.ignore_n, self.model, self.port = ignore_n, model, port
@@ -141,12 +142,20 @@ class FaultServer:
         if self._thread is not None:
             raise RuntimeError("fault server already started")
         sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart may reuse its port at once
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - open until stop()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fault-server", daemon=True)
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._open(sock), self._loop).result(timeout=30)
+        try:
+            asyncio.run_coroutine_threadsafe(self._open(sock), self._loop).result(timeout=30)
+        except BaseException:
+            self.stop()
+            raise
         return self.url
 
     def stop(self) -> None:
@@ -160,7 +169,7 @@ class FaultServer:
             self._loop.close()
             self._thread = self._loop = None
 
-    def __enter__(self) -> "FaultServer":
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -168,9 +177,6 @@ class FaultServer:
         self.stop()
 
     async def _open(self, sock: socket.socket) -> None:
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_path, "a", encoding="utf-8")
         if self.mode == "proxy":
             self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=UPSTREAM_TIMEOUT_S))
         # A short shutdown timeout: requests still "hanging" must not hold up stop().
@@ -239,11 +245,11 @@ class FaultServer:
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         try:
             body = await request.json()
-            if not isinstance(body, dict):
-                raise ValueError("not an object")
         except ValueError as e:
+            body = f"invalid JSON ({e})"
+        if not isinstance(body, dict):
             self._record(request, None, None)
-            return _error(400, f"request body is not a JSON object: {e}")
+            return _error(400, f"request body is not a JSON object: {str(body)[:200]}")
         fault = self._pick_fault()
         self._record(request, body, fault)
         early = await self._early_fault(fault, request)
@@ -281,7 +287,7 @@ class FaultServer:
                 raw = await r.read()
                 return web.Response(body=raw, status=r.status,
                                     content_type=r.content_type or "application/json")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             return _error(502, f"upstream {self.upstream} failed: {type(e).__name__}: {e}")
 
 
@@ -330,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="latency added to every answer, so runs take measurable time (default 0)")
     p.add_argument("--ignore-n", action="store_true",
                    help="echo mode: return one choice whatever `n` asks for, like `transformers serve`")
-    p.add_argument("--model", default="echo", help="echo mode: the model name /v1/models lists (default echo)")
+    p.add_argument("--model", default="echo",
+                   help="echo mode: the model name that /v1/models lists (default echo)")
     p.add_argument("--log", default=None, metavar="FILE",
                    help="append every request received to this JSONL file (it holds Authorization values)")
     return p
