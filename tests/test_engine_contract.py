@@ -110,3 +110,13 @@ def test_greedy_is_deterministic_without_seed(engine):
     a = engine.generate_one(chat(max_tokens=8, temperature=0))
     b = engine.generate_one(chat(max_tokens=8, temperature=0))
     assert a.texts == b.texts
+
+
+def test_a_request_over_the_context_limit_fails_alone(engine, request):
+    if "vllm" not in request.node.callspec.params["engine"]:
+        pytest.skip("only vLLM enforces a context limit (2048 here)")
+    too_long = Request(prompt="1 2 3 4 " * 2000, params=SamplingParams(max_tokens=4))
+    outcomes = engine.generate([chat(max_tokens=4, seed=1), too_long, chat(max_tokens=4, seed=2)])
+    assert isinstance(outcomes[0], Result) and isinstance(outcomes[2], Result)
+    assert isinstance(outcomes[1], Failure)
+    assert "2048" in outcomes[1].error or "context" in outcomes[1].error.lower()

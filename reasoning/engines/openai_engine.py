@@ -221,6 +221,7 @@ class OpenAIEngine(Engine):
         try:
             return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         except InputError:
+            self.tokenizer_name = None  # do not try to load it again for every completion
             return 0
 
     async def agenerate(self, request: Request) -> Result:

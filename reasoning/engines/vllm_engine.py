@@ -80,7 +80,7 @@ class VLLMEngine(Engine):
                 self._next_id += 1
                 try:
                     engine.add_request(rid, self.prompt_text(req), self._params(req.params))
-                except (ValueError, TypeError) as e:  # e.g. a prompt longer than max_model_len
+                except Exception as e:  # noqa: BLE001 - e.g. a prompt longer than max_model_len: its own failure
                     yield i, Failure(error=f"{type(e).__name__}: {e}", request_id=req.id)
                     continue
                 pending[rid] = (i, time.perf_counter(), req)
