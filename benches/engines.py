@@ -205,7 +205,15 @@ def summarize(results: dict[str, Figures], args: argparse.Namespace) -> dict:
                      "temperature": args.temperature, "api": "chat", "openai_concurrency": args.concurrency,
                      "warmup": args.warmup, "max_model_len": args.max_model_len,
                      "enforce_eager": args.enforce_eager},
+        # hf decodes with torch's intra-op threads: its figures drop sharply when other work shares the cores.
+        "environment": {"cpu_count": os.cpu_count(), "torch_threads": torch_threads()},
     }
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def tiny_model_dir(workdir: str) -> str:
@@ -217,11 +225,23 @@ def tiny_model_dir(workdir: str) -> str:
     return str(out)
 
 
+def preload_shared_imports() -> None:
+    """Import torch and transformers before any start-up clock runs.
+
+    Every engine needs them (vllm and openai for their tokenizers too), and building the tiny
+    model imports them anyway; without this, hf's start-up would include them only when
+    --model is given.
+    """
+    import torch  # noqa: F401
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # vLLM logs to stdout by default, and stdout is kept for the one JSON line; vllm is imported
     # lazily (in make_engine), so this still takes effect here, and its engine process inherits it.
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    preload_shared_imports()
     with tempfile.TemporaryDirectory(prefix="parafuse-bench-") as workdir:
         model = args.model or tiny_model_dir(workdir)
         results = {name: bench_engine(name, model, args, workdir) for name in args.engines}

@@ -51,7 +51,7 @@ class SamplingParams:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SamplingParams":
+    def from_dict(cls, d: dict[str, Any]) -> SamplingParams:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -96,7 +96,7 @@ class Request:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Request":
+    def from_dict(cls, d: dict[str, Any]) -> Request:
         params = d.get("params") or {}
         return cls(
             messages=d.get("messages"),
@@ -153,7 +153,7 @@ class Result:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Result":
+    def from_dict(cls, d: dict[str, Any]) -> Result:
         return cls(
             completions=[Completion(**c) for c in d["completions"]],
             prompt_tokens=d["prompt_tokens"],

@@ -115,8 +115,8 @@ class Engine(ABC):
         """Engine settings for provenance. Never includes secrets."""
         return {"engine": self.kind, "model": self.model}
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - engines without resources need not override it
+        """Release the model, worker processes or HTTP sessions."""
 
     def __enter__(self):
         return self

@@ -125,9 +125,10 @@ class OpenAIEngine(Engine):
                 if resp.status >= 400:
                     raise RequestRejected(f"HTTP {resp.status} from {server.url}{path}: "
                                           f"{raw[:500].decode('utf-8', 'replace')}")
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError,
-                asyncio.TimeoutError) as e:  # ClientResponseError: a reply that is not valid HTTP
-            what = "timed out" if isinstance(e, asyncio.TimeoutError) else f"{type(e).__name__}: {e}"
+        # ClientResponseError here means a reply that is not valid HTTP.
+        except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
+                aiohttp.ClientResponseError) as e:
+            what = "timed out" if isinstance(e, TimeoutError) else f"{type(e).__name__}: {e}"
             raise RetryableError(f"{server.url}{path}: {what}") from None
         try:
             data = json.loads(raw)
@@ -213,7 +214,7 @@ class OpenAIEngine(Engine):
                         async with session.get(s.url.removesuffix("/v1") + "/version",
                                                timeout=aiohttp.ClientTimeout(total=5)) as r:
                             s.is_vllm = r.status == 200 and "version" in await r.json(content_type=None)
-                    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, TypeError):
+                    except (TimeoutError, aiohttp.ClientError, ValueError, TypeError):
                         s.is_vllm = False
         return all(s.is_vllm for s in self.servers)
 
@@ -265,7 +266,7 @@ class OpenAIEngine(Engine):
                         if r.status < 500:
                             return
                         errors.append(f"{s.url}: HTTP {r.status}")
-                except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                except (TimeoutError, aiohttp.ClientError) as e:
                     errors.append(f"{s.url}: {type(e).__name__}")
                 await asyncio.sleep(0.2 * 2 ** attempt)
         raise InputError("no OpenAI-compatible server answered at " + ", ".join(s.url for s in self.servers)

@@ -36,7 +36,7 @@ class ServerProcess:
     ready_path: str = "/v1/models"
     extra: dict = field(default_factory=dict)
 
-    def wait(self, timeout: float = 240.0) -> "ServerProcess":
+    def wait(self, timeout: float = 240.0) -> ServerProcess:
         deadline = time.monotonic() + timeout
         base = self.url.removesuffix("/v1")
         while time.monotonic() < deadline:
