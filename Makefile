@@ -18,6 +18,11 @@ else
 	# PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break `import vllm` on CPU.
 	$(PIP) uninstall -y torchvision torchaudio torchcodec
 endif
+	# Headless Chromium for the report-rendering test (Debian's package; skipped where apt is absent).
+	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		apt-get install -y -q chromium >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) || \
+		echo "warning: could not install chromium; the report-rendering test will be skipped"; fi
 	$(VENV)/bin/parafuse --help > /dev/null
 
 test:

@@ -1,0 +1,78 @@
+"""The records eval passes between its parts: problems, graded samples, scaling points.
+
+All are flat dataclasses whose `to_dict()` goes straight into JSONL or
+`datasets.Dataset.from_list`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Problem:
+    """One benchmark item. `gold` is None when the source had no usable answer; `gold_error` says why."""
+
+    id: str  # stable across runs: the benchmark's own id, or a hash of the question text
+    question: str
+    gold: str | None
+    benchmark: str
+    gold_error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. MATH level/subject, source line
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Grade:
+    """The verdict on one prediction."""
+
+    correct: bool
+    answer: str | None  # the extracted answer (None when nothing was extracted)
+    extractor: str  # which rule found it: boxed | final_answer | hashes | last_number | none
+    reason: str = ""  # why it was judged so: exact | numeric | math_verify | no_answer | timeout | ...
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Sample:
+    """One generated, graded sample of one problem under one strategy and budget."""
+
+    problem_id: str
+    sample_index: int
+    strategy: str
+    budget: int  # N for parallel strategies, the thinking-token cap for budget forcing, 1 for plain
+    text: str
+    answer: str | None
+    extractor: str
+    correct: bool
+    grade_reason: str
+    tokens: int  # all generated tokens that produced this sample (incl. aggregator calls)
+    critical_path_tokens: int  # tokens on the longest dependent chain (the latency proxy)
+    latency_s: float
+    seed: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Point:
+    """One (strategy, budget) configuration placed on the accuracy-vs-compute axes."""
+
+    strategy: str
+    budget: int
+    accuracy: float  # mean over graded problems
+    accuracy_se: float  # standard error over problems
+    tokens: float  # mean generated tokens per problem at this budget
+    critical_path_tokens: float  # mean critical-path tokens per problem
+    wall_s: float  # mean wall time per problem
+    n_problems: int
+    run: str = ""  # run label (model or run dir name) when several runs are compared
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
