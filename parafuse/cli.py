@@ -9,6 +9,7 @@ from parafuse import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from eval import cli as eval_cli
     from prompts import cli as prompts_cli
     from reasoning import cli as reasoning_cli
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"parafuse {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     reasoning_cli.register(sub)
+    eval_cli.register(sub)
     prompts_cli.register(sub)
     return p
 

@@ -1,0 +1,82 @@
+"""Test-time strategies that turn a pool of n graded samples into one answer per problem.
+
+    plain       each sample on its own (accuracy = avg@n, the pass@1 estimate)
+    majority    plurality vote over the first N samples' answers (ties split fairly)
+    best_of_n   the first N samples' best by a pluggable scorer
+    fusion      a fusor model writes one answer from the first N samples (Fusion-of-N)
+    budget      sequential: a cap on thinking tokens, then the final answer is forced
+
+The parallel ones read the same pool at every N, so a sweep over N costs one generation.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from eval.metrics import maj_at_k, normalize_for_vote
+
+STRATEGIES = ("plain", "majority", "best_of_n", "fusion", "budget")
+PARALLEL = ("majority", "best_of_n", "fusion")
+
+
+@dataclass
+class PoolSample:
+    """One graded sample of the pool."""
+
+    text: str
+    answer: str | None
+    extractor: str
+    correct: bool
+    grade_reason: str
+    tokens: int
+    latency_s: float
+    seed: int | None
+
+
+# A scorer sees the question and the candidates and returns one score per candidate; higher wins.
+Scorer = Callable[[str, Sequence[PoolSample]], Sequence[float]]
+
+
+def _shortest(question: str, samples: Sequence[PoolSample]) -> list[float]:
+    """Prefer answered, short samples (short correct chains are a known signal for reasoning models)."""
+    return [(s.answer is not None) * 1e9 - s.tokens for s in samples]
+
+
+def _longest(question: str, samples: Sequence[PoolSample]) -> list[float]:
+    return [(s.answer is not None) * 1e9 + s.tokens for s in samples]
+
+
+def _agreement(question: str, samples: Sequence[PoolSample]) -> list[float]:
+    """How many other samples give the same answer: best-of-N's self-consistency scorer."""
+    keys = [normalize_for_vote(s.answer) if s.answer is not None else None for s in samples]
+    return [0.0 if k is None else float(sum(k == o for o in keys)) for k in keys]
+
+
+SCORERS: dict[str, Scorer] = {"shortest": _shortest, "longest": _longest, "agreement": _agreement}
+
+
+def get_scorer(name: str) -> Scorer:
+    """A built-in scorer by name, or your own as `package.module:function`."""
+    if name in SCORERS:
+        return SCORERS[name]
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"cannot load scorer {name!r}: {e}") from None
+    raise ValueError(f"unknown scorer {name!r}; built-in: {', '.join(SCORERS)}, or give module:function")
+
+
+def majority(samples: Sequence[PoolSample]) -> float:
+    """Expected correctness of the plurality answer (a tie is split over the tied answers)."""
+    return maj_at_k([s.answer for s in samples], [s.correct for s in samples], len(samples))
+
+
+def best_of_n(question: str, samples: Sequence[PoolSample], scorer: Scorer) -> int:
+    """Index of the chosen sample; the first of equal scores wins, so the choice is reproducible."""
+    scores = list(scorer(question, samples))
+    if len(scores) != len(samples):
+        raise ValueError(f"scorer returned {len(scores)} scores for {len(samples)} samples")
+    return max(range(len(samples)), key=lambda i: (scores[i], -i))

@@ -1,0 +1,136 @@
+"""`parafuse eval run` end to end: the pool, the strategies' arithmetic, resume, refusals.
+
+A scripted engine decides which samples are right (samples 0 and 2 of 4 are), so every
+number below follows from the definitions; one test runs the real tiny model instead.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from eval.config import EvalConfig
+from eval.run import EvalRun
+from reasoning.types import InputError
+from scripted_engine import ScriptedEngine, question_of
+
+PROBLEMS = [{"question": f"What is {a} + {b}?", "answer": str(a + b)} for a, b in [(3, 4), (10, 5), (7, 8)]]
+
+
+def gold_of(question: str) -> int:
+    a, b = map(int, re.findall(r"-?\d+", question)[:2])
+    return a + b
+
+
+def policy(req, j):
+    if req.prompt is not None and req.prompt.endswith("\\boxed{"):  # the forced final answer
+        return f"{gold_of(question_of(req))}}}", "stop"
+    if req.id and "/budget@" in req.id:  # thinking that runs out of budget
+        return "thinking " * req.params.max_tokens, "length"
+    q = question_of(req)
+    g = gold_of(q)
+    if "candidate solutions" in req.messages[-1]["content"]:  # the fusor
+        return f"Combining them, the answer is \\boxed{{{g}}}.", "stop"
+    return (f"So the total is \\boxed{{{g}}}." if j % 2 == 0 else f"I get \\boxed{{{g + 100 + j}}}."), "stop"
+
+
+def write_data(tmp_path: Path, rows=PROBLEMS) -> Path:
+    path = tmp_path / "problems.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def config(tmp_path, **kw) -> EvalConfig:
+    base = dict(benchmark="toy", data=str(write_data(tmp_path)), model="scripted", engine="scripted", n=4,
+                strategies=("plain", "majority", "best_of_n", "fusion", "budget"), token_budgets=(8, 16),
+                budget_samples=2, max_tokens=64, grader_timeout=10)
+    base.update(kw)
+    return EvalConfig(**base)
+
+
+def points(results, strategy):
+    return {p["budget"]: p for p in results["points"] if p["strategy"] == strategy}
+
+
+def test_strategies_score_the_pool_as_defined(tmp_path):
+    engine = ScriptedEngine(policy)
+    res = EvalRun(config(tmp_path), engine, tmp_path / "run", progress=False).run()
+    m = res["metrics"]
+    assert m["k"] == [1, 2, 3, 4]
+    assert m["pass@k"][0] == pytest.approx(0.5) and m["pass@k"][1] == pytest.approx(1 - 1 / 6)
+    assert m["pass@k"][3] == pytest.approx(1.0)
+    assert points(res, "plain")[1]["accuracy"] == pytest.approx(0.5)
+    maj = points(res, "majority")
+    assert sorted(maj) == [1, 2, 4]
+    assert maj[1]["accuracy"] == 1.0 and maj[2]["accuracy"] == pytest.approx(0.5) and maj[4]["accuracy"] == 1.0
+    assert all(p["accuracy"] == 1.0 for p in points(res, "best_of_n").values())
+    fusion = points(res, "fusion")
+    assert all(p["accuracy"] == 1.0 for p in fusion.values())
+    assert fusion[4]["tokens"] > points(res, "majority")[4]["tokens"], "fusor tokens count as compute"
+    budget = points(res, "budget")
+    assert sorted(budget) == [8, 16] and all(p["accuracy"] == 1.0 for p in budget.values())
+    forced = [c for c in engine.calls if c.prompt is not None]
+    assert len(forced) == len(PROBLEMS) * 2 * 2  # problems x budget samples x caps
+    assert res["problems"] == {"total": 3, "graded": 3, "excluded": 0, "excluded_ids": []}
+    assert "majority" in res["fits"]
+    samples = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    plain = [s for s in samples if s["strategy"] == "plain"]
+    assert len(plain) == 12 and sum(s["correct"] for s in plain) == 6
+    assert {"text", "answer", "correct", "tokens", "critical_path_tokens", "latency_s", "seed"} <= set(plain[0])
+    assert all(s["extractor"] == "boxed" for s in plain)
+
+
+def test_rerun_resumes_without_generating_and_new_strategies_reuse_the_pool(tmp_path):
+    run(tmp_path, strategies=("plain", "majority"))
+    engine = ScriptedEngine(policy)
+    res = EvalRun(config(tmp_path, strategies=("plain", "majority", "best_of_n")), engine, tmp_path / "run",
+                  progress=False).run()
+    assert engine.calls == [], "the pool came from the store"
+    assert points(res, "best_of_n")
+
+
+def run(tmp_path, **kw):
+    return EvalRun(config(tmp_path, **kw), ScriptedEngine(policy), tmp_path / "run", progress=False).run()
+
+
+def test_a_run_dir_made_with_other_settings_is_refused(tmp_path):
+    run(tmp_path, strategies=("plain",))
+    with pytest.raises(InputError, match=r"other settings \(n: 4 there, 8 now\)"):
+        run(tmp_path, strategies=("plain",), n=8)
+
+
+def test_problems_without_gold_are_reported_excluded_and_counted(tmp_path):
+    rows = PROBLEMS + [{"question": "What is 1 + 1?", "answer": ""}]
+    cfg = config(tmp_path, data=str(write_data(tmp_path, rows)), strategies=("plain",))
+    res = EvalRun(cfg, ScriptedEngine(policy), tmp_path / "run", progress=False).run()
+    assert res["problems"]["excluded"] == 1 and res["problems"]["graded"] == 3
+    assert res["problems"]["excluded_ids"][0]["reason"]
+
+
+def test_unknown_strategy_and_benchmark_are_named(tmp_path):
+    with pytest.raises(InputError, match="unknown strategy"):
+        EvalRun(config(tmp_path, strategies=("beam",)), ScriptedEngine(policy), tmp_path / "r", progress=False)
+    with pytest.raises(InputError, match="gsm8k"):
+        EvalRun(config(tmp_path, data=None, benchmark="nope"), ScriptedEngine(policy), tmp_path / "r",
+                progress=False).run()
+
+
+def test_cli_runs_the_tiny_model_and_writes_a_report(tmp_path, tiny_model, capsys):
+    from parafuse.cli import main
+
+    data = write_data(tmp_path)
+    out = tmp_path / "run"
+    code = main(["eval", "run", "--data", str(data), "--benchmark", "toy", "--model", str(tiny_model), "-n", "4",
+                 "--strategy", "plain,majority,best_of_n,budget", "--token-budgets", "4,8", "--budget-samples", "1",
+                 "--max-tokens", "16", "--out", str(out), "--no-progress"])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    res = json.loads((out / "results.json").read_text())
+    assert res["problems"]["graded"] == 3 and res["config"]["model"] == str(tiny_model)
+    assert {p["strategy"] for p in res["points"]} == {"plain", "majority", "best_of_n", "budget"}
+    assert res["versions"]["torch"] and res["grader"]
+    assert "majority" in cap.out
+    assert main(["eval", "report", str(out)]) == 0
+    assert (out / "report.html").exists() and (out / "report.md").exists()

@@ -1,0 +1,239 @@
+"""eval.report: Markdown tables, PNG files, and a self-contained HTML page checked in headless Chromium."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eval.records import Point
+from eval.report import load_run, write_report
+from eval.scaling import fit_saturation
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _pass_at_k(n: int, c: int, k: int) -> float:
+    if n - c < k:
+        return 1.0
+    return 1.0 - float(np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+def make_run_dir(path: Path, *, label: str, model: str, benchmark: str = "gsm8k", n: int = 16,
+                 n_problems: int = 60, skill: float = 0.0, tokens_per_sample: float = 300.0, seed: int = 0,
+                 strategies: tuple[str, ...] = ("plain", "majority", "fusion"), with_fits: bool = True,
+                 excluded: int = 2) -> Path:
+    """A results.json shaped like the real one, from a simulated population of problems.
+
+    Each problem has a per-sample success probability; ``skill`` shifts the population (logit).
+    majority@N is the plurality of N samples (a wrong answer is one of three distractors; ties go
+    to the answer seen first);
+    fusion@N is right when any of the N samples is right and the fusor keeps it (90 %).
+    """
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.3 + skill, 1.6, n_problems)
+    p_q = 1.0 / (1.0 + np.exp(-logits))
+    p_q[: n_problems // 8] = 0.0  # a few unsolvable problems give the curves a ceiling
+    correct = rng.random((n_problems, n)) < p_q[:, None]  # (problems, samples)
+    wrong_answer = rng.integers(0, 3, (n_problems, n))
+    keep = rng.random(n_problems) < 0.9
+    budgets = [b for b in (1, 2, 4, 8, 16, 32) if b <= n]
+
+    def majority(nb: int) -> np.ndarray:
+        votes_right = correct[:, :nb].sum(1)
+        votes_wrong = np.stack([((~correct[:, :nb]) & (wrong_answer[:, :nb] == j)).sum(1) for j in range(3)], 1)
+        top_wrong = votes_wrong.max(1)
+        return ((votes_right > top_wrong) | ((votes_right == top_wrong) & correct[:, 0])).astype(float)
+
+    def fusion(nb: int) -> np.ndarray:
+        return (correct[:, :nb].any(1) & keep).astype(float)
+
+    per_strategy = {"plain": {1: correct[:, 0].astype(float)},
+                    "majority": {b: majority(b) for b in budgets},
+                    "fusion": {b: fusion(b) for b in budgets if b >= 2}}
+    points, fits = [], {}
+    for s in strategies:
+        for b, acc in per_strategy[s].items():
+            agg = 0.0 if s != "fusion" else 0.6 * tokens_per_sample + 40 * b
+            tokens = b * tokens_per_sample + agg
+            crit = tokens_per_sample * (1 + 0.08 * math.log2(b)) + agg
+            points.append(Point(strategy=s, budget=b, accuracy=float(acc.mean()),
+                                accuracy_se=float(acc.std(ddof=1) / math.sqrt(len(acc))), tokens=tokens,
+                                critical_path_tokens=crit, wall_s=crit / 55.0 + 0.05 * b, n_problems=n_problems,
+                                run=label).to_dict())
+        if with_fits and len(per_strategy[s]) >= 2:
+            bs = sorted(per_strategy[s])
+            fits[s] = fit_saturation(bs, np.column_stack([per_strategy[s][b] for b in bs]), n_boot=50,
+                                     seed=seed).to_dict()
+
+    c = correct.sum(1)
+    ks = budgets
+    avg = correct.mean(1)
+    results = {
+        "config": {"benchmark": benchmark, "model": model, "engine": "hf", "n": n, "strategies": list(strategies),
+                   "temperature": 0.6, "top_p": 0.95, "max_tokens": 2048, "template": "qwen-boxed"},
+        "label": label,
+        "versions": {"parafuse": "0.1.0", "torch": "2.8.0", "transformers": "5.16.0"},
+        "grader": {"name": "math_verify", "version": "0.8.0", "timeout_s": 5},
+        "problems": {"total": n_problems + excluded, "graded": n_problems, "excluded": excluded,
+                     "excluded_ids": [f"x{i}" for i in range(excluded)]},
+        "metrics": {"k": ks,
+                    "pass@k": [float(np.mean([_pass_at_k(n, int(ci), k) for ci in c])) for k in ks],
+                    "maj@k": [float(majority(k).mean()) for k in ks],
+                    "avg@k": [float(avg.mean())] * len(ks),
+                    "avg@k_se": [float(avg.std(ddof=1) / math.sqrt(n_problems))] * len(ks),
+                    "mean_tokens": [k * tokens_per_sample for k in ks],
+                    "mean_critical_path_tokens": [tokens_per_sample * (1 + 0.08 * math.log2(k)) for k in ks]},
+        "points": points,
+        "fits": fits,
+    }
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "results.json").write_text(json.dumps(results, indent=1))
+    return path
+
+
+def _md_tables(md: str) -> list[list[list[str]]]:
+    """Each Markdown table as rows of cells (the separator row dropped)."""
+    tables, cur = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+            if not all(re.fullmatch(r"-+", c) for c in cells):
+                cur.append(cells)
+        elif cur:
+            tables.append(cur)
+            cur = []
+    return tables
+
+
+@pytest.fixture
+def two_runs(tmp_path: Path) -> list[Path]:
+    a = make_run_dir(tmp_path / "runs" / "a", label="tiny-a@gsm8k", model="org/tiny-a", seed=1, skill=-0.4,
+                     tokens_per_sample=280.0)
+    b = make_run_dir(tmp_path / "runs" / "b", label="tiny-b@gsm8k", model="org/tiny-b", seed=2, skill=0.6,
+                     tokens_per_sample=420.0, excluded=0)
+    return [a, b]
+
+
+def test_markdown_tables_and_pngs(two_runs: list[Path], tmp_path: Path):
+    md_path, html_path = write_report(two_runs, tmp_path / "report", title="Two tiny models")
+    md = md_path.read_text()
+    assert md.startswith("# Two tiny models")
+    tables = _md_tables(md)
+    summary = tables[0]
+    header = summary[0]
+    assert header[:5] == ["run", "benchmark", "model", "n", "strategies"]
+    for col in ("plain acc % @max N", "majority acc % @max N", "fusion acc % @max N", "pass@1 %",
+                "pass@k % (max k)", "maj@k % (max k)", "excluded", "grader"):
+        assert col in header
+    rows = {r[0]: dict(zip(header, r)) for r in summary[1:]}
+    assert set(rows) == {"tiny-a@gsm8k", "tiny-b@gsm8k"}
+    for label, run_dir in zip(["tiny-a@gsm8k", "tiny-b@gsm8k"], two_runs):
+        data = json.loads((run_dir / "results.json").read_text())
+        row = rows[label]
+        assert row["benchmark"] == "gsm8k" and row["model"] == data["config"]["model"] and row["n"] == "16"
+        assert row["strategies"] == "plain, majority, fusion"
+        assert row["excluded"] == str(data["problems"]["excluded"])
+        assert row["grader"] == "math_verify 0.8.0"
+        top = max((p for p in data["points"] if p["strategy"] == "majority"), key=lambda p: p["budget"])
+        assert row["majority acc % @max N"] == (f"{100 * top['accuracy']:.1f} ± {100 * top['accuracy_se']:.1f} "
+                                                f"(N={top['budget']})")
+        m = data["metrics"]
+        assert row["pass@1 %"] == f"{100 * m['pass@k'][0]:.1f}"
+        assert row["pass@k % (max k)"] == f"{100 * m['pass@k'][-1]:.1f} (k=16)"
+        assert row["maj@k % (max k)"] == f"{100 * m['maj@k'][-1]:.1f} (k=16)"
+    # the fits table has one row per (run, strategy with >= 2 budgets)
+    fits = next(t for t in tables if t[0][:3] == ["run", "benchmark", "strategy"])
+    assert sorted((r[0], r[2]) for r in fits[1:]) == sorted(
+        (lab, s) for lab in ("tiny-a@gsm8k", "tiny-b@gsm8k") for s in ("majority", "fusion"))
+    # every PNG the Markdown embeds sits beside it and is a real PNG
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(images) == 5
+    for name in images:
+        data = (md_path.parent / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    # the HTML refers to nothing outside itself
+    page = html_path.read_text()
+    assert "<script src" not in page and "<link" not in page and "@import" not in page
+    assert re.findall(r'src="(?!data:)', page) == []
+    assert page.count('src="data:image/png;base64,') == 5
+
+
+def test_run_without_fits_or_with_one_point(tmp_path: Path):
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "results.json").write_text(json.dumps({
+        "config": {"benchmark": "math500", "model": "m", "n": 1, "strategies": ["plain"]},
+        "points": [Point("plain", 1, 0.5, 0.05, 300.0, 300.0, 4.0, 100).to_dict()]}))
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "results.json").write_text(json.dumps({"config": {"benchmark": "aime24"}, "label": "bare"}))
+    nofit = make_run_dir(tmp_path / "nofit", label="nofit", model="m2", benchmark="math500", with_fits=False, n=4)
+    odd = make_run_dir(tmp_path / "odd", label="a$b | <i>x</i>", model="m3", benchmark="math500", n=4, seed=5)
+    md_path, html_path = write_report([lone, bare, nofit, odd], tmp_path / "out")
+    md = md_path.read_text()
+    assert r"a$b \| <i>x</i>" in md  # a pipe cannot break the Markdown table
+    page = html_path.read_text()
+    assert "a$b | &lt;i&gt;x&lt;/i&gt;" in page and "<i>x</i>" not in page
+    assert "## Saturation fits" in md
+    fits = next(t for t in _md_tables(md) if t[0][:3] == ["run", "benchmark", "strategy"])
+    assert {r[0] for r in fits[1:]} == {r"a$b \| <i>x</i>"}  # only the run that has fits
+    assert "lone" in md and "bare" in md  # label falls back to the directory name
+    assert load_run(lone).label == "lone"
+    summary = _md_tables(md)
+    assert any(r[0] == "bare" for t in summary for r in t)
+    for name in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
+        assert (md_path.parent / name).stat().st_size > 0
+    with pytest.raises(FileNotFoundError):
+        write_report([tmp_path / "missing"], tmp_path / "out2")
+    # no fits anywhere: the section says so instead of an empty table
+    md = write_report([lone, nofit], tmp_path / "out3")[0].read_text()
+    assert "No run has saturation fits." in md
+
+
+def _render(html_path: Path, screenshot: Path) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+            page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}")
+                    if msg.type in ("error", "warning") else None)
+            page.on("requestfailed", lambda req: errors.append(f"requestfailed: {req.url}"))
+            page.on("request", lambda req: requests.append(req.url))
+            page.goto(html_path.resolve().as_uri(), wait_until="load")
+            page.wait_for_function("Array.from(document.images).every(i => i.complete)", timeout=15_000)
+            images = page.evaluate("""Array.from(document.images).map(i => ({
+                complete: i.complete, w: i.naturalWidth, h: i.naturalHeight,
+                shown: i.getBoundingClientRect().width}))""")
+            tables = page.evaluate("document.querySelectorAll('table').length")
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return {"errors": errors, "requests": requests, "images": images, "tables": tables}
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="system Chromium not installed at /usr/bin/chromium")
+def test_html_renders_in_chromium(two_runs: list[Path], tmp_path: Path):
+    extra = make_run_dir(tmp_path / "runs" / "c", label="tiny-a@math500", model="org/tiny-a", benchmark="math500",
+                         seed=3, skill=-1.0, tokens_per_sample=650.0)
+    _, html_path = write_report(two_runs + [extra], tmp_path / "report")
+    shot = tmp_path / "report.png"
+    out = _render(html_path, shot)
+    assert out["errors"] == []
+    # the page loads itself and nothing else (data: URIs do not show up as network requests)
+    assert [u for u in out["requests"] if not u.startswith(("file:", "data:"))] == []
+    assert len(out["images"]) == 5
+    for img in out["images"]:
+        assert img["complete"] and img["w"] > 0 and img["h"] > 0 and img["shown"] > 0, img
+    assert out["tables"] >= 5  # summary per benchmark (2), protocol, fits, frontier per benchmark (2)
+    assert shot.stat().st_size > 50_000
