@@ -31,6 +31,7 @@ test:
 bench:
 	$(VENV)/bin/python benches/engine_overhead.py
 	$(VENV)/bin/python benches/engines.py
+	$(VENV)/bin/python benches/grading.py
 
 lint:
 	$(VENV)/bin/ruff check .

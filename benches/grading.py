@@ -16,7 +16,9 @@ Both graders see the same pairs in one run:
   warmed up on a few pairs first, so neither side pays first-call costs in the timed part.
 
 Every disagreement is listed on stderr as (gold, output tail, parafuse verdict and reason,
-math-verify verdict). Then exactly one JSON line goes to stdout:
+math-verify verdict). The generator also knows the verdict it meant for each pair (right or
+wrong on purpose; a truncated output is wrong), so both graders are scored against that too.
+Then exactly one JSON line goes to stdout:
 `ratio` = parafuse pairs/s over math-verify pairs/s; `target` = the ratio we aim for.
 
     .venv/bin/python benches/grading.py                 # 2400 pairs
@@ -105,12 +107,12 @@ def wrap(rng: random.Random, answer: str, plain: str | None = None) -> str:
     return body + " " + end
 
 
-def gen_pair(rng: random.Random) -> tuple[str, str, str]:  # noqa: C901 - one table of cases
-    """(kind, gold, output)."""
+def gen_pair(rng: random.Random) -> tuple[str, str, str, bool]:  # noqa: C901 - one table of cases
+    """(kind, gold, output, intended verdict)."""
     kind = rng.choices(
         ["int", "frac", "decimal", "percent", "sqrt", "pi", "poly", "power", "set", "interval", "tuple",
-         "choice", "assign", "text", "none", "matrix"],
-        weights=[22, 12, 8, 4, 6, 4, 5, 3, 4, 5, 3, 6, 4, 2, 4, 2])[0]
+         "choice", "assign", "text", "none", "matrix", "expr"],
+        weights=[22, 12, 8, 4, 6, 4, 5, 3, 4, 5, 3, 6, 4, 2, 4, 2, 8])[0]
     wrong = rng.random() < 0.4
     if kind == "int":
         g = rng.choice([rng.randint(0, 99), rng.randint(100, 9999), rng.randint(10_000, 2_000_000)])
@@ -118,7 +120,7 @@ def gen_pair(rng: random.Random) -> tuple[str, str, str]:  # noqa: C901 - one ta
         shown = f"{p:,}" if p >= 1000 and rng.random() < 0.5 else str(p)
         if p >= 1000 and rng.random() < 0.2:
             shown = shown.replace(",", "{,}")
-        return kind, str(g), wrap(rng, shown, plain=shown)
+        return kind, str(g), wrap(rng, shown, plain=shown), not wrong
     if kind == "frac":
         b = rng.randint(2, 30)
         a = rng.randint(1, 3 * b)
@@ -139,17 +141,20 @@ def gen_pair(rng: random.Random) -> tuple[str, str, str]:  # noqa: C901 - one ta
             shown = f"{float(v):.6f}".rstrip("0")
         else:
             shown = f"{float(v):.2f}"  # a rounded decimal: wrong unless it is exact
-        return kind, gold, wrap(rng, shown, plain=shown)
+        # intended verdict: the 2-place decimal is right only when exact; the 6-place one is v
+        # correctly rounded (right); the other forms are exact
+        right = not wrong and (form < 0.85 or v.denominator == 1 or Fraction(shown) == v)
+        return kind, gold, wrap(rng, shown, plain=shown), right
     if kind == "decimal":
         g = round(rng.uniform(0, 500), rng.choice([1, 2]))
         p = round(g + rng.choice([-0.5, 0.1, 1.0]), 2) if wrong else g
         shown = rng.choice([f"{p}", f"{p:.2f}", f"{p}0"]) if not wrong else f"{p}"
-        return kind, f"{g}", wrap(rng, shown, plain=shown)
+        return kind, f"{g}", wrap(rng, shown, plain=shown), not wrong
     if kind == "percent":
         g = rng.randint(1, 99)
         p = g + rng.choice([-5, 5, 10]) if wrong else g
         shown = rng.choice([f"{p}\\%", f"{p}", f"{p}\\%"])
-        return kind, f"{g}\\%", wrap(rng, shown, plain=f"{p}%")
+        return kind, f"{g}\\%", wrap(rng, shown, plain=f"{p}%"), not wrong
     if kind == "sqrt":
         k, m = rng.randint(2, 9), rng.choice([2, 3, 5, 6, 7, 10])
         gold = f"{k}\\sqrt{{{m}}}"
@@ -157,7 +162,7 @@ def gen_pair(rng: random.Random) -> tuple[str, str, str]:  # noqa: C901 - one ta
             shown = rng.choice([f"{k + 1}\\sqrt{{{m}}}", f"\\sqrt{{{k * k * m + 1}}}", f"{k}\\sqrt{{{m + 1}}}"])
         else:
             shown = rng.choice([gold, f"\\sqrt{{{k * k * m}}}", f"{k}\\sqrt{m}" if m < 10 else gold])
-        return kind, gold, wrap(rng, shown)
+        return kind, gold, wrap(rng, shown), not wrong
     if kind == "pi":
         a, b = rng.randint(1, 12), rng.choice([1, 2, 3, 4, 6])
         gold = f"\\frac{{{a}\\pi}}{{{b}}}" if b > 1 else f"{a}\\pi"
@@ -165,18 +170,18 @@ def gen_pair(rng: random.Random) -> tuple[str, str, str]:  # noqa: C901 - one ta
             shown = f"\\frac{{{a + 1}\\pi}}{{{b}}}" if b > 1 else f"{a + 1}\\pi"
         else:
             shown = rng.choice([gold, f"\\frac{{{a}}}{{{b}}}\\pi" if b > 1 else f"\\pi \\cdot {a}"])
-        return kind, gold, wrap(rng, shown)
+        return kind, gold, wrap(rng, shown), not wrong
     if kind == "poly":
         r, s = rng.randint(-6, 6), rng.randint(-6, 6)
         gold = f"x^2{-(r + s):+d}x{r * s:+d}".replace("+0x", "").replace("+0", "").replace("-0", "")
         factored = f"(x{-r:+d})(x{-s:+d})"
         shown = f"(x{-r:+d})(x{-s - 1:+d})" if wrong else rng.choice([factored, gold])
-        return kind, gold, wrap(rng, shown)
+        return kind, gold, wrap(rng, shown), not wrong
     if kind == "power":
         b, e = rng.randint(2, 5), rng.randint(2, 12)
         gold = str(b ** e)
         shown = f"{b}^{{{e + 1 if wrong else e}}}"
-        return kind, gold, wrap(rng, shown)
+        return kind, gold, wrap(rng, shown), not wrong
     if kind == "set":
         items = sorted(rng.sample(range(-9, 10), rng.randint(2, 4)))
         gold = ", ".join(map(str, items))
@@ -185,7 +190,7 @@ def gen_pair(rng: random.Random) -> tuple[str, str, str]:  # noqa: C901 - one ta
             p[rng.randrange(len(p))] += 20
         rng.shuffle(p)
         shown = rng.choice([", ".join(map(str, p)), "\\{" + ",".join(map(str, p)) + "\\}"])
-        return kind, gold, wrap(rng, shown)
+        return kind, gold, wrap(rng, shown), not wrong
     if kind == "interval":
         a, b = sorted(rng.sample(range(-9, 10), 2))
         lo, hi = rng.choice("(["), rng.choice(")]")
@@ -197,12 +202,12 @@ def gen_pair(rng: random.Random) -> tuple[str, str, str]:  # noqa: C901 - one ta
             shown = f"{lo}{left}, {b}{hi2}"
         else:
             shown = rng.choice([f"{lo}{left}, {b}{hi}", f"\\left{lo}{left}, {b}\\right{hi}"])
-        return kind, gold, wrap(rng, shown)
+        return kind, gold, wrap(rng, shown), not wrong
     if kind == "tuple":
         x, y = rng.randint(-9, 9), rng.randint(-9, 9)
         gold = f"({x},{y})"
         shown = f"({y}, {x})" if wrong and x != y else (f"({x}, {y + 1})" if wrong else f"({x}, {y})")
-        return kind, gold, wrap(rng, shown)
+        return kind, gold, wrap(rng, shown), not wrong
     if kind == "choice":
         g = rng.choice("ABCDE")
         p = rng.choice([c for c in "ABCDE" if c != g]) if wrong else g
@@ -210,31 +215,45 @@ def gen_pair(rng: random.Random) -> tuple[str, str, str]:  # noqa: C901 - one ta
         body = reasoning(rng)
         style = rng.random()
         if style < 0.5:
-            return kind, g, f"{body} Therefore the answer is $\\boxed{{{shown}}}$."
+            return kind, g, f"{body} Therefore the answer is $\\boxed{{{shown}}}$.", not wrong
         if style < 0.75:
-            return kind, g, f"{body}\nFinal Answer: {p}"
-        return kind, g, f"{body} Comparing the options, the answer is ({p})."
+            return kind, g, f"{body}\nFinal Answer: {p}", not wrong
+        return kind, g, f"{body} Comparing the options, the answer is ({p}).", not wrong
     if kind == "assign":
         v = rng.randint(-20, 20)
         p = v + 3 if wrong else v
         var = rng.choice("xyk")
-        return kind, str(v), wrap(rng, f"{var} = {p}", plain=f"{var} = {p}")
+        return kind, str(v), wrap(rng, f"{var} = {p}", plain=f"{var} = {p}"), not wrong
     if kind == "text":
         g = rng.choice(["Monday", "Tuesday", "odd", "even", "north"])
         p = rng.choice(["Friday", "south", "prime"]) if wrong else g
-        return kind, f"\\text{{{g}}}", wrap(rng, f"\\text{{{p}}}")
+        return kind, f"\\text{{{g}}}", wrap(rng, f"\\text{{{p}}}"), not wrong
     if kind == "matrix":
         a, b, c, d = (rng.randint(-5, 9) for _ in range(4))
         gold = f"\\begin{{pmatrix}} {a} & {b} \\\\ {c} & {d} \\end{{pmatrix}}"
         shown = f"\\begin{{pmatrix}}{a}&{b}\\\\{c}&{d + (1 if wrong else 0)}\\end{{pmatrix}}"
-        return kind, gold, wrap(rng, shown)
+        return kind, gold, wrap(rng, shown), not wrong
+    if kind == "expr":  # symbolic answers only SymPy can compare
+        a, b, c = rng.randint(1, 9), rng.choice([2, 3, 5, 6, 7]), rng.randint(2, 9)
+        form = rng.randrange(4)
+        if form == 0:
+            gold, right, bad = f"{a}+\\sqrt{{{b}}}", f"\\sqrt{{{b}}}+{a}", f"{a}-\\sqrt{{{b}}}"
+        elif form == 1:
+            gold = f"\\frac{{{a}+\\sqrt{{{b}}}}}{{{c}}}"
+            right, bad = f"\\frac{{\\sqrt{{{b}}}+{a}}}{{{c}}}", f"\\frac{{{a}+\\sqrt{{{b}}}}}{{{c + 1}}}"
+        elif form == 2:
+            gold = f"\\frac{{x+{a}}}{{x-{c}}}"
+            right, bad = f"\\frac{{{a}+x}}{{x-{c}}}", f"\\frac{{x-{a}}}{{x-{c}}}"
+        else:
+            gold, right, bad = f"\\log_{{2}} {c + 1}", f"\\frac{{\\ln {c + 1}}}{{\\ln 2}}", f"\\log_{{2}} {c + 2}"
+        return kind, gold, wrap(rng, bad if wrong else right), not wrong
     # none: the generation was cut off before any final answer
     g = rng.randint(1, 200)
     text = reasoning(rng)
-    return kind, str(g), text[: rng.randint(len(text) // 2, len(text))]
+    return kind, str(g), text[: rng.randint(len(text) // 2, len(text))], False
 
 
-def generate(n: int, seed: int) -> list[tuple[str, str, str]]:
+def generate(n: int, seed: int) -> list[tuple[str, str, str, bool]]:
     rng = random.Random(seed)
     return [gen_pair(rng) for _ in range(n)]
 
@@ -258,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     from eval.grading.equivalence import Grader
 
     data = generate(args.pairs, args.seed)
-    pairs = [(g, t) for _, g, t in data]
-    kinds = Counter(k for k, _, _ in data)
+    pairs = [(g, t) for _, g, t, _ in data]
+    intended = [want for *_, want in data]
+    kinds = Counter(k for k, *_ in data)
     log(f"{len(pairs)} pairs: " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()))
 
     t0 = time.perf_counter()
@@ -279,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     mv, mv_s = run_math_verify(pairs)
     log(f"math-verify: {len(pairs) / mv_s:.0f} pairs/s ({mv_s:.2f} s)")
 
-    disagreements = [(i, k) for i, (k, g, m) in enumerate(zip(kinds_list(data), grades, mv)) if g.correct != m]
+    disagreements = [(i, k) for i, ((k, *_), g, m) in enumerate(zip(data, grades, mv)) if g.correct != m]
     shown = disagreements if not args.max_listed else disagreements[: args.max_listed]
     log(f"\n{len(disagreements)} disagreements (gold | output tail | parafuse | math-verify):")
     for i, kind in shown:
@@ -290,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{g.extractor}: {g.answer!r}) | math-verify={mv[i]}")
     by_kind = Counter(k for _, k in disagreements)
     log("disagreements by kind: " + json.dumps(dict(by_kind.most_common())))
+    pf_vs = sum(g.correct == w for g, w in zip(grades, intended)) / len(pairs)
+    mv_vs = sum(m == w for m, w in zip(mv, intended)) / len(pairs)
+    pf_off = Counter(k for (k, *_), g, w in zip(data, grades, intended) if g.correct != w)
+    mv_off = Counter(k for (k, *_), m, w in zip(data, mv, intended) if m != w)
+    log(f"agreement with the generator's intended verdicts: parafuse {pf_vs:.4f} (misses by kind "
+        f"{json.dumps(dict(pf_off))}), math-verify {mv_vs:.4f} (misses by kind {json.dumps(dict(mv_off))})")
 
     pf_rate, mv_rate = len(pairs) / pf_s, len(pairs) / mv_s
     result = {
@@ -305,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         "math_verify_pairs_per_s": round(mv_rate, 1),
         "agreement": round(1 - len(disagreements) / len(pairs), 4),
         "disagreements": len(disagreements),
+        "parafuse_vs_intended": round(pf_vs, 4),
+        "math_verify_vs_intended": round(mv_vs, 4),
         "parafuse_correct": sum(g.correct for g in grades),
         "math_verify_correct": sum(mv),
         "math_verify_items": stats["math_verify_items"],
@@ -314,10 +342,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(result), flush=True)
     return 0
-
-
-def kinds_list(data: list[tuple[str, str, str]]) -> list[str]:
-    return [k for k, _, _ in data]
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ class Grade:
 
     correct: bool
     answer: str | None  # the extracted answer (None when nothing was extracted)
-    extractor: str  # which rule found it: boxed | final_answer | hashes | last_number | none
+    extractor: str  # which rule found it: boxed | final_answer | hashes | answer_is | last_number | none
     reason: str = ""  # why it was judged so: exact | numeric | math_verify | no_answer | timeout | ...
 
     def to_dict(self) -> dict[str, Any]:

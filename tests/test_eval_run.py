@@ -28,7 +28,7 @@ def policy(req, j):
     if req.prompt is not None and req.prompt.endswith("\\boxed{"):  # the forced final answer
         return f"{gold_of(question_of(req))}}}", "stop"
     if req.id and "/budget@" in req.id:  # thinking that runs out of budget
-        return "thinking " * req.params.max_tokens, "length"
+        return "thinking " * (req.params.max_tokens - 1) + f"step{j}", "length"
     q = question_of(req)
     g = gold_of(q)
     if "candidate solutions" in req.messages[-1]["content"]:  # the fusor
@@ -43,7 +43,9 @@ def write_data(tmp_path: Path, rows=PROBLEMS) -> Path:
 
 
 def config(tmp_path, **kw) -> EvalConfig:
-    base = dict(benchmark="toy", data=str(write_data(tmp_path)), model="scripted", engine="scripted", n=4,
+    if "data" not in kw:
+        kw["data"] = str(write_data(tmp_path))
+    base = dict(benchmark="toy", model="scripted", engine="scripted", n=4,
                 strategies=("plain", "majority", "best_of_n", "fusion", "budget"), token_budgets=(8, 16),
                 budget_samples=2, max_tokens=64, grader_timeout=10)
     base.update(kw)

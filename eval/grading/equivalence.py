@@ -16,15 +16,23 @@ For each (gold, text):
      whitespace, one trailing period);
    - ``choice``: when the gold is a multiple-choice letter A-J (``B``, ``(B)``, ``\\text{(B)}``), the
      answer must be such a letter too (``(b)``, ``B)``, ``(B) 12``, ``option B``); final either way;
-   - ``numeric``: when both sides are plain numbers (integers, ``1,234`` thousands separators,
-     ``1{,}234``, decimals, ``a/b``, ``\\frac{a}{b}``, ``\\frac12``, mixed numbers ``3\\frac12`` and
-     ``3 1/2``, a leading ``\\$``, trailing units ``\\text{ cm}``/``cm``/``^\\circ``), compare exact
-     rationals. A decimal against a fraction (``0.333333`` vs ``\\frac13``) matches within a
-     relative tolerance of `REL_TOL` (1e-6); decimal vs decimal and integer vs anything are exact.
-     Percent: a side written with ``%`` matches the other side's value either as the same number
-     or divided by 100 (gold ``50\\%`` accepts ``50`` and ``0.5``; gold ``12.5`` accepts
-     ``12.5\\%``); two bare numbers never get the x100 leniency. A variable prefix on the answer
-     (``x = 3``) is dropped when the gold has no ``=``. A numeric "not equal" is final.
+   - ``numeric``: when both sides are values SymPy is not needed for, compared exactly:
+     plain numbers (integers, ``1,234`` / ``1{,}234`` / ``1\\,234`` thousands separators, decimals,
+     ``a/b``, ``\\frac{a}{b}``, ``\\frac12``, mixed numbers ``3\\frac12`` and ``3 1/2``, small
+     integer powers ``2^{10}``, a leading ``\\$``, trailing units ``\\text{ cm}`` / ``cm`` /
+     ``apples`` / ``^\\circ``), surds ``a\\sqrt{m}/b`` (``\\sqrt{12}`` == ``2\\sqrt3``), multiples
+     of pi ``a\\pi/b``, +-infinity, and tuples / intervals / sets / matrices whose entries are all
+     such values (interval ends must match: ``(1,2]`` != ``(1,2)``; sets ignore order).
+     One tolerance: a decimal against a fraction with no finite decimal expansion matches within a
+     relative `REL_TOL` (1e-6), or when it is that fraction correctly rounded to 6+ significant
+     digits or 6+ decimal places (``0.130435`` for 3/23, ``0.033333`` for 1/30; ``0.33`` is wrong).
+     Decimal vs decimal and integers are exact. Percent: a side written with ``%`` matches the
+     other side's value as the same number or divided by 100 (gold ``50\\%`` accepts ``50`` and
+     ``0.5``; gold ``12.5`` accepts ``12.5\\%``); two bare numbers never get a x100 leniency. A
+     variable prefix on the answer (``x = 3``) is dropped when the gold has no ``=``. A numeric
+     "not equal" is final. Values of different kinds (a surd against a decimal) go to math-verify.
+   - ``text``: a gold ``\\text{word(s)}`` against an answer made of letters only: same words,
+     ignoring case and spaces; final.
    - ``structure``: a set ``\\{..\\}`` against a bracketed tuple/interval is wrong (math-verify
      0.9.0 says ``\\{1,2\\}`` == ``(1,2)``).
 4. otherwise math-verify ``verify(parse(gold), parse(answer))``, gold first, both wrapped as LaTeX
@@ -32,6 +40,8 @@ For each (gold, text):
    with a hard per-item limit -> ``math_verify`` | ``timeout`` | ``unparseable_gold`` | ``error:...``.
 
 A gold that contains ``\\boxed{}`` is reduced to its last boxed content (a whole MATH solution works).
+Identical (gold, answer) pairs within one `grade_many` call go to math-verify once (maj@k pools
+repeat answers a lot). `Grade.answer` is cut to `ANSWER_RECORD_CHARS` for ``too_long`` answers.
 """
 from __future__ import annotations
 
@@ -142,6 +152,25 @@ class Number:
     value: Fraction
     kind: str  # int | dec | frac
     percent: bool = False
+    places: int = 0  # digits written after the decimal point (dec)
+    sig: int = 0  # significant digits written (dec)
+
+
+@dataclass(frozen=True)
+class Term:
+    """coef * sqrt(radicand) (radicand square-free, > 1) or coef * pi."""
+
+    family: str  # sqrt | pi
+    coef: Fraction
+    radicand: int = 1
+
+
+@dataclass(frozen=True)
+class Infinity:
+    sign: int
+
+
+Value = Number | Term | Infinity
 
 
 _UNIT_WORD_BLOCK = frozenset(
@@ -151,7 +180,10 @@ _TEXT_UNIT = re.compile(r"\\(?:text|textrm|mathrm|mbox|rm|operatorname)\s*\{\s*(
                         r"(?:\s*\^\s*\{?\s*[23]\s*\}?)?\s*$")
 _DEGREE = re.compile(r"(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)\s*$")
 _PERCENT = re.compile(r"\\?%\s*$")
-_WORD_UNIT = re.compile(r"(?<=[\d\s}.])\s*([A-Za-z]{2,}(?:\s+[A-Za-z]{2,}){0,3})\s*$")
+_WORD_UNIT = re.compile(r"(?<=[\d\s}.])(\s*)([A-Za-z]{2,}(?:\s+[A-Za-z]{2,}){0,3})\s*$")
+# Unit words written right after the number ("5cm") or two letters long: only these. Anything else
+# must be a separate word of 3+ letters ("5 apples"), so "2xy" or "2 ab" stay expressions.
+_SHORT_UNITS = frozenset("cm mm km kg mg ml ft yd oz lb lbs mi hr hrs min sec ms mph kph sq cc".split())
 _DOLLAR = re.compile(r"^(?:\\\$|\$|\\text\{\s*\\\$\s*\}|USD)\s*")
 _INT = re.compile(r"[+-]?\d+")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
@@ -161,6 +193,7 @@ _FRAC_ARG = r"(?:\{\s*([+-]?\d+)\s*\}|(\d))"
 _LATEX_FRAC = re.compile(r"([+-]?)\\frac\s*" + _FRAC_ARG + r"\s*" + _FRAC_ARG)
 _MIXED_SLASH = re.compile(r"([+-]?)(\d+)\s+(\d+)\s*/\s*(\d+)")
 _MIXED_LATEX = re.compile(r"([+-]?)(\d+)\s*\\frac\s*(?:\{\s*(\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))")
+_POWER = re.compile(r"([+-]?)(\d+)\^\{?([+-]?\d+)\}?")
 _VAR_PREFIX = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?=\S)")
 
 
@@ -186,8 +219,10 @@ def _strip_units(t: str) -> tuple[str, bool]:
             t = t[:m.start()].rstrip()
         m = _WORD_UNIT.search(t)
         if m and t[:m.start()].strip():
-            words = m.group(1).lower().split()
-            if not any(w in _UNIT_WORD_BLOCK for w in words):
+            words = m.group(2).lower().split()
+            attached = not m.group(1) and t[m.start() - 1].isdigit()
+            plausible = all(w in _SHORT_UNITS or (len(w) >= 3 and not attached) for w in words)
+            if plausible and not any(w in _UNIT_WORD_BLOCK for w in words):
                 if "percent" in words:
                     percent = True
                 t = t[:m.start()].rstrip()
@@ -228,14 +263,25 @@ def parse_number(s: str) -> Number | None:
                 return None
             v = whole + Fraction(num, den)
             return Number(-v if m.group(1) == "-" else v, "frac", percent)
+        if _THOUSANDS.fullmatch(t):  # before the spaces go: "1, 234" is a list, not 1234
+            t = t.replace(",", "")
         t = re.sub(r"\s+", "", t)
         if _INT.fullmatch(t):
             return Number(Fraction(int(t)), "int", percent)
-        if _THOUSANDS.fullmatch(t):
-            t = t.replace(",", "")
-            return Number(Fraction(t), "dec" if "." in t else "int", percent)
         if _DEC.fullmatch(t):
-            return Number(Fraction(t), "dec", percent)
+            digits = t.lstrip("+-").replace(".", "").lstrip("0")
+            places = len(t.split(".", 1)[1])
+            return Number(Fraction(t), "dec", percent, places=places, sig=len(digits))
+        m = _POWER.fullmatch(t)
+        if m:
+            base, exp = int(m.group(2)), int(m.group(3))
+            if abs(exp) > MAX_POWER_EXPONENT or (base > 1 and abs(exp) * math.log10(base) > 1000):
+                return None
+            if base == 0 and exp < 0:
+                return None
+            v = Fraction(base) ** exp
+            v = -v if m.group(1) == "-" else v
+            return Number(v, "int" if v.denominator == 1 else "frac", percent)
         m = _SLASH.fullmatch(t)
         if m:
             if int(m.group(3)) == 0:
@@ -267,24 +313,220 @@ def _repeating(v: Fraction) -> bool:
     return d != 1
 
 
+def _candidates(n: Number, other_percent: bool) -> list[tuple[Fraction, int]]:
+    """(value, decimal places) readings of n: a percent also reads as value/100 against a bare number."""
+    out = [(n.value, n.places)]
+    if n.percent and not other_percent:
+        out.append((n.value / 100, n.places + 2))
+    return out
+
+
 def numbers_equal(gold: Number, pred: Number) -> bool:
     """Exact rational equality, with one tolerance: a decimal against a fraction that has no finite
-    decimal expansion (0.333333 vs 1/3) matches within REL_TOL. Percent either way (module doc)."""
-    golds = [gold.value]
-    preds = [pred.value]
-    if gold.percent != pred.percent:
-        if gold.percent:
-            golds.append(gold.value / 100)
-        else:
-            preds.append(pred.value / 100)
+    decimal expansion (1/3, 3/23) matches when it is within REL_TOL of it, or is the fraction
+    correctly rounded to the written places, with 6+ significant digits or 6+ places (and 4+
+    significant digits): 0.130435 for 3/23, 0.033333 for 1/30, not 0.000033 for 1/30000.
+    Percent either way (module doc)."""
     kinds = {gold.kind, pred.kind}
-    for a in golds:
-        for b in preds:
+    for a, places_a in _candidates(gold, pred.percent):
+        for b, places_b in _candidates(pred, gold.percent):
             if a == b:
                 return True
-            if kinds == {"dec", "frac"} and _repeating(a if gold.kind == "frac" else b) and _close(a, b):
-                return True
+            if kinds == {"dec", "frac"}:
+                if gold.kind == "frac":
+                    r, d, places, sig = a, b, places_b, pred.sig
+                else:
+                    r, d, places, sig = b, a, places_a, gold.sig
+                rounded = (sig >= 6 or places >= 6) and sig >= 4 and abs(r - d) * 2 * 10 ** places <= 1
+                if _repeating(r) and (_close(r, d) or rounded):
+                    return True
     return False
+
+
+# ------------------------------------------------------------------ surds, multiples of pi, infinity
+
+_SQRT_DIGIT = re.compile(r"\\sqrt(\d)")
+_FRAC_DIGITS = re.compile(r"\\frac(\d)(\d)")
+_ARG = r"\{(\d+)\}"
+_TERM_PATTERNS = (
+    # (family, regex, how to read coef numerator / denominator / radicand from the groups)
+    ("sqrt", re.compile(r"(-?)(\d*)\\sqrt" + _ARG), lambda g: (g[1] or "1", "1", g[2])),
+    ("sqrt", re.compile(r"(-?)\\frac\{(\d*)\\sqrt" + _ARG + r"\}" + _ARG), lambda g: (g[1] or "1", g[3], g[2])),
+    ("sqrt", re.compile(r"(-?)\\frac" + _ARG + _ARG + r"\\sqrt" + _ARG), lambda g: (g[1], g[2], g[3])),
+    ("sqrt", re.compile(r"(-?)(\d*)\\sqrt" + _ARG + r"/(\d+)"), lambda g: (g[1] or "1", g[3], g[2])),
+    ("pi", re.compile(r"(-?)(\d*)\\pi"), lambda g: (g[1] or "1", "1", "1")),
+    ("pi", re.compile(r"(-?)\\frac\{(\d*)\\pi\}" + _ARG), lambda g: (g[1] or "1", g[2], "1")),
+    ("pi", re.compile(r"(-?)\\frac" + _ARG + _ARG + r"\\pi"), lambda g: (g[1], g[2], "1")),
+    ("pi", re.compile(r"(-?)(\d*)\\pi/(\d+)"), lambda g: (g[1] or "1", g[2], "1")),
+)
+_INFINITY = {"\\infty": 1, "+\\infty": 1, "-\\infty": -1, "\\infinity": 1, "-\\infinity": -1, "infty": 1,
+             "-infty": -1, "inf": 1, "-inf": -1, "\\inf": 1, "-\\inf": -1}
+MAX_RADICAND = 10**8
+
+
+def _square_free(m: int) -> tuple[int, int]:
+    """m = s*s*r with r square-free: (s, r)."""
+    s, r, p = 1, m, 2
+    while p * p <= r:
+        while r % (p * p) == 0:
+            r //= p * p
+            s *= p
+        p += 1
+    return s, r
+
+
+def parse_term(s: str) -> Value | None:
+    """A surd a*sqrt(m)/b, a multiple of pi a*pi/b, or +-infinity; a surd of a perfect square is a Number."""
+    t = _SQRT_DIGIT.sub(r"\\sqrt{\1}", normalize(s))
+    t = _FRAC_DIGITS.sub(r"\\frac{\1}{\2}", t)
+    if t in _INFINITY:
+        return Infinity(_INFINITY[t])
+    if "\\sqrt" not in t and "\\pi" not in t:
+        return None
+    for family, pat, read in _TERM_PATTERNS:
+        m = pat.fullmatch(t)
+        if not m:
+            continue
+        num, den, rad = (int(x) for x in read(m.groups()))
+        if den == 0 or rad > MAX_RADICAND:
+            return None
+        coef = Fraction(num, den) * (-1 if m.group(1) == "-" else 1)
+        if family == "pi":
+            return Term("pi", coef)
+        root, rad = _square_free(rad)
+        coef *= root
+        if rad == 1 or coef == 0:
+            return Number(coef, "int" if coef.denominator == 1 else "frac")
+        return Term("sqrt", coef, rad)
+    return None
+
+
+def parse_value(s: str) -> Value | None:
+    """A plain number, a surd, a multiple of pi or an infinity; None for anything else."""
+    v = parse_number(s)
+    return v if v is not None else parse_term(s)
+
+
+def values_equal(a: Value, b: Value) -> bool | None:
+    """Equal, not equal, or None when the two kinds cannot be compared without SymPy."""
+    if isinstance(a, Number) and isinstance(b, Number):
+        return numbers_equal(a, b)
+    if type(a) is not type(b):
+        return None
+    return a == b  # Term: same family, coefficient and square-free radicand; Infinity: same sign
+
+
+# ------------------------------------------------------------------ tuples, intervals, sets, matrices
+
+_MATRIX = re.compile(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[lcr|]*\})?(.*)\\end\{\1\}")
+
+
+def _split_top(t: str, sep: str = ",") -> list[str]:
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(t):
+        ch = t[i]
+        if ch == "\\" and i + 1 < len(t) and t[i + 1] in "{}":
+            depth += 1 if t[i + 1] == "{" else -1
+            i += 2
+            continue
+        if ch in "({[":
+            depth += 1
+        elif ch in ")}]":
+            depth -= 1
+        elif depth == 0 and t.startswith(sep, i):
+            parts.append(t[start:i])
+            start = i + len(sep)
+            i += len(sep)
+            continue
+        i += 1
+    parts.append(t[start:])
+    return parts
+
+
+def _values(parts: list[str]) -> tuple | None:
+    out = []
+    for p in parts:
+        if not p:
+            return None
+        v = parse_value(p)
+        if v is None:
+            return None
+        out.append(v)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Struct:
+    kind: str  # seq (tuple or interval: brackets matter for 2 elements) | set | matrix
+    items: tuple
+    brackets: str = ""
+
+
+def parse_struct(s: str) -> Struct | None:
+    """A tuple/interval, set or matrix whose entries are all values (parse_value); else None."""
+    t = normalize(s)
+    if "," not in t and "&" not in t and "\\\\" not in t:
+        return None
+    m = _MATRIX.fullmatch(t)
+    if m:
+        rows = [r for r in m.group(2).split("\\\\") if r]
+        cells = [_values(r.split("&")) for r in rows]
+        if not cells or any(c is None for c in cells) or len({len(c) for c in cells}) != 1:
+            return None
+        return Struct("matrix", tuple(cells))
+    if t.startswith("\\{") and t.endswith("\\}"):
+        items = _values(_split_top(t[2:-2]))
+        return Struct("set", items) if items else None
+    if len(t) >= 2 and t[0] in "([" and t[-1] in ")]" and _match_bracket(t) == len(t) - 1:
+        parts = _split_top(t[1:-1])
+        if len(parts) >= 2:
+            items = _values(parts)
+            return Struct("seq", items, t[0] + t[-1]) if items else None
+        return None
+    parts = _split_top(t)
+    if len(parts) >= 2:
+        items = _values(parts)
+        return Struct("set", items) if items else None
+    return None
+
+
+def _match_bracket(t: str) -> int:
+    """Index of the bracket closing t[0] (either kind closes either: intervals mix them)."""
+    depth = 0
+    for i, ch in enumerate(t):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def structs_equal(a: Struct, b: Struct) -> bool | None:
+    if a.kind != b.kind:
+        return None
+    if a.kind == "set":
+        verdicts = [[values_equal(x, y) for y in b.items] for x in a.items]
+        if any(v is None for row in verdicts for v in row):
+            return None
+        return all(any(row) for row in verdicts) and all(any(col) for col in zip(*verdicts))
+    if len(a.items) != len(b.items):
+        return False
+    if a.kind == "seq" and len(a.items) == 2 and a.brackets != b.brackets:
+        return False  # open vs closed ends of an interval
+    rows_a = a.items if a.kind == "matrix" else (a.items,)
+    rows_b = b.items if b.kind == "matrix" else (b.items,)
+    result = True
+    for ra, rb in zip(rows_a, rows_b):
+        if len(ra) != len(rb):
+            return False
+        for x, y in zip(ra, rb):
+            v = values_equal(x, y)
+            if v is None:
+                return None
+            result = result and v
+    return result
 
 
 # ------------------------------------------------------------------ multiple choice
@@ -374,10 +616,12 @@ def _shape(t: str) -> str | None:
 class Gold:
     raw: str  # what math-verify gets (delimiters stripped)
     norm: str
-    number: Number | None
+    value: Value | None
+    struct: Struct | None
     choice: str | None
     has_eq: bool
     shape: str | None
+    text: str | None  # the words of a \text{...} gold, lower case, spaces removed
 
 
 @functools.lru_cache(maxsize=65536)
@@ -391,8 +635,18 @@ def analyze_gold(gold: str) -> Gold | None:
     if not raw:
         return None
     norm = normalize(raw)
-    return Gold(raw=raw.replace("\\varnothing", "\\emptyset"), norm=norm, number=parse_number(raw),
-                choice=choice_letter(raw, gold=True), has_eq="=" in norm, shape=_shape(norm))
+    value = parse_value(raw)
+    return Gold(raw=raw.replace("\\varnothing", "\\emptyset"), norm=norm, value=value,
+                struct=parse_struct(raw) if value is None else None, choice=choice_letter(raw, gold=True),
+                has_eq="=" in norm, shape=_shape(norm), text=_text_words(raw))
+
+
+_TEXT_GOLD = re.compile(r"\\text(?:bf|rm)?\s*\{\s*([A-Za-z][A-Za-z ]*)\s*\}")
+
+
+def _text_words(raw: str) -> str | None:
+    m = _TEXT_GOLD.fullmatch(raw.strip())
+    return m.group(1).replace(" ", "").lower() if m else None
 
 
 def _version(dist: str) -> str:
@@ -432,8 +686,8 @@ class Grader:
         self.allow_last_number = bool(allow_last_number)
         self.memory_limit_mb = memory_limit_mb
         self._pool = JudgePool(self.workers, self.timeout_s, memory_limit_mb=memory_limit_mb)
-        self.stats = {"pairs": 0, "exact": 0, "numeric": 0, "choice": 0, "structure": 0, "math_verify_items": 0,
-                      "deduplicated": 0}
+        self.stats = {"pairs": 0, "exact": 0, "numeric": 0, "choice": 0, "text": 0, "structure": 0,
+                      "math_verify_items": 0, "deduplicated": 0}
 
     # -- identity
 
@@ -453,6 +707,8 @@ class Grader:
             "workers": self.workers,
             "start_method": self._pool.start_method,
             "allow_last_number": self.allow_last_number,
+            "fast_paths": "exact, choice, numeric (numbers, surds, multiples of pi, tuples/intervals/sets/"
+                          "matrices of them), text, structure",
             "numeric_rel_tol": REL_TOL,
             "percent": "a % side matches the other value as is or /100",
             "max_answer_chars": MAX_ANSWER_CHARS,
@@ -500,15 +756,27 @@ class Grader:
         if g.choice:
             self.stats["choice"] += 1
             return Grade(choice_letter(ans) == g.choice, ans, extractor, "choice")
-        if g.number is not None:
-            num = parse_number(ans)
-            if num is None and not g.has_eq:
+        if g.value is not None or g.struct is not None:
+            target = ans
+            if not g.has_eq:  # "x = 3" against a gold without "="
                 m = _VAR_PREFIX.match(light_normalize(ans))
                 if m:
-                    num = parse_number(light_normalize(ans)[m.end():])
-            if num is not None:
+                    target = light_normalize(ans)[m.end():]
+            verdict = None
+            if g.value is not None:
+                v = parse_value(target)
+                verdict = values_equal(g.value, v) if v is not None else None
+            else:
+                st = parse_struct(target)
+                verdict = structs_equal(g.struct, st) if st is not None else None
+            if verdict is not None:
                 self.stats["numeric"] += 1
-                return Grade(numbers_equal(g.number, num), ans, extractor, "numeric")
+                return Grade(verdict, ans, extractor, "numeric")
+        if g.text is not None:
+            words = normalize(ans).lower()
+            if re.fullmatch(r"[a-z]+", words):
+                self.stats["text"] += 1
+                return Grade(words == g.text, ans, extractor, "text")
         if g.shape and _shape(norm) and g.shape != _shape(norm):
             self.stats["structure"] += 1
             return Grade(False, ans, extractor, "structure")

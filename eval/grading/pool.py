@@ -310,7 +310,7 @@ class JudgePool:
         with self._lock:
             while len(self._workers) < self.n_workers:
                 self._spawn()
-            self._run([], lambda i, c, r: None)
+            self._run([], lambda i, c, r: None, wait_boot=True)
 
     def close(self) -> None:
         with self._lock:
@@ -323,11 +323,13 @@ class JudgePool:
                 self._spawn()
             self._run(items, on_result)
 
-    def _run(self, items, on_result) -> None:  # noqa: C901 - one event loop, kept in one place
+    def _run(self, items, on_result, wait_boot: bool = False) -> None:  # noqa: C901 - one event loop
         items = sorted(items, key=lambda it: it[1])  # same gold together: one parse per worker
         n = len(items)
         self.stats["items"] += n
-        size = max(1, min(32, math.ceil(n / (self.n_workers * 4)))) if n else 1
+        # small chunks (about 16 per worker, at most 32 items): a single pipe message dispatches
+        # a chunk, and the last chunks finish close together so no worker idles at the end
+        size = max(1, min(32, math.ceil(n / (self.n_workers * 16)))) if n else 1
         queue: deque[list[tuple[int, str, str]]] = deque(items[i:i + size] for i in range(0, n, size))
         boot_failures = 0
 
@@ -374,8 +376,8 @@ class JudgePool:
                     dispatch(w)
             busy = [w for w in self._workers if w.chunk is not None]
             booting = [w for w in self._workers if not w.ready]
-            if not busy and not booting and not queue:
-                return
+            if not busy and not queue and (not booting or not wait_boot):
+                return  # a replacement still booting is picked up by the next run
             now = time.monotonic()
             deadlines = [w.item_start + self.timeout_s for w in busy] + [w.started + BOOT_TIMEOUT_S for w in booting]
             wait_s = max(0.0, min(deadlines) - now) if deadlines else 0.05
