@@ -30,6 +30,10 @@ class SamplingParams:
     seed: int | None = field(
         default=None, metadata={"help": "Seed for this request: same seed, same engine, same output."}
     )
+    min_tokens: int = field(default=0, metadata={"help": "Generate at least this many tokens before EOS may end."})
+    ignore_eos: bool = field(
+        default=False, metadata={"help": "Keep generating past EOS (fixed-length runs for benchmarks)."}
+    )
 
     def __post_init__(self):
         if isinstance(self.stop, str):

@@ -69,6 +69,10 @@ class HFEngine(Engine):
             gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if p.stop:
             gen.update(stop_strings=list(p.stop), tokenizer=self.tokenizer)
+        if p.min_tokens:
+            gen["min_new_tokens"] = p.min_tokens
+        if p.ignore_eos:
+            gen["eos_token_id"] = None
         with torch.inference_mode():
             out = self.lm.generate(**ids, **gen)
         completions = [self._completion(row[prompt_len:].tolist(), p) for row in out]
@@ -82,7 +86,7 @@ class HFEngine(Engine):
             while new_ids and new_ids[-1] == pad:
                 new_ids = new_ids[:-1]
         n_tok, hit_eos = len(new_ids), False
-        for j, t in enumerate(new_ids):
+        for j, t in enumerate([] if p.ignore_eos else new_ids):
             if t in self.eos_ids:
                 n_tok, hit_eos = j + 1, True
                 break

