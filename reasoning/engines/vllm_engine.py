@@ -82,7 +82,8 @@ class VLLMEngine(Engine):
         return self._vllm.SamplingParams(
             n=p.n, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
             stop=list(p.stop) or None, include_stop_str_in_output=p.include_stop_str_in_output,
-            seed=p.seed, min_tokens=p.min_tokens, ignore_eos=p.ignore_eos, output_kind=self._vllm.sampling_params.RequestOutputKind.FINAL_ONLY,
+            seed=p.seed, min_tokens=p.min_tokens, ignore_eos=p.ignore_eos,
+            output_kind=self._vllm.sampling_params.RequestOutputKind.FINAL_ONLY,
         )
 
     # One driver thread owns vLLM's engine: it adds what callers submit, steps, and hands each
