@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--limit", type=int, default=None, help=_help("limit"))
     r.add_argument("-n", type=int, default=16, help=_help("n"))
     r.add_argument("--strategy", default="plain,majority",
-                   help="comma-separated: plain, majority, best_of_n, fusion, budget (default plain,majority)")
+                   help="comma-separated: plain, majority, best_of_n, fusion, budget, and the parallel-thinking "
+                        "decoders parallel_r1, threadweaver, parathinker (default plain,majority)")
     r.add_argument("--budgets", type=_ints, default=(), help=_help("budgets") + "; e.g. 1,2,4,8,16")
     r.add_argument("--token-budgets", type=_ints, default=(256, 512, 1024), help=_help("token_budgets"))
     r.add_argument("--budget-samples", type=int, default=4, help=_help("budget_samples"))

@@ -8,6 +8,7 @@ Writes into the run directory:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import sys
@@ -22,7 +23,7 @@ import numpy as np
 
 from eval.config import EvalConfig, check_run_dir
 from eval.records import Point, Problem, Sample
-from eval.strategies import PARALLEL, STRATEGIES, PoolSample, best_of_n, get_scorer, majority
+from eval.strategies import DECODED, PARALLEL, STRATEGIES, PoolSample, best_of_n, get_scorer, majority
 from prompts import PromptLibrary
 from reasoning.engines.base import Engine
 from reasoning.fusion import fusion_request
@@ -30,6 +31,9 @@ from reasoning.inputs import derive_seed
 from reasoning.runner import run_requests
 from reasoning.store import GenerationStore
 from reasoning.types import Failure, InputError, Request, Result, SamplingParams
+
+
+DECODE_CONCURRENCY = 32  # decodes in flight at once for the decoder strategies
 
 
 def log(msg: str) -> None:
@@ -209,6 +213,45 @@ class EvalRun:
                       statistics.mean(x.tokens for x in graded[p.id]), graded[p.id][0].latency_s)
         return scored
 
+    def _decoded(self, strategy: str, problems, store, records: list[Sample]) -> dict[int, Scored]:
+        """n decodes per problem with a parallel-thinking decoder, as one point at budget 1.
+
+        Every phase cap of the decoder is the run's max_tokens; sample i of a problem is seeded
+        from (seed, problem, strategy, i). Engine calls go through the run's store (resumable).
+        """
+        from reasoning.cached_engine import CachedEngine
+        from reasoning.decoders import CONFIGS, DecodeResult, run_decodes
+
+        cfg, cls = self.cfg, CONFIGS[strategy]
+        caps = {f.name: cfg.max_tokens for f in dataclasses.fields(cls)
+                if f.name.startswith("max_") and f.name.endswith("_tokens") and f.name != "max_total_tokens"}
+        jobs = [(f"{p.id}/{i}", self._messages(p),
+                 cls(temperature=cfg.temperature, top_p=cfg.top_p, seed=derive_seed(cfg.seed, f"{p.id}/{strategy}/{i}"),
+                     **caps))
+                for p in problems for i in range(cfg.n)]
+        cached = CachedEngine(self.engine, store)
+        outs = run_decodes(cached, strategy, jobs, concurrency=DECODE_CONCURRENCY, progress=self.progress,
+                           desc=strategy)
+        failed = [(job[0], o) for job, o in zip(jobs, outs) if not isinstance(o, DecodeResult)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} {strategy} decodes failed (first: {failed[0][0]}: {failed[0][1]}); "
+                               f"finished requests are kept in {store.path}: rerun the same command to resume")
+        log(f"{strategy}: {len(outs)} decodes, {cached.calls} requests sent, {cached.hits} from the store; "
+            f"{sum(bool(o.validation_errors) for o in outs)} with format problems")
+        per = {p.id: outs[k * cfg.n:(k + 1) * cfg.n] for k, p in enumerate(problems)}
+        graded = self._grade_pool(problems, [[(o.text, o.total_tokens) for o in per[p.id]] for p in problems],
+                                  [0.0] * len(problems), [None] * len(problems))
+        s = Scored()
+        for k, p in enumerate(problems):
+            for i, (smp, o) in enumerate(zip(graded[p.id], per[p.id])):
+                smp = dataclasses.replace(smp, latency_s=o.wall_s, seed=jobs[k * cfg.n + i][2].seed)
+                records.append(self._record(p, strategy, 1, smp, o.total_tokens, o.critical_path_tokens, o.wall_s, i))
+            s.add(statistics.mean(x.correct for x in graded[p.id]),
+                  statistics.mean(o.total_tokens for o in per[p.id]),
+                  statistics.mean(o.critical_path_tokens for o in per[p.id]),
+                  statistics.mean(o.wall_s for o in per[p.id]))
+        return {1: s}
+
     @staticmethod
     def _record(p: Problem, strategy: str, budget: int, s: PoolSample, tokens, critical, wall, index=0) -> Sample:
         return Sample(p.id, index, strategy, budget, s.text, s.answer, s.extractor, bool(s.correct),
@@ -247,6 +290,8 @@ class EvalRun:
                     curves[strategy] = self._parallel(strategy, graded, pool, store, records)
                 elif strategy == "budget":
                     curves[strategy] = self._budget(graded, store, records)
+                elif strategy in DECODED:
+                    curves[strategy] = self._decoded(strategy, graded, store, records)
         points = [s.point(name, b, self.label) for name, curve in curves.items() for b, s in sorted(curve.items())]
         fits = {}
         for name, curve in curves.items():

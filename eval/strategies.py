@@ -5,6 +5,10 @@
     best_of_n   the first N samples' best by a pluggable scorer
     fusion      a fusor model writes one answer from the first N samples (Fusion-of-N)
     budget      sequential: a cap on thinking tokens, then the final answer is forced
+    parallel_r1, threadweaver, parathinker
+                a parallel-thinking decoder (reasoning.decoders) writes each sample: n decodes
+                per problem, graded like the pool, scored as one point (budget 1) whose tokens
+                and critical-path tokens are the decoder's
 
 The parallel ones read the same pool at every N, so a sweep over N costs one generation.
 """
@@ -16,7 +20,8 @@ from dataclasses import dataclass
 
 from eval.metrics import maj_at_k, normalize_for_vote
 
-STRATEGIES = ("plain", "majority", "best_of_n", "fusion", "budget")
+DECODED = ("parallel_r1", "threadweaver", "parathinker")  # the methods in reasoning.decoders
+STRATEGIES = ("plain", "majority", "best_of_n", "fusion", "budget") + DECODED
 PARALLEL = ("majority", "best_of_n", "fusion")
 
 

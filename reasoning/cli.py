@@ -56,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_sampling_args(g)
     g.set_defaults(func=cmd_generate)
 
+    from reasoning.decode_cli import register as register_decode
+
+    register_decode(rsub)
+
     model = sub.add_parser("model", help="model utilities (build the tiny local test model)")
     msub = model.add_subparsers(dest="model_cmd", required=True, metavar="COMMAND")
     t = msub.add_parser("tiny", help="build a tiny random-weight Qwen3-style model with all tag tokens",

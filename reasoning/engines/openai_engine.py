@@ -25,6 +25,9 @@ from reasoning.engines.stops import apply_stop, strip_trailing_stop
 from reasoning.types import Completion, Failure, InputError, Request, Result
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# The OpenAI API takes at most 4 stop strings (vLLM's server rejects more with HTTP 400). Past
+# the limit the server gets the first 4 and the rest are cut here, after generation.
+MAX_SERVER_STOPS = 4
 
 
 class RetryableError(Exception):
@@ -186,6 +189,11 @@ class OpenAIEngine(Engine):
         text = strip_trailing_stop(text, stop, p.include_stop_str_in_output)
         if stop is None:  # the server did not say; hold it to the stop strings ourselves
             text, stop = apply_stop(text, p.stop, p.include_stop_str_in_output)
+        elif len(p.stop) > MAX_SERVER_STOPS:  # a stop string the server was not sent may come earlier
+            body = text[: -len(stop)] if p.include_stop_str_in_output and text.endswith(stop) else text
+            cut, earlier = apply_stop(body, p.stop, p.include_stop_str_in_output)
+            if earlier is not None:
+                text, stop = cut, earlier
         finish = "stop" if stop else (choice.get("finish_reason") or "stop")
         ids = choice.get("token_ids")
         return Completion(text=text, tokens=len(ids) if ids is not None else count_tokens(text),
@@ -193,6 +201,8 @@ class OpenAIEngine(Engine):
 
     async def _request(self, req: Request, n: int, seed: int | None) -> tuple[list[Completion], int, int, _Server]:
         path, body = self._body(req, n, seed)
+        if len(req.params.stop) > MAX_SERVER_STOPS:
+            body["stop"] = body["stop"][:MAX_SERVER_STOPS]
         if n > 1 and await self._all_vllm():
             body.setdefault("return_token_ids", True)  # exact per-completion token counts
         data, attempts, server = await self._post(path, body)

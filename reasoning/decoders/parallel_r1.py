@@ -1,0 +1,83 @@
+"""Parallel-R1 decoding on a stock engine (research/parallel_thinking.md §1.6).
+
+    loop, up to `max_blocks` blocks:
+      main     continue the trace, stop on `<Parallel>` (eos or the length cap ends the decode)
+      paths    k requests at once, each prompted with the trace + `<Path>`, stop on `</Path>`;
+               a path that ended on eos or ran out is closed by the decoder (`forced_close`)
+      join     `<Path>…</Path>` × k + `</Parallel>\\n<Summary>`, then one summary request that
+               stops on `</Summary>` (closed by the decoder when it did not)
+
+What follows the reference (`ParallelThinkingAgentLoopV3.run`) and what is a switch:
+  - k = `num_paths` (reference 2), fixed by the decoder, not chosen by the model.
+  - Paths are sampled at `path_temperature` (reference 1.0 whatever the run's temperature;
+    None = the run's temperature).
+  - `</Parallel>`, a newline, then `<Summary>`: the reference inserts a newline token between
+    them (`newline_before_summary`).
+  - After the `max_blocks`-th block (reference 4) the reference stops, even with no final answer
+    written (`continue_after_limit` = False). With it on, one more main request continues the
+    trace, no longer stopping on `<Parallel>`.
+  - Per-request caps: `max_tokens` (main), `max_path_tokens` (reference 4096, larger than its
+    3000-token response cap), `max_summary_tokens`; `max_total_tokens` is the response cap.
+Not reproduced (training/engine-side): the structured attention mask and position ids of the
+Unseen variant. Here the summary and later text are sampled with plain causal attention over
+the concatenated paths, exactly as the reference's vLLM rollout does.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from reasoning.decoders.base import DecodeResult, DecoderConfig, Decoding, _f, ended_by
+from reasoning.engines.base import Engine
+
+OPEN, CLOSE = "<Parallel>", "</Parallel>"
+PATH, END_PATH = "<Path>", "</Path>"
+SUMMARY, END_SUMMARY = "<Summary>", "</Summary>"
+
+
+@dataclass
+class ParallelR1Config(DecoderConfig):
+    """Parallel-R1 decoding (defaults follow the reference rollout scripts where they exist)."""
+
+    num_paths: int = _f(2, "paths forked per <Parallel> block (reference 2)")
+    max_blocks: int = _f(4, "parallel blocks per response; the reference stops after the last one (reference 4)")
+    max_tokens: int = _f(1024, "cap on each main (sequential) request")
+    max_path_tokens: int = _f(1024, "cap on each path request (reference 4096)")
+    max_summary_tokens: int = _f(512, "cap on each summary request")
+    path_temperature: float | None = _f(1.0, "temperature of path requests (reference forces 1.0); "
+                                             "None = the run's temperature")
+    newline_before_summary: bool = _f(True, "write `</Parallel>\\n<Summary>` as the reference does; off: "
+                                            "`</Parallel><Summary>`")
+    continue_after_limit: bool = _f(False, "after the block limit, continue sequentially (one main request that "
+                                           "no longer stops on <Parallel>) instead of stopping as the reference does")
+
+
+async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]], cfg: ParallelR1Config | None = None,
+                 key: str = "") -> DecodeResult:
+    """Decode one prompt (raw text, or chat messages rendered with the engine's template)."""
+    cfg = cfg or ParallelR1Config()
+    d = Decoding(engine, source, cfg, "parallel_r1", key)
+    forced = cfg.force_open
+    while True:
+        if d.remaining() is not None and d.remaining() <= 0:
+            return d.result("token_budget")
+        if d.blocks >= cfg.max_blocks:
+            if not cfg.continue_after_limit:
+                return d.result("block_limit")
+            c = await d.sequential("main", (), cfg.max_tokens, d.blocks)
+            return d.result(ended_by(c))
+        if forced:  # the decoder opens the first block itself
+            forced = False
+            d.insert(OPEN)
+        else:
+            c = await d.sequential("main", (OPEN,), cfg.max_tokens, d.blocks)
+            if c.stop_string != OPEN:
+                return d.result(ended_by(c))
+            d.insert(OPEN)
+        paths = await d.branches("path", [PATH] * cfg.num_paths, [(END_PATH,)] * cfg.num_paths,
+                                 cfg.max_path_tokens, [END_PATH] * cfg.num_paths, cfg.path_temperature)
+        d.insert("".join(PATH + p.text + END_PATH for p in paths))
+        d.insert(CLOSE + ("\n" if cfg.newline_before_summary else "") + SUMMARY)
+        await d.sequential("summary", (END_SUMMARY,), cfg.max_summary_tokens, d.blocks - 1, close=END_SUMMARY,
+                           capped=False)
+        d.insert(END_SUMMARY)

@@ -1,0 +1,92 @@
+"""ParaThinker decoding on a stock engine (research/parallel_thinking.md §3.5).
+
+    paths    P requests at once from the same prompt; path i is forced to start with `<think{i}>`
+             and stops on `</think{i}>` (by default on any end tag, see below); the decoder closes
+             every path with its own `</think{i}>`
+    summary  one request over the prompt and all P paths, forced to start with `<summary>` and
+             the reference's summary template, stopping on `</summary>` (closed by the decoder)
+
+How this differs from the paper's engine. ParaThinker's inference runs in a patched vLLM V0:
+the prompt is prefilled once (padded with `<vllm_pad>` to whole KV blocks), forked into P
+sequences that share its KV blocks, each path is padded to whole blocks as it ends, and the
+summary is a merged sequence whose block table points at the paths' existing KV blocks: no
+token is prefilled twice, the paths keep the shared positions they were decoded at, and a
+learned per-path embedding is added to K and V. On a stock engine (hf, vLLM, any OpenAI
+server) the P path requests share only the prompt, so prefix caching saves the prompt's
+prefill for paths 2..P and nothing else; the summary request re-prefills every path as new
+text at sequential positions (path 2 after path 1, ...), with plain causal attention and no
+path embeddings. The text and the token counts are what the method produces; the wall time
+of the summary's prefill is not, and a model trained with ParaThinker's position scheme sees
+positions it was not trained on in the summary.
+
+What follows the reference and what is a switch:
+  - `num_paths` P (reference example 4; at most 8, the tags that exist).
+  - `summary_prefix`: the reference forces `<summary>` followed by "By analyzing multiple
+    reasoning processes above, I concluded that: The final answer is"; "" = a free summary.
+  - `stop_on_any_end_tag`: the reference ends a path on any of `</think>`, `</think1..8>`,
+    `</summary>` and rewrites it to the path's own end tag; off = only the path's own tag.
+  - `assistant_prefix`: text written at the start of the assistant turn before the paths (the
+    reference prompt ends with `<think>`; most chat templates of reasoning models add it).
+  - Temperature 0.5 (the reference example). `max_total_tokens` has no effect: there is no
+    main request to hold to it (cap the paths and the summary instead).
+Not reproduced: first-finish termination (the reference cuts all paths when the first one
+ends; that needs streamed partial outputs and aborts, so here every path runs to its own end),
+the rewrite of a path's stray `<think{j}>`/`<summary>` into `<think1>` (text-level engines
+cannot rewrite a sampled token), and the `<vllm_pad>` block alignment (KV-cache layout only).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from reasoning.decoders.base import DecodeResult, DecoderConfig, Decoding, _f, ended_by
+from reasoning.engines.base import Engine
+from reasoning.types import InputError
+
+MAX_PATHS = 8
+SUMMARY, END_SUMMARY = "<summary>", "</summary>"
+REFERENCE_SUMMARY_PREFIX = "By analyzing multiple reasoning processes above, I concluded that: The final answer is"
+END_TAGS = ("</think>",) + tuple(f"</think{i}>" for i in range(1, MAX_PATHS + 1)) + (END_SUMMARY,)
+
+
+@dataclass
+class ParaThinkerConfig(DecoderConfig):
+    """ParaThinker decoding (defaults follow the reference example)."""
+
+    temperature: float = _f(0.5, "sampling temperature of every request (reference example 0.5)")
+    num_paths: int = _f(4, f"parallel paths P, each with its own <think_i> tag (reference example 4, at most "
+                           f"{MAX_PATHS})")
+    max_path_tokens: int = _f(1024, "cap on each path request (reference example 16384)")
+    max_summary_tokens: int = _f(512, "cap on the summary request")
+    summary_prefix: str = _f(REFERENCE_SUMMARY_PREFIX, "text forced after <summary> before the summary is sampled "
+                                                       "(the reference's template; '' for a free summary)")
+    stop_on_any_end_tag: bool = _f(True, "end a path on any </think>, </think1..8> or </summary>, as the reference "
+                                         "does (the path is still closed with its own tag); off: only its own tag")
+    force_open: bool = _f(False, "no effect: ParaThinker's paths always open at the prompt")
+    assistant_prefix: str = _f("", "text the decoder writes at the start of the assistant turn, before the paths "
+                                    "(e.g. '<think>' when the chat template does not add it)")
+
+    def check(self) -> None:
+        super().check()
+        if self.num_paths > MAX_PATHS:
+            raise InputError(f"num_paths {self.num_paths}: ParaThinker has at most {MAX_PATHS} paths "
+                             f"(tags <think1>..<think{MAX_PATHS}>)")
+
+
+async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]], cfg: ParaThinkerConfig | None = None,
+                 key: str = "") -> DecodeResult:
+    """Decode one prompt (raw text, or chat messages rendered with the engine's template)."""
+    cfg = cfg or ParaThinkerConfig()
+    d = Decoding(engine, source, cfg, "parathinker", key)
+    d.insert(cfg.assistant_prefix)
+    opens = [f"<think{i}>" for i in range(1, cfg.num_paths + 1)]
+    closes = [f"</think{i}>" for i in range(1, cfg.num_paths + 1)]
+    # Its own end tag first: a server that takes only a few stop strings gets the one that matters.
+    stops = [(close,) + tuple(t for t in END_TAGS if t != close) if cfg.stop_on_any_end_tag else (close,)
+             for close in closes]
+    paths = await d.branches("path", opens, stops, cfg.max_path_tokens, closes)
+    d.insert("".join(o + p.text + c for o, p, c in zip(opens, paths, closes)))
+    c = await d.sequential("summary", (END_SUMMARY,), cfg.max_summary_tokens, 0,
+                           suffix=SUMMARY + cfg.summary_prefix, close=END_SUMMARY, capped=False)
+    d.insert(END_SUMMARY)
+    return d.result(ended_by(c))

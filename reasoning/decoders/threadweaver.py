@@ -1,0 +1,110 @@
+"""ThreadWeaver fork-join decoding on a stock engine (research/parallel_thinking.md §2.4).
+
+    loop, at most `max_iterations` times:
+      main     continue the trace, stop on `</Outlines>` (eos or the length cap ends the decode)
+      parse    the outline numbers after the last `<Outlines>` (`<Outline>1.2: …` gives "1.2";
+               repeats dropped, order kept)
+      threads  one request per outline, all at once: the trace + `\\n<Thread>\\n{n}:`, stop on `</Thread>`
+      join     threads in outline order; the first keeps its leading newline, later ones start
+               right at `<Thread>` (`…</Thread><Thread>\\n2:…`); a thread that did not stop on
+               `</Thread>` gets `\\n</Thread>`. Then `\\n` (or `\\n<Conclusion>\\n`) and the next
+               main request continues from the joined text; the model itself writes `</Parallel>`.
+      If any thread ended on eos or its length cap, the decoder appends `\\n</Parallel>` and stops
+      (`stop_on_truncated_thread`, the reference's behaviour).
+
+A `</Outlines>` with no numbered outline written since the last fork cannot be forked: the
+decoder continues sequentially (the next main request picks up after `</Outlines>`).
+The continuation after a join is role "join" in the usage rows; it is on the critical path.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from reasoning.decoders.base import DecodeResult, DecoderConfig, Decoding, _f, ended_by
+from reasoning.engines.base import Engine
+from reasoning.types import InputError
+
+OUTLINES, END_OUTLINES = "<Outlines>", "</Outlines>"
+THREAD, END_THREAD = "<Thread>", "</Thread>"
+OUTLINE_NUMBER = re.compile(r"<Outline>\s*([0-9]+(?:\.[0-9]+)*)\s*:")
+
+
+@dataclass
+class ThreadWeaverConfig(DecoderConfig):
+    """ThreadWeaver decoding (defaults follow the reference controller)."""
+
+    temperature: float = _f(0.6, "sampling temperature of every request (reference trajectory generation 0.6; "
+                                 "RL rollouts 1.0)")
+    top_p: float = _f(0.95, "nucleus sampling mass of every request (reference 0.95)")
+    max_iterations: int = _f(32, "controller iterations (main request, fork, join) before it gives up "
+                                 "(reference 32)")
+    max_tokens: int = _f(1024, "cap on each main (sequential or continuation) request")
+    max_thread_tokens: int = _f(1024, "cap on each thread request")
+    conclusion: bool = _f(False, "after the threads write `\\n<Conclusion>\\n` instead of `\\n` (the shipped RL "
+                                 "config runs without conclusions)")
+    stop_on_truncated_thread: bool = _f(True, "when a thread ends on eos or its cap, close the block with "
+                                              "`\\n</Parallel>` and stop, as the reference does; off: join and "
+                                              "continue")
+    force_outlines: int = _f(2, "with force_open: how many numbered outlines the decoder writes for the "
+                                "first block")
+
+
+    def check(self) -> None:
+        super().check()
+        if self.force_open and self.force_outlines < 1:
+            raise InputError(f"force_outlines must be >= 1 with force_open, got {self.force_outlines}")
+
+
+def outline_numbers(text: str) -> list[str]:
+    """The outline numbers of the last `<Outlines>` section of `text`, in order, without repeats
+    (none when `text` has no `<Outlines>`)."""
+    at = text.rfind(OUTLINES)
+    return list(dict.fromkeys(OUTLINE_NUMBER.findall(text[at:]))) if at >= 0 else []
+
+
+def thread_prefix(n: str, first: bool) -> str:
+    return ("\n" if first else "") + f"{THREAD}\n{n}:"
+
+
+def forced_block(k: int) -> str:
+    """The opening a model would write: `<Parallel>`, then k numbered outlines (test/bench aid)."""
+    items = "".join(f"<Outline>{i}: part {i}</Outline>\n" for i in range(1, k + 1))
+    return f"<Parallel>\n{OUTLINES}\n{items}{END_OUTLINES}"
+
+
+async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]],
+                 cfg: ThreadWeaverConfig | None = None, key: str = "") -> DecodeResult:
+    """Decode one prompt (raw text, or chat messages rendered with the engine's template)."""
+    cfg = cfg or ThreadWeaverConfig()
+    d = Decoding(engine, source, cfg, "threadweaver", key)
+    forced = cfg.force_open
+    for _ in range(cfg.max_iterations):
+        if d.remaining() is not None and d.remaining() <= 0:
+            return d.result("token_budget")
+        start = len(d.text)  # outlines count only when written in this iteration, never an earlier block's
+        if forced:
+            forced = False
+            d.insert(forced_block(cfg.force_outlines))
+        else:
+            c = await d.sequential("join" if d.blocks else "main", (END_OUTLINES,), cfg.max_tokens, d.blocks)
+            if c.stop_string != END_OUTLINES:
+                return d.result(ended_by(c))
+            d.insert(END_OUTLINES)
+        numbers = outline_numbers(d.text[start:])
+        if not numbers:
+            continue
+        # Every thread is prompted with the leading newline; in the joined text only the first keeps it.
+        threads = await d.branches("thread", [thread_prefix(n, True) for n in numbers],
+                                   [(END_THREAD,)] * len(numbers), cfg.max_thread_tokens, [END_THREAD] * len(numbers))
+        truncated = False
+        for i, (n, t) in enumerate(zip(numbers, threads)):
+            closed = t.stop_string == END_THREAD
+            truncated |= not closed
+            d.insert(thread_prefix(n, i == 0) + t.text + (END_THREAD if closed else "\n" + END_THREAD))
+        if truncated and cfg.stop_on_truncated_thread:
+            d.insert("\n</Parallel>")
+            return d.result("truncated_thread")
+        d.insert("\n<Conclusion>\n" if cfg.conclusion else "\n")
+    return d.result("iteration_cap")
