@@ -32,6 +32,7 @@ bench:
 	$(VENV)/bin/python benches/engine_overhead.py
 	$(VENV)/bin/python benches/engines.py
 	$(VENV)/bin/python benches/grading.py
+	$(VENV)/bin/python benches/fork_join.py
 
 lint:
 	$(VENV)/bin/ruff check .
