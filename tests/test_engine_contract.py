@@ -120,3 +120,18 @@ def test_a_request_over_the_context_limit_fails_alone(engine, request):
     assert isinstance(outcomes[0], Result) and isinstance(outcomes[2], Result)
     assert isinstance(outcomes[1], Failure)
     assert "2048" in outcomes[1].error or "context" in outcomes[1].error.lower()
+
+
+def test_a_caller_that_gives_up_does_not_break_the_engine(engine):
+    """An abandoned agenerate (its event loop closed since) must not stop later requests."""
+    async def impatient():
+        try:
+            await asyncio.wait_for(engine.agenerate(chat(max_tokens=64, seed=3)), timeout=0.001)
+        finally:
+            if hasattr(engine, "aclose"):
+                await engine.aclose()
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(impatient())
+    r = engine.generate_one(chat(max_tokens=4, seed=4))
+    assert r.completions and r.completions[0].tokens > 0

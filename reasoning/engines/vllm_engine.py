@@ -73,6 +73,8 @@ class VLLMEngine(Engine):
         self._tokenizer = self.llm.get_tokenizer()
         self._next_id = 0
         self._driver: threading.Thread | None = None
+        self._driver_lock = threading.Lock()
+        self._inbox: queue.Queue = queue.Queue()
         self._fatal: str | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -90,11 +92,23 @@ class VLLMEngine(Engine):
     # finished request back. iter_results and agenerate both go through it, so decoders that
     # await many requests at once get them batched together, as vLLM intends.
     def _submit(self, req: Request, done) -> None:
-        if self._driver is None:
-            self._inbox: queue.Queue = queue.Queue()
-            self._driver = threading.Thread(target=self._drive, name="parafuse-vllm", daemon=True)
-            self._driver.start()
+        with self._driver_lock:  # two threads submitting at once must not start two drivers
+            if self.llm is None:
+                raise RuntimeError("the vllm engine is closed")
+            if self._driver is None:
+                self._driver = threading.Thread(target=self._drive, name="parafuse-vllm", daemon=True)
+                self._driver.start()
+            elif not self._driver.is_alive():
+                raise RuntimeError(f"the vllm engine's driver thread has stopped ({self._fatal or 'closed'})")
         self._inbox.put((req, done))
+
+    @staticmethod
+    def _deliver(done, outcome) -> None:
+        """Hand an outcome to its caller; a caller that has gone away must not stop the driver."""
+        try:
+            done(outcome)
+        except Exception:  # noqa: BLE001 - e.g. the caller's event loop is closed
+            pass
 
     def _drive(self) -> None:
         engine = self.llm.llm_engine
@@ -106,8 +120,7 @@ class VLLMEngine(Engine):
                 item = None
             while item is not None:
                 if item is _STOP:
-                    if pending:
-                        engine.abort_request(list(pending))
+                    self._stop_all(engine, pending)
                     return
                 self._add(engine, item, pending)
                 try:
@@ -121,13 +134,28 @@ class VLLMEngine(Engine):
             except Exception as e:  # noqa: BLE001 - a dead engine fails every waiting request, loudly
                 self._fatal = f"vLLM engine died: {type(e).__name__}: {e}"
                 for _, req, done in pending.values():
-                    done(Failure(error=self._fatal, request_id=req.id))
+                    self._deliver(done, Failure(error=self._fatal, request_id=req.id))
                 pending.clear()
                 continue
             for out in outs:
                 if out.finished and out.request_id in pending:
                     t0, req, done = pending.pop(out.request_id)
-                    done(self._result(out, req, time.perf_counter() - t0))
+                    self._deliver(done, self._result(out, req, time.perf_counter() - t0))
+
+    def _stop_all(self, engine, pending) -> None:
+        """On close: abort what runs and fail every waiting caller, so none waits forever."""
+        if pending:
+            engine.abort_request(list(pending))
+        for _, req, done in pending.values():
+            self._deliver(done, Failure(error="vllm engine closed", request_id=req.id))
+        pending.clear()
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if item is not _STOP and item[0] is not _ABORT:
+                self._deliver(item[1], Failure(error="vllm engine closed", request_id=item[0].id))
 
     def _add(self, engine, item, pending) -> None:
         req, done = item
@@ -139,14 +167,14 @@ class VLLMEngine(Engine):
                 engine.abort_request(ids)
             return
         if self._fatal:
-            done(Failure(error=self._fatal, request_id=req.id))
+            self._deliver(done, Failure(error=self._fatal, request_id=req.id))
             return
         rid = f"pf-{self._next_id}"
         self._next_id += 1
         try:
             engine.add_request(rid, self.prompt_text(req), self._params(req.params))
         except Exception as e:  # noqa: BLE001 - e.g. a prompt longer than max_model_len: its own failure
-            done(Failure(error=f"{type(e).__name__}: {e}", request_id=req.id))
+            self._deliver(done, Failure(error=f"{type(e).__name__}: {e}", request_id=req.id))
             return
         pending[rid] = (time.perf_counter(), req, done)
 
@@ -172,7 +200,11 @@ class VLLMEngine(Engine):
             loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(res))
 
         self._submit(request, done)
-        res = await fut
+        try:
+            res = await fut
+        except asyncio.CancelledError:
+            self._submit(_ABORT, {done})  # the caller gave up: stop generating for it
+            raise
         if isinstance(res, Failure):
             raise RuntimeError(f"vllm engine failed on request {request.id!r}: {res.error}")
         return res
