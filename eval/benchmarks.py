@@ -51,6 +51,7 @@ from typing import Any
 
 from eval.grading.boxed import last_boxed
 from eval.records import Problem
+from reasoning.store import parse_jsonl
 from reasoning.types import InputError
 
 GOLD_FORMATS = ("auto", "gsm8k", "math", "aime", "amc")
@@ -292,19 +293,7 @@ def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
                 raise InputError(f"{path}: item {i} is {type(item).__name__}, expected a JSON object")
             rows.append((i, item))
         return rows
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno}); "
-                             "fix or remove that line") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-        rows.append((lineno, row))
-    return rows
+    return parse_jsonl(text, path)
 
 
 _MISSING = object()

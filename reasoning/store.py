@@ -56,8 +56,13 @@ def read_jsonl(path: str | os.PathLike, repair_tail: bool = False) -> list[dict[
             with open(path, "r+b") as f:
                 f.truncate(cut)
             data = data[:cut]
+    return [row for _, row in parse_jsonl(data.decode("utf-8", errors="replace"), path)]
+
+
+def parse_jsonl(text: str, path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; a bad line is an error naming `path` and the line."""
     rows = []
-    for lineno, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -67,7 +72,7 @@ def read_jsonl(path: str | os.PathLike, repair_tail: bool = False) -> list[dict[
                              "fix or remove that line") from None
         if not isinstance(row, dict):
             raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
+        rows.append((lineno, row))
     return rows
 
 
