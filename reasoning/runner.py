@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -55,7 +56,7 @@ def run_requests(engine: Engine, requests: Sequence[Request], store: GenerationS
     summary = RunSummary(requests=len(requests))
     outcome: dict[str, Result | Failure] = {k: store.result(k) for k in first if k in store}
     summary.cached = sum(1 for k in keys if k in outcome)
-    per_key = {k: keys.count(k) for k in todo} if len(todo) < 50_000 else None
+    per_key = Counter(keys)  # identical requests share one generation; the bar counts them all
     with _progress(len(requests), summary.cached, desc, progress) as bar:
         for j, res in engine.iter_results([requests[first[k]] for k in todo]):
             k = todo[j]
@@ -65,7 +66,7 @@ def run_requests(engine: Engine, requests: Sequence[Request], store: GenerationS
                 summary.prompt_tokens += res.prompt_tokens
                 summary.completion_tokens += res.completion_tokens
                 bar.set_postfix(tok=f"{summary.completion_tokens:,}", refresh=False)
-            bar.update(per_key[k] if per_key else 1)
+            bar.update(per_key[k])
     results = [outcome[k] for k in keys]
     summary.ok = sum(isinstance(r, Result) for r in results)
     summary.failed = len(results) - summary.ok

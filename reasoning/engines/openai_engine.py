@@ -46,7 +46,6 @@ class RequestRejected(Exception):
 class _Server:
     url: str
     in_flight: int = 0
-    ignores_n: bool = False
     is_vllm: bool | None = None  # probed once (GET /version); vLLM can return exact token ids
 
 
@@ -68,8 +67,10 @@ class OpenAIEngine(Engine):
             raise InputError("the openai engine needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         urls = [u for url in urls for u in url.split(",") if u.strip()]
-        if n_mode not in ("auto", "native", "parallel"):
-            raise InputError(f"n_mode must be auto, native or parallel, got {n_mode!r}")
+        # auto: ask for n at once and fill whatever the server did not return with single requests;
+        # parallel: always n single requests.
+        if n_mode not in ("auto", "parallel"):
+            raise InputError(f"n_mode must be auto or parallel, got {n_mode!r}")
         # Render chat locally only when asked for raw text; a Hub id here is fine for users with the Hub.
         local_tokenizer = tokenizer or (model if Path(model).expanduser().exists() else None)
         super().__init__(model, local_tokenizer)
@@ -243,12 +244,9 @@ class OpenAIEngine(Engine):
         """One request, concurrently with others on the same event loop (bounded in flight)."""
         _, _, sem, _ = self._state()
         p, t0 = request.params, time.perf_counter()
-        native = self.n_mode != "parallel"
         async with sem:
-            comps, prompt_tokens, attempts, server = await self._request(
-                request, p.n if native else 1, p.seed)
-        if native and len(comps) < p.n and p.n > 1 and self.n_mode == "auto":
-            server.ignores_n = True
+            comps, prompt_tokens, attempts, _ = await self._request(
+                request, p.n if self.n_mode == "auto" else 1, p.seed)
         missing = p.n - len(comps)
         if missing > 0:  # emulate n with parallel single-completion requests, each with its own seed
 
