@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import statistics
@@ -26,30 +25,22 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import aiohttp
+
+from common import SERVED_NAME, arithmetic_prompt, emit, log, parser, require_positive, tiny_model_dir
 
 from reasoning.engines import make_engine
 from reasoning.testing.servers import start_vllm_server
 from reasoning.types import Failure, Request, SamplingParams
 
-SERVED_NAME = "parafuse-tiny"
-WORDS = ("apples", "cost", "price", "hours", "minutes", "speed", "distance", "area", "total", "sum", "product",
-         "step", "path", "case")
-
-
-def log(msg: str) -> None:
-    """Progress goes to stderr: stdout carries only the final JSON line."""
-    print(msg, file=sys.stderr, flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="Throughput of parafuse's openai engine against a minimal aiohttp client, both talking "
+    p = parser(
+        "Throughput of parafuse's openai engine against a minimal aiohttp client, both talking "
                     "to one local vLLM server with the same requests at the same concurrency. Ends with one "
-                    "JSON line on stdout: ratio = parafuse requests/s / raw client requests/s.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "JSON line on stdout: ratio = parafuse requests/s / raw client requests/s.")
     p.add_argument("--model", default=None,
                    help="model directory to serve; by default a tiny random model is built into a temp dir")
     p.add_argument("--requests", type=int, default=256, help="requests per timed run (each side, each repetition)")
@@ -68,9 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="extra argument for the vLLM server, repeatable (e.g. --server-arg=--enforce-eager)")
     p.add_argument("--target", type=float, default=0.95, help="the ratio parafuse should reach")
     args = p.parse_args(argv)
-    for name in ("requests", "concurrency", "max_tokens", "repetitions"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    require_positive(p, args, ("requests", "concurrency", "max_tokens", "repetitions"))
     return args
 
 
@@ -81,8 +70,7 @@ def make_requests(count: int, max_tokens: int, api: str, seed: int = 0) -> list[
     params = SamplingParams(n=1, temperature=1.0, max_tokens=max_tokens)
     out = []
     for i in range(count):
-        a, b = rng.randint(0, 999), rng.randint(0, 999)
-        text = f"Request {i}: {' '.join(rng.choices(WORDS, k=6))}. What is {a} + {b}?"
+        text = arithmetic_prompt(i, rng)
         if api == "chat":
             out.append(Request(messages=({"role": "user", "content": text},), params=params, id=str(i)))
         else:
@@ -234,15 +222,6 @@ def print_table(summary: dict) -> None:
         f"{summary['completion_tokens']}; tokens match: {summary['tokens_match']}")
 
 
-def tiny_model_dir(workdir: str) -> str:
-    from reasoning.tiny_model import build_tiny_model
-
-    t0 = time.perf_counter()
-    out = build_tiny_model(Path(workdir) / "tiny-model")
-    log(f"built the tiny model in {time.perf_counter() - t0:.1f} s: {out}")
-    return str(out)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="parafuse-bench-") as workdir:
@@ -259,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     summary = summarize(runs, args, start_s)
     print_table(summary)
-    print(json.dumps(summary), flush=True)
+    emit(summary)
     # The numbers are only comparable when both sides did all the work.
     return 0 if not any(summary["failures"].values()) and (summary["tokens_match"] or not args.ignore_eos) else 1
 

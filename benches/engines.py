@@ -16,7 +16,6 @@ should at least match transformers.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -25,7 +24,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+
+from common import arithmetic_prompt, emit, log, parser, require_positive, tiny_model_dir
 
 from reasoning.engines import make_engine
 from reasoning.engines.base import Engine
@@ -33,22 +33,14 @@ from reasoning.testing.servers import ServerProcess, start_transformers_server, 
 from reasoning.types import Failure, Request, SamplingParams
 
 ENGINES = ("hf", "vllm", "openai", "openai-transformers")
-WORDS = ("apples", "cost", "price", "hours", "minutes", "speed", "distance", "area", "total", "sum", "product",
-         "step", "path", "case")
-
-
-def log(msg: str) -> None:
-    """Progress goes to stderr: stdout carries only the final JSON line."""
-    print(msg, file=sys.stderr, flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="Run one workload through parafuse's engines (hf, vllm in-process, openai against a vLLM "
+    p = parser(
+        "Run one workload through parafuse's engines (hf, vllm in-process, openai against a vLLM "
                     "server, optionally openai against `transformers serve`) one after another and compare "
                     "requests/s, completion tokens/s and start-up time. Ends with one JSON line on stdout: "
-                    "ratio = vllm tokens/s / hf tokens/s.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "ratio = vllm tokens/s / hf tokens/s.")
     p.add_argument("--model", default=None,
                    help="model directory; by default a tiny random model is built into a temp dir")
     p.add_argument("--engines", default="hf,vllm,openai",
@@ -73,9 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [e for e in args.engines if e not in ENGINES]
     if unknown or not args.engines:
         p.error(f"--engines: unknown {unknown}; choose from {', '.join(ENGINES)}")
-    for name in ("requests", "n", "max_tokens", "concurrency"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    require_positive(p, args, ("requests", "n", "max_tokens", "concurrency"))
     return args
 
 
@@ -85,8 +75,7 @@ def make_requests(count: int, n: int, max_tokens: int, temperature: float, seed:
     params = SamplingParams(n=n, temperature=temperature, max_tokens=max_tokens)
     out = []
     for i in range(count):
-        a, b = rng.randint(0, 999), rng.randint(0, 999)
-        text = f"Request {i}: {' '.join(rng.choices(WORDS, k=6))}. What is {a} + {b}?"
+        text = arithmetic_prompt(i, rng)
         out.append(Request(messages=({"role": "user", "content": text},), params=params, id=str(i)))
     return out
 
@@ -216,15 +205,6 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def tiny_model_dir(workdir: str) -> str:
-    from reasoning.tiny_model import build_tiny_model
-
-    t0 = time.perf_counter()
-    out = build_tiny_model(Path(workdir) / "tiny-model")
-    log(f"built the tiny model in {time.perf_counter() - t0:.1f} s: {out}")
-    return str(out)
-
-
 def preload_shared_imports() -> None:
     """Import torch and transformers before any start-up clock runs.
 
@@ -247,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         results = {name: bench_engine(name, model, args, workdir) for name in args.engines}
     print_table(results)
     summary = summarize(results, args)
-    print(json.dumps(summary), flush=True)
+    emit(summary)
     return 1 if any(f.failures for f in results.values()) else 0
 
 

@@ -35,19 +35,15 @@ import time
 from collections import Counter
 from fractions import Fraction
 
-
-def log(msg: str) -> None:
-    """Progress and the disagreement list go to stderr: stdout carries only the final JSON line."""
-    print(msg, file=sys.stderr, flush=True)
+from common import emit, log, parser  # log: progress and the disagreement list go to stderr
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="Throughput and agreement of parafuse's Grader against plain math-verify "
+    p = parser(
+        "Throughput and agreement of parafuse's Grader against plain math-verify "
                     "(parse + verify per pair in the main thread) on generated (gold, model output) pairs. "
                     "Lists every disagreement on stderr; ends with one JSON line on stdout: "
-                    "ratio = parafuse pairs/s / math-verify pairs/s.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "ratio = parafuse pairs/s / math-verify pairs/s.")
     p.add_argument("--pairs", type=int, default=2400, help="number of generated (gold, output) pairs")
     p.add_argument("--seed", type=int, default=0, help="generator seed (same seed, same pairs)")
     p.add_argument("--workers", type=int, default=None,
@@ -340,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         "grader": grader.name,
         "seed": args.seed,
     }
-    print(json.dumps(result), flush=True)
+    emit(result)
     return 0
 
 

@@ -1,0 +1,57 @@
+"""Helpers the benches share. Benches run as scripts (`python benches/x.py` puts benches/ on
+sys.path), so they import these as `from common import ...`.
+
+Every bench prints progress on stderr and exactly one JSON line on stdout at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+SERVED_NAME = "parafuse-tiny"
+WORDS = ("apples", "cost", "price", "hours", "minutes", "speed", "distance", "area", "total", "sum", "product",
+         "step", "path", "case")
+
+
+def log(msg: str) -> None:
+    """Progress goes to stderr: stdout carries only the final JSON line."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def emit(summary: dict) -> None:
+    """The bench's one line on stdout."""
+    print(json.dumps(summary), flush=True)
+
+
+def parser(description: str, **kwargs) -> argparse.ArgumentParser:
+    """An argument parser that shows each option's default in --help."""
+    return argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                   **kwargs)
+
+
+def require_positive(p: argparse.ArgumentParser, args: argparse.Namespace, names) -> None:
+    """Exit with a usage error when any of the options `names` (dest spelling) is below 1."""
+    for name in names:
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+
+
+def arithmetic_prompt(i: int, rng: random.Random) -> str:
+    """A distinct short question (random filler words and operands), so prompts share no cached prefix."""
+    a, b = rng.randint(0, 999), rng.randint(0, 999)
+    return f"Request {i}: {' '.join(rng.choices(WORDS, k=6))}. What is {a} + {b}?"
+
+
+def tiny_model_dir(workdir: str, max_positions: int | None = None) -> str:
+    """Build the tiny random model under `workdir` and return its directory."""
+    from reasoning.tiny_model import build_tiny_model
+
+    t0 = time.perf_counter()
+    kwargs = {} if max_positions is None else {"max_positions": max_positions}
+    out = build_tiny_model(Path(workdir) / "tiny-model", **kwargs)
+    log(f"built the tiny model in {time.perf_counter() - t0:.1f} s: {out}")
+    return str(out)

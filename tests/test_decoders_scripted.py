@@ -1,0 +1,241 @@
+"""Parallel-thinking decoders driven by the `Script` engine double (tests/decoder_double.py): the
+requests each decoder issues, its joins, usage accounting, limits and config checks.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from decoder_double import BASE, CHAT, OUTLINES, Script, check_usage, decode, parse, suffix, tw_policy
+
+from reasoning.decoders import (
+    DecodeResult,
+    ParallelR1Config,
+    ParaThinkerConfig,
+    ThreadWeaverConfig,
+    get_decoder,
+    run_decodes,
+)
+from reasoning.decoders.parathinker import REFERENCE_SUMMARY_PREFIX
+from reasoning.types import Request
+
+
+# ---- Parallel-R1 ---------------------------------------------------------------------------------
+
+def r1_policy(req: Request):
+    s = suffix(req)
+    if s.endswith("<Path>"):
+        i = int(req.id.rsplit("/", 1)[1])
+        return (" check by counting up </Path> never" if i == 0 else " four plus three is seven and so on"), "length"
+    if s.endswith("<Summary>"):
+        return " both give 7 </Summary> never", "stop"
+    if "</Summary>" in s:
+        return "\nFinal Answer: 7", "stop"
+    return "Let me see. <Parallel> never", "stop"
+
+
+def test_parallel_r1_issues_the_reference_requests_and_joins_them():
+    eng = Script(r1_policy)
+    res = decode("parallel_r1", eng, ParallelR1Config(num_paths=2, max_path_tokens=5, temperature=0.7))
+    reqs = eng.requests
+    assert [r.prompt for r in reqs] == [
+        BASE,
+        BASE + "Let me see. <Parallel><Path>",
+        BASE + "Let me see. <Parallel><Path>",
+        BASE + "Let me see. <Parallel><Path> check by counting up </Path><Path> four plus three is seven"
+               "</Path></Parallel>\n<Summary>",
+        BASE + "Let me see. <Parallel><Path> check by counting up </Path><Path> four plus three is seven"
+               "</Path></Parallel>\n<Summary> both give 7 </Summary>",
+    ]
+    assert [r.params.stop for r in reqs] == [("<Parallel>",), ("</Path>",), ("</Path>",), ("</Summary>",),
+                                             ("<Parallel>",)]
+    assert not any(r.params.include_stop_str_in_output for r in reqs)
+    assert res.text == reqs[-1].prompt[len(BASE):] + "\nFinal Answer: 7"
+    assert [r["role"] for r in res.requests] == ["main", "path", "path", "summary", "main"]
+    # path 1 stopped on </Path>; path 2 ran out of tokens and was closed by the decoder
+    assert [r.get("forced_close") for r in res.requests] == [None, False, True, False, None]
+    assert [r["completion_tokens"] for r in res.requests] == [4, 5, 5, 4, 4]
+    assert res.total_tokens == 22 and res.critical_path_tokens == 4 + 5 + 4 + 4
+    check_usage(res)
+    assert eng.peak == 2, "the two paths were in flight together"
+    assert [r.params.temperature for r in reqs] == [0.7, 1.0, 1.0, 0.7, 0.7], "paths at the reference's T=1.0"
+    assert len({r.params.seed for r in reqs}) == 5
+    assert res.blocks == 1 and res.stop_reason == "eos" and res.format == "parallel_r1"
+    assert res.validation_errors == []
+    trace = parse("parallel_r1", res.text)
+    assert len(trace.blocks) == 1 and trace.blocks[0].width == 2
+
+
+def test_parallel_r1_block_limit_stops_or_continues():
+    always = lambda req: (("p </Path>", "stop") if suffix(req).endswith("<Path>") else
+                          ("s </Summary>", "stop") if suffix(req).endswith("<Summary>") else ("go <Parallel>", "stop"))
+    eng = Script(always)
+    res = decode("parallel_r1", eng, ParallelR1Config(num_paths=3, max_blocks=2))
+    assert [r["role"] for r in res.requests] == ["main", "path", "path", "path", "summary"] * 2
+    assert res.blocks == 2 and res.stop_reason == "block_limit"
+    assert res.text.endswith("</Summary>") and res.text.count("<Parallel>") == 2
+    check_usage(res)
+    eng = Script(always)
+    res = decode("parallel_r1", eng, ParallelR1Config(num_paths=2, max_blocks=1, continue_after_limit=True,
+                                                      newline_before_summary=False, path_temperature=None,
+                                                      temperature=0.3))
+    assert [r["role"] for r in res.requests] == ["main", "path", "path", "summary", "main"]
+    assert eng.requests[-1].params.stop == (), "after the limit <Parallel> no longer stops the model"
+    assert "</Parallel><Summary>" in res.text and res.text.endswith("go <Parallel>")
+    assert {r.params.temperature for r in eng.requests} == {0.3}
+
+
+def test_parallel_r1_force_open_and_token_budget():
+    eng = Script(r1_policy)
+    res = decode("parallel_r1", eng, ParallelR1Config(force_open=True, max_blocks=1, max_path_tokens=3))
+    assert [suffix(r) for r in eng.requests[:2]] == ["<Parallel><Path>"] * 2
+    assert [r["role"] for r in res.requests] == ["path", "path", "summary"]
+    assert res.text.startswith("<Parallel><Path> check by counting</Path>")
+    eng = Script(r1_policy)
+    res = decode("parallel_r1", eng, ParallelR1Config(max_total_tokens=10, max_path_tokens=5))
+    # the cap holds main requests; a block, once forked, is summarized in full
+    assert res.stop_reason == "token_budget" and res.total_tokens == 4 + 5 + 5 + 4
+    assert res.text.endswith("<Summary> both give 7 </Summary>")
+    assert [r["role"] for r in res.requests] == ["main", "path", "path", "summary"]
+    assert eng.requests[0].params.max_tokens == 10
+
+
+# ---- ThreadWeaver --------------------------------------------------------------------------------
+
+def test_threadweaver_forks_one_thread_per_outline_and_joins_in_order():
+    eng = Script(tw_policy())
+    res = decode("threadweaver", eng, ThreadWeaverConfig())
+    head = OUTLINES.removesuffix(" never")
+    assert [suffix(r) for r in eng.requests] == [
+        "", head + "\n<Thread>\n1:", head + "\n<Thread>\n2.1:",
+        head + "\n<Thread>\n1: 3 + 4 = 7\n</Thread><Thread>\n2.1:\nseven holds\n</Thread>\n",
+    ]
+    assert [r.params.stop for r in eng.requests] == [("</Outlines>",), ("</Thread>",), ("</Thread>",),
+                                                     ("</Outlines>",)]
+    assert res.text == suffix(eng.requests[-1]) + "</Parallel>\nSo the answer is \\boxed{7}."
+    assert [r["role"] for r in res.requests] == ["main", "thread", "thread", "join"]
+    assert eng.peak == 2 and res.blocks == 1 and res.stop_reason == "eos"
+    assert [r["completion_tokens"] for r in res.requests] == [8, 6, 3, 7]
+    assert res.critical_path_tokens == 8 + 6 + 7 and res.total_tokens == 24
+    check_usage(res)
+    assert res.validation_errors == []
+    trace = parse("threadweaver", res.text)
+    assert [b.label for b in trace.blocks[0].branches] == ["1", "2.1"]
+
+
+def test_threadweaver_truncated_thread_closes_the_block_and_stops():
+    eng = Script(tw_policy(thread_2=" a b c d e f g h", finish="length"))
+    res = decode("threadweaver", eng, ThreadWeaverConfig(max_thread_tokens=5))
+    assert len(eng.requests) == 3 and res.stop_reason == "truncated_thread"
+    assert res.text.endswith("</Thread><Thread>\n2.1: a b c d e\n</Thread>\n</Parallel>")
+    assert [r.get("forced_close") for r in res.requests] == [None, False, True]
+    check_usage(res)
+    parse("threadweaver", res.text)
+    # an EOS inside a thread counts as truncated too; with the switch off the decoder joins and goes on
+    eng = Script(tw_policy(thread_2=" done", finish="stop"))
+    res = decode("threadweaver", eng, ThreadWeaverConfig(stop_on_truncated_thread=False, conclusion=True))
+    assert [r["role"] for r in res.requests] == ["main", "thread", "thread", "join"]
+    assert suffix(eng.requests[-1]).endswith("<Thread>\n2.1: done\n</Thread>\n<Conclusion>\n")
+
+
+def test_threadweaver_iteration_cap_and_force_open():
+    def again(req):
+        s = suffix(req)
+        if re.search(r"<Thread>\n\d:$", s):
+            return " x </Thread>", "stop"
+        return "\n<Parallel>\n<Outlines>\n<Outline>1: a</Outline>\n<Outline>2: b</Outline>\n</Outlines>", "stop"
+
+    eng = Script(again)
+    res = decode("threadweaver", eng, ThreadWeaverConfig(max_iterations=3))
+    assert [r["role"] for r in res.requests] == ["main", "thread", "thread"] + ["join", "thread", "thread"] * 2
+    assert res.blocks == 3 and res.stop_reason == "iteration_cap"
+    check_usage(res)
+    eng = Script(tw_policy())
+    res = decode("threadweaver", eng, ThreadWeaverConfig(force_open=True, force_outlines=3, max_iterations=1))
+    assert [suffix(r).rsplit("</Outlines>", 1)[1] for r in eng.requests] == [f"\n<Thread>\n{n}:" for n in "123"]
+    assert res.text.startswith("<Parallel>\n<Outlines>\n<Outline>1: part 1</Outline>")
+
+
+def test_outline_numbers_come_from_the_last_outlines_without_repeats():
+    from reasoning.decoders.threadweaver import outline_numbers
+
+    text = ("<Outlines><Outline>7: old</Outline></Outlines> ... <Outlines>\n<Outline>1: a</Outline>\n"
+            "<Outline> 2.1 : b</Outline><Outline>1: again</Outline><Outline>x: none</Outline></Outlines>")
+    assert outline_numbers(text) == ["1", "2.1"]
+    assert outline_numbers("no outlines here <Outline>1: a</Outline></Outlines>") == []
+
+
+def test_threadweaver_does_not_refork_an_earlier_blocks_outlines():
+    def policy(req):
+        s = suffix(req)
+        if re.search(r"<Thread>\n[\d.]+:$", s):
+            return " x </Thread>", "stop"
+        if "</Thread>" in s and s.count("</Outlines>") == 1:
+            return "</Parallel> a stray </Outlines> then", "stop"
+        if "</Thread>" in s:
+            return " done", "stop"
+        return OUTLINES, "stop"
+
+    eng = Script(policy)
+    res = decode("threadweaver", eng, ThreadWeaverConfig())
+    assert [r["role"] for r in res.requests] == ["main", "thread", "thread", "join", "join"]
+    assert res.blocks == 1 and res.text.endswith("a stray </Outlines> done")
+
+
+# ---- ParaThinker ---------------------------------------------------------------------------------
+
+def pt_policy(req):
+    s = suffix(req)
+    if s.endswith("<think1>"):
+        return "first way 7 </think1> never", "stop"
+    if s.endswith("<think2>"):
+        return "second way 7 </think> never", "stop"  # any end tag ends a path (reference)
+    if s.endswith("<think3>"):
+        return "third way is long and runs out", "length"
+    return " 7 </summary> never", "stop"
+
+
+def test_parathinker_paths_then_summary_over_all_paths():
+    eng = Script(pt_policy)
+    res = decode("parathinker", eng, ParaThinkerConfig(num_paths=3, max_path_tokens=4))
+    assert [suffix(r) for r in eng.requests[:3]] == ["<think1>", "<think2>", "<think3>"]
+    paths = "<think1>first way 7 </think1><think2>second way 7 </think2><think3>third way is long</think3>"
+    assert suffix(eng.requests[3]) == paths + "<summary>" + REFERENCE_SUMMARY_PREFIX
+    assert res.text == paths + "<summary>" + REFERENCE_SUMMARY_PREFIX + " 7 </summary>"
+    assert "</think2>" in eng.requests[1].params.stop and "</think>" in eng.requests[1].params.stop
+    assert [r.get("forced_close") for r in res.requests] == [False, True, True, False]
+    assert [r["completion_tokens"] for r in res.requests] == [4, 4, 4, 2]
+    assert res.critical_path_tokens == 4 + 2 and res.total_tokens == 14 and eng.peak == 3
+    check_usage(res)
+    assert res.validation_errors == []
+    assert parse("parathinker", res.text).blocks[0].width == 3
+    eng = Script(pt_policy)
+    res = decode("parathinker", eng, ParaThinkerConfig(num_paths=2, stop_on_any_end_tag=False, summary_prefix="",
+                                                       assistant_prefix="<think>\n"))
+    assert eng.requests[1].params.stop == ("</think2>",)
+    assert suffix(eng.requests[0]) == "<think>\n<think1>"
+    assert res.text.startswith("<think>\n<think1>") and "<summary> 7 </summary>" in res.text
+
+
+def test_configs_are_checked():
+    from reasoning.types import InputError
+
+    with pytest.raises(InputError, match="at most 8"):
+        decode("parathinker", Script(pt_policy), ParaThinkerConfig(num_paths=9))
+    with pytest.raises(InputError, match="max_path_tokens"):
+        decode("parallel_r1", Script(r1_policy), ParallelR1Config(max_path_tokens=0))
+    with pytest.raises(InputError, match="unknown decoding method"):
+        get_decoder("beam")
+
+
+def test_a_failed_request_fails_its_decode_only():
+    def policy(req):
+        if "boom" in req.prompt:
+            raise RuntimeError("engine down")
+        return r1_policy(req)
+
+    jobs = [("a", CHAT, ParallelR1Config()), ("b", "boom", ParallelR1Config())]
+    outs = run_decodes(Script(policy), "parallel_r1", jobs)
+    assert isinstance(outs[0], DecodeResult) and isinstance(outs[1], RuntimeError)
+
+
