@@ -35,6 +35,8 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from eval.grading.boxed import braces_balanced
+
 PRELOAD = ("math_verify", "eval.grading.pool")
 GOLD_CACHE_SIZE = 4096
 BOOT_TIMEOUT_S = 120.0
@@ -51,21 +53,7 @@ WARM_ENV = "PARAFUSE_GRADER_WARM_PRELOAD"
 def wrap_latex(s: str) -> str:
     """Hand an extracted answer to math-verify as LaTeX: inside ``\\boxed{}`` when its braces
     balance (math-verify then takes exactly this span), else inside ``$...$``."""
-    depth = 0
-    i = 0
-    while i < len(s):
-        ch = s[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth < 0:
-                break
-        i += 1
-    if depth == 0:
+    if braces_balanced(s):
         return "\\boxed{" + s + "}"
     return "$" + s.replace("$", "") + "$"
 
