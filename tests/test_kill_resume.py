@@ -94,8 +94,10 @@ def test_sigkill_then_rerun_loses_nothing_and_resends_only_in_flight(tmp_path):
     assert_one_ok_row_per_id(out, prompts)
     for rid in finished:  # finished before the kill: never sent again
         assert before[prompts[rid]] == after[prompts[rid]] == 1, rid
+    # Sent but not yet in the file at the kill: in flight, or answered and still queued for the
+    # writer. Only these may be resent, each once; their number depends on timing.
     in_flight = {t for t in before if t not in {prompts[r] for r in finished}}
-    assert len(in_flight) <= CONCURRENCY, f"{len(in_flight)} requests were in flight at the kill"
+    assert len(in_flight) < N_PROMPTS - len(finished), "the kill should leave unsent requests"
     assert all(after[t] == 2 for t in in_flight), "each in-flight request is resent once"
     assert all(after[t] == 1 for t in prompts.values() if t not in before)
     assert sum(after.values()) == N_PROMPTS + len(in_flight)
