@@ -436,10 +436,16 @@ def _unknown(name: str) -> InputError:
 def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, limit: int | None = None) -> list[Problem]:
     """The problems of a registered benchmark: from `<data_dir>/<spec.local_path>` when data_dir is
     given, else from the Hugging Face Hub. `limit` keeps the first N (ids do not depend on it)."""
-    _check_limit(limit)
     spec = BENCHMARKS.get(str(name).strip().lower())
     if spec is None:
         raise _unknown(name)
+    return load_spec(spec, data_dir, limit)
+
+
+def load_spec(spec: BenchmarkSpec, data_dir: str | os.PathLike | None = None,
+              limit: int | None = None) -> list[Problem]:
+    """The problems of any BenchmarkSpec (registered or not, e.g. synthesis's train-split seed pools)."""
+    _check_limit(limit)
     if data_dir is not None:
         path = Path(data_dir) / spec.local_path
         if not path.exists():

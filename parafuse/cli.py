@@ -12,6 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     from eval import cli as eval_cli
     from prompts import cli as prompts_cli
     from reasoning import cli as reasoning_cli
+    from synthesis import cli as synthesis_cli
 
     p = argparse.ArgumentParser(
         prog="parafuse",
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"parafuse {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     reasoning_cli.register(sub)
+    synthesis_cli.register(sub)
     eval_cli.register(sub)
     prompts_cli.register(sub)
     return p

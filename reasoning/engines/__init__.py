@@ -39,13 +39,16 @@ def engine_identity(kind: str, model: str) -> tuple[str, str]:
     return kind, check_model(model)
 
 
-def add_engine_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
-    """The engine flags every command shares (`--engine`, `--model`, `--base-url`, ...)."""
+def add_engine_args(p: argparse.ArgumentParser, prefix: str = "", model_required: bool = True) -> None:
+    """The engine flags every command shares (`--engine`, `--model`, `--base-url`, ...).
+
+    `model_required=False` for commands that may read the model from a recipe file instead.
+    """
     g = p.add_argument_group("engine")
     g.add_argument(f"--{prefix}engine", default="hf", metavar="{hf,vllm,openai}",
                    help="hf: transformers in-process (default); vllm: vLLM offline engine; "
                         "openai: any OpenAI-compatible server at --base-url")
-    g.add_argument(f"--{prefix}model", required=True,
+    g.add_argument(f"--{prefix}model", required=model_required, default=None,
                    help="local model directory or Hub id; for openai, the model name the server serves")
     g.add_argument(f"--{prefix}base-url", nargs="+", default=None, metavar="URL",
                    help="openai: one or more server URLs (space or comma separated); requests are spread "

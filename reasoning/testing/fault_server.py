@@ -22,7 +22,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Self
 
@@ -59,16 +59,31 @@ def echo_text(text: str, seed: Any, index: int, max_tokens: int) -> tuple[str, s
     return " ".join(words), "stop"
 
 
-def echo_reply(path: str, body: dict[str, Any], ignore_n: bool) -> dict[str, Any]:
+# responder(prompt text, seed, choice index, max_tokens) -> (completion text, finish reason)
+Responder = Callable[[str, Any, int, int], tuple[str, str]]
+
+
+def load_responder(spec: str) -> Responder:
+    """`package.module:function`, e.g. synthesis.testing:scripted_teacher."""
+    import importlib
+
+    module, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ValueError(f"cannot load responder {spec!r} (expected module:function): {e}") from None
+
+
+def echo_reply(path: str, body: dict[str, Any], ignore_n: bool, responder: Responder = echo_text) -> dict[str, Any]:
     """An OpenAI-shaped reply with no model behind it, honouring `n` unless told to mimic
-    servers that ignore it (e.g. `transformers serve`)."""
+    servers that ignore it (e.g. `transformers serve`). `responder` writes each choice."""
     text = request_text(body) or ""
     n = 1 if ignore_n else max(1, int(body.get("n") or 1))
     max_tokens = max(1, int(body.get("max_tokens") or 16))
     chat = path.endswith("/chat/completions")
     choices, used = [], 0
     for i in range(n):
-        out, finish = echo_text(text, body.get("seed"), i, max_tokens)
+        out, finish = responder(text, body.get("seed"), i, max_tokens)
         used += len(out.split())
         content = {"message": {"role": "assistant", "content": out}} if chat else {"text": out}
         choices.append({"index": i, **content, "finish_reason": finish})
@@ -96,7 +111,7 @@ class FaultServer:
     def __init__(self, mode: str = "echo", upstream: str | None = None, fault_rate: float = 0.0,
                  kinds: Iterable[str] = FAULT_KINDS, seed: int = 0, hang_s: float = 5.0, delay_s: float = 0.0,
                  log_path: str | Path | None = None, ignore_n: bool = False, model: str = "echo",
-                 port: int = 0):
+                 port: int = 0, responder: Responder | None = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if mode == "proxy" and not upstream:
@@ -111,6 +126,7 @@ class FaultServer:
         self.mode, self.fault_rate, self.hang_s, self.delay_s = mode, fault_rate, hang_s, delay_s
         self.upstream = _upstream_base(upstream) if upstream else None
         self.ignore_n, self.model, self.port = ignore_n, model, port
+        self.responder = responder or echo_text  # echo mode: what each choice says
         self.log_path = Path(log_path) if log_path else None
         self._rng = random.Random(seed)
         self._calls: list[dict[str, Any]] = []
@@ -275,7 +291,7 @@ class FaultServer:
             await asyncio.sleep(self.delay_s)
         if self.mode == "proxy":
             return await self._forward("POST", request.path.removeprefix("/v1"), body, request)
-        return web.json_response(echo_reply(request.path, body, self.ignore_n))
+        return web.json_response(echo_reply(request.path, body, self.ignore_n, self.responder))
 
     async def _forward(self, method: str, path: str, body: dict[str, Any] | None,
                        request: web.Request) -> web.Response:
@@ -338,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="echo mode: return one choice whatever `n` asks for, like `transformers serve`")
     p.add_argument("--model", default="echo",
                    help="echo mode: the model name that /v1/models lists (default echo)")
+    p.add_argument("--responder", default=None, metavar="MODULE:FUNCTION",
+                   help="echo mode: a function (prompt, seed, index, max_tokens) -> (text, finish_reason) that "
+                        "writes each answer, e.g. synthesis.testing:scripted_teacher (default: made-up words)")
     p.add_argument("--log", default=None, metavar="FILE",
                    help="append every request received to this JSONL file (it holds Authorization values)")
     return p
@@ -349,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = FaultServer(mode=a.mode, upstream=a.upstream, fault_rate=a.fault_rate, kinds=kinds,
                              seed=a.seed, hang_s=a.hang_s, delay_s=a.delay_s, log_path=a.log,
-                             ignore_n=a.ignore_n, model=a.model, port=a.port)
+                             ignore_n=a.ignore_n, model=a.model, port=a.port,
+                             responder=load_responder(a.responder) if a.responder else None)
     except ValueError as e:
         print(f"fault_server: error: {e}", file=sys.stderr)
         return 2

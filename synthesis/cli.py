@@ -1,0 +1,157 @@
+"""`parafuse synth mathfusion` and `parafuse synth fusion`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from reasoning.engines import add_engine_args, engine_from_args, make_engine
+from reasoning.types import InputError
+from synthesis.config import FusionDataConfig, MathFusionConfig, add_config_args, load_config
+
+MATHFUSION_EXAMPLE = """\
+examples:
+  # a smoke run on 50 GSM8K train problems with the local copy of the data
+  parafuse synth mathfusion --input gsm8k-train --data-dir ../shared/data --limit 50 \\
+      --engine openai --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct --out runs/mf-gsm8k
+
+  # the paper's scale: both pools, all three strategies, a consistency filter, pushed to the Hub
+  parafuse synth mathfusion --input gsm8k-train,math-train --engine vllm --model Qwen/Qwen2.5-72B-Instruct \\
+      --tensor-parallel-size 8 --min-majority-share 0.5 --out runs/mf --push-to-hub me/mathfusion-qwen
+
+  # the same settings from a recipe file (flags given on the command line win)
+  parafuse synth mathfusion --config recipe.yaml
+
+Rerun the same command after a crash or Ctrl-C: finished requests come from DIR/store.jsonl and
+are not sent again. Changing a filter setting and rerunning regenerates nothing.
+"""
+
+FUSION_EXAMPLE = """\
+examples:
+  # a pool of three teachers (two samples from the first), fused by a fourth model
+  parafuse synth fusion --input gsm8k-train --data-dir ../shared/data --limit 200 \\
+      --teacher openai:Qwen/Qwen3-8B@http://gpu1:8000/v1*2 --teacher openai:google/gemma-3-12b-it@http://gpu2:8000/v1 \\
+      --teacher vllm:meta-llama/Llama-3.1-8B-Instruct \\
+      --engine openai --base-url http://gpu3:8000/v1 --model Qwen/Qwen3-32B --out runs/fusion-gsm8k
+
+The fusor is --engine/--model; teacher specs are ENGINE:MODEL[@BASE_URL][*N].
+For open-ended prompts use --template generic/user (the prompt field is --question-field).
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    synth = sub.add_parser("synth", help="synthesize training data: MathFusion, Fusion-of-N",
+                           description="Data synthesis pipelines. Every run is resumable and writes a dataset "
+                                       "folder (JSONL + parquet + dataset card).")
+    ssub = synth.add_subparsers(dest="synth_cmd", required=True, metavar="COMMAND")
+    m = ssub.add_parser("mathfusion", help="fuse pairs of similar problems into new ones, solve and filter them",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=MATHFUSION_EXAMPLE,
+                        description="MathFusion: pair each seed problem with its nearest neighbour, fuse each pair "
+                                    "(sequential, parallel, conditional), solve every fused problem k times, keep "
+                                    "rows by answer agreement, drop near-duplicates and benchmark overlaps.")
+    _common(m, MathFusionConfig)
+    m.add_argument("--solver-engine", default=None, metavar="{hf,vllm,openai}",
+                   help="engine of --solver-model (default: --engine); its server is --solver-base-url")
+    m.add_argument("--solver-base-url", nargs="+", default=None, metavar="URL",
+                   help="openai: server(s) of --solver-model (default: --base-url)")
+    m.set_defaults(func=cmd_mathfusion, parser=m)
+
+    f = ssub.add_parser("fusion", help="Fusion-of-N data: a teacher pool answers, a fusor writes one answer",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=FUSION_EXAMPLE,
+                        description="Fusion-of-N (Khairi et al.): every prompt is answered by a pool of teachers "
+                                    "(N samples in all); the fusor (--engine/--model) reads all of them and writes "
+                                    "one answer. For math, each candidate and the fusion are graded.")
+    _common(f, FusionDataConfig, skip=("teachers",))
+    f.add_argument("--teacher", action="append", default=None, dest="teachers", metavar="SPEC",
+                   help="a teacher: ENGINE:MODEL[@BASE_URL][*N]; repeat for a pool (N samples from it, default 1)")
+    f.set_defaults(func=cmd_fusion, parser=f)
+
+
+def _common(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+    p.add_argument("--config", default=None, metavar="YAML",
+                   help="recipe file of settings (any flag of this command, by its name); flags given here win")
+    p.add_argument("--out", default=None, help="output folder (dataset, card, store); rerun to resume")
+    p.add_argument("--prompts-dir", default=None, help="your template directory (overrides built-ins)")
+    p.add_argument("--push-to-hub", default=None, metavar="REPO", help="also upload the dataset and card to this "
+                                                                        "Hub dataset repo (token: $HF_TOKEN or login)")
+    p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_args(p, cls, skip=skip, group="settings")
+    add_engine_args(p, model_required=False)
+
+
+def _settings(cls, a: argparse.Namespace):
+    cfg = load_config(cls, a, a.parser)
+    if not a.model:
+        raise InputError("--model is required (on the command line or as `model:` in --config)")
+    if not a.out:
+        raise InputError("--out is required (on the command line or as `out:` in --config)")
+    cfg.check()
+    return cfg
+
+
+def cmd_mathfusion(a: argparse.Namespace) -> int:
+    from prompts import PromptLibrary
+    from synthesis.mathfusion.pipeline import synthesize_mathfusion
+
+    cfg = _settings(MathFusionConfig, a)
+    library = PromptLibrary(a.prompts_dir)
+    engine = engine_from_args(a)
+    solver = None
+    if cfg.solver_model and (cfg.solver_model != a.model or a.solver_engine or a.solver_base_url):
+        solver = make_engine(a.solver_engine or a.engine, cfg.solver_model, base_url=a.solver_base_url or a.base_url,
+                             tokenizer=None, max_concurrency=a.max_concurrency, timeout=a.timeout,
+                             max_retries=a.max_retries, api_key_env=a.api_key_env)
+    try:
+        st = synthesize_mathfusion(cfg, engine, Path(a.out), solver=solver, library=library,
+                                   progress=not a.no_progress, hub_repo=a.push_to_hub, hub_private=a.private)
+    finally:
+        engine.close()
+        if solver is not None:
+            solver.close()
+    print(mathfusion_summary(st, a.out), file=sys.stderr)
+    return 0
+
+
+def mathfusion_summary(st: dict, out: str) -> str:
+    lines = [f"{st['jobs']} jobs: {st['fused']} fused, {st['kept']} rows kept -> {out}/data/train.parquet "
+             f"(card {out}/README.md)",
+             f"requests: {st['requests_sent']} sent, {st['requests_from_store']} from the store; "
+             f"generation {st['generation_s']:.1f} s; tokens "
+             + ", ".join(f"{k} {v:,}" for k, v in st["tokens"].items())]
+    for r in st["per_strategy_source"]:
+        lines.append(f"  {r['strategy']:<12} {r['source']:<14} jobs {r['jobs']:>6}  fused {r.get('fused', 0):>6}  "
+                     f"kept {r.get('kept', 0):>6}")
+    if st["failure_reasons"]:
+        lines.append("  failures: " + ", ".join(f"{k} {v}" for k, v in sorted(st["failure_reasons"].items()))
+                     + f" (replies in {out}/failures.jsonl)")
+    if st["removed_reasons"]:
+        lines.append("  removed: " + ", ".join(f"{k} {v}" for k, v in sorted(st["removed_reasons"].items()))
+                     + f" (rows in {out}/removed.jsonl)")
+    return "\n".join(lines)
+
+
+def cmd_fusion(a: argparse.Namespace) -> int:
+    from prompts import PromptLibrary
+    from synthesis.fusion_data import parse_teacher, synthesize_fusion_data
+
+    cfg = _settings(FusionDataConfig, a)
+    teachers_spec = [parse_teacher(s) for s in cfg.teachers]
+    library = PromptLibrary(a.prompts_dir)
+    fusor = engine_from_args(a)
+    teachers = []
+    try:
+        for t in teachers_spec:
+            teachers.append((make_engine(t.engine, t.model, base_url=t.base_url, max_concurrency=a.max_concurrency,
+                                         timeout=a.timeout, max_retries=a.max_retries, api_key_env=a.api_key_env),
+                             t.n))
+        st = synthesize_fusion_data(cfg, teachers, fusor, Path(a.out), library=library, progress=not a.no_progress,
+                                    hub_repo=a.push_to_hub, hub_private=a.private)
+    finally:
+        fusor.close()
+        for e, _ in teachers:
+            e.close()
+    from synthesis.fusion_data import summary
+
+    print(summary(st, a.out), file=sys.stderr)
+    return 0
