@@ -8,11 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import select
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SERVED_NAME = "parafuse-tiny"
+REPO = Path(__file__).resolve().parents[1]
 WORDS = ("apples", "cost", "price", "hours", "minutes", "speed", "distance", "area", "total", "sum", "product",
          "step", "path", "case")
 
@@ -55,3 +60,28 @@ def tiny_model_dir(workdir: str, max_positions: int | None = None) -> str:
     out = build_tiny_model(Path(workdir) / "tiny-model", **kwargs)
     log(f"built the tiny model in {time.perf_counter() - t0:.1f} s: {out}")
     return str(out)
+
+
+@contextmanager
+def fault_server_process(*server_args: str, start_timeout_s: float = 60.0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run `python -m reasoning.testing.fault_server *server_args` as a process of its own (its CPU
+    then does not share a GIL with the client under test); yields (its /v1 base URL, the process)
+    and stops it on exit. Its stderr goes to ours. It runs in the repository root: `-m` puts the
+    working directory first on sys.path, and a bench named like a package (benches/synthesis.py)
+    must not shadow it."""
+    cmd = [sys.executable, "-m", "reasoning.testing.fault_server", *server_args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=REPO)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], start_timeout_s)
+        url = proc.stdout.readline().strip() if ready else ""
+        if not url.startswith("http"):
+            raise RuntimeError(f"the fault server printed no URL within {start_timeout_s:.0f} s "
+                               f"(exit status {proc.poll()}): {' '.join(cmd)}")
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -21,10 +21,12 @@ BENCHMARK_NAMES = ("gsm8k", "math500", "aime24", "aime25", "amc23")
 MATHFUSION_STRATEGIES = ("sequential", "parallel", "conditional")
 
 
-def _f(default, help: str, **kw):
+def _f(default, help: str, csv: bool = True, **kw):
+    """A field with help text. `csv=False`: a tuple field whose items may contain commas (a YAML
+    string is then one item, not a comma-separated list)."""
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple default")
-    return field(default=default, metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help, "csv": csv}, **kw)
 
 
 @dataclass
@@ -96,7 +98,7 @@ class FusionDataConfig(SourceConfig):
     """`parafuse synth fusion`: a teacher pool answers, a fusor writes one answer from all of them."""
 
     teachers: tuple[str, ...] = _f((), "teacher pool, one spec each: ENGINE:MODEL[@BASE_URL][*N] "
-                                       "(N samples from that teacher, default 1)")
+                                       "(N samples from that teacher, default 1)", csv=False)
     template: str = _f("math/boxed", "prompt template for the teachers (generic/user for open-ended prompts)")
     temperature: float = _f(0.3, "teacher sampling temperature (the paper: one sample per teacher at 0.3)")
     top_p: float = _f(1.0, "teacher nucleus mass")
@@ -173,7 +175,7 @@ def _coerce(cls, f: dataclasses.Field, value: Any, where: str) -> Any:
         return None
     if kind is tuple:
         if isinstance(value, str):
-            return _csv(value)
+            return _csv(value) if f.metadata.get("csv", True) else (value,)
         if isinstance(value, (list, tuple)):
             return tuple(str(v) for v in value)
     elif kind is bool and isinstance(value, bool):

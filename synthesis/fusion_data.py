@@ -61,7 +61,8 @@ def parse_teacher(spec: str) -> TeacherSpec:
         raise InputError(f"--teacher {spec!r}: the sample count after '*' must be >= 1")
     urls = tuple(u for u in (m["url"] or "").split(",") if u) or None
     if m["engine"] == "openai" and not urls:
-        raise InputError(f"--teacher {spec!r}: an openai teacher needs its server, e.g. {spec}@http://host:8000/v1")
+        example = f"openai:{m['model'].strip()}@http://host:8000/v1" + (f"*{m['n']}" if m["n"] else "")
+        raise InputError(f"--teacher {spec!r}: an openai teacher needs its server, e.g. {example}")
     return TeacherSpec(m["engine"], m["model"].strip(), urls, n)
 
 
@@ -103,7 +104,12 @@ class FusionDataRun:
     async def _job(self, p: Problem) -> FusionDataOutcome:
         out = FusionDataOutcome(p)
         try:
-            results = await asyncio.gather(*(self._teacher(p, i, e, n) for i, (e, n) in enumerate(self.teachers)))
+            # Let every teacher finish (and be stored) even when one fails, so a rerun resends only that one.
+            results = await asyncio.gather(*(self._teacher(p, i, e, n) for i, (e, n) in enumerate(self.teachers)),
+                                           return_exceptions=True)
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
             for (e, _), r in zip(self.teachers, results):
                 out.candidates += [c.text for c in r.completions]
                 out.candidate_models += [e.model] * len(r.completions)

@@ -42,9 +42,16 @@ def fusion_reply(text: str, names: list[str], seed: Any, index: int) -> str:
     first = problems.get("1", "the first problem").strip().split("?")[0]
     second = problems.get("2", "the second problem").strip().split("?")[0]
     k = _h(text, seed) % 97 + 3
-    return (f"### {names[0]}\nBoth problems count quantities.\n\n### {names[1]}\nUse the first result as an input.\n\n"
-            f"### {names[2]}\n{first}. Call that result R. Then {second.lower()}, where every amount is R times "
-            f"{k} larger. What is the final amount?")
+    if names[0].lower().startswith("element"):  # sequential: one result feeds the other
+        problem = (f"{first}. Call that result R. Then {second.lower()}, where every amount is R times {k} larger. "
+                   "What is the final amount?")
+    elif names[0].lower().startswith("core"):  # parallel: both at once
+        problem = f"On the same day, {first.lower()} while {second.lower()}. With {k} extra items, what is the total?"
+    else:  # conditional: choose between the two results
+        problem = (f"Consider two situations. In one, {first.lower()}. In the other, {second.lower()}. "
+                   f"Which gives the larger result (counting {k} as a bonus), and how large is it?")
+    return (f"### {names[0]}\nBoth problems count quantities.\n\n### {names[1]}\nUse the first result as an input."
+            f"\n\n### {names[2]}\n{problem}")
 
 
 def solve_reply(text: str, seed: Any, index: int) -> str:

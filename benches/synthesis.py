@@ -1,0 +1,337 @@
+"""How close does `parafuse synth mathfusion` come to the request rate its server allows?
+
+A fault server in echo mode stands in for the teacher (`synthesis.testing:scripted_teacher`
+writes well-formed fusion replies, with a seeded 20% malformed so some fusions are retried,
+and boxed answers for the solve prompts). It runs as a process of its own and holds every
+answer `--delay-s` seconds, so the server is the bottleneck, as a GPU server would be.
+
+Per repetition, two timed passes against that one server:
+
+  pipeline  `parafuse synth mathfusion ... --engine openai` as a subprocess, timed wall clock
+            end to end: interpreter start, imports, pool loading, pairing, generation (fuse,
+            retries, solve), grading, filtering and writing the dataset folder. Its stderr lines
+            are timestamped as they arrive, which splits the wall time into phases.
+  raw       every request the pipeline sent (one row each in DIR/store.jsonl), replayed by a
+            minimal aiohttp client at the same number in flight with no dependencies between
+            them: the ceiling for that workload on that server.
+
+rows = the jobs the pipeline finished (stats.json `jobs`: each ends as a kept row, a removed
+row or a failure row); rows/s = jobs / wall time on both sides, so `ratio` = raw wall /
+pipeline wall. `ratio_generation` uses the pipeline's own generation time (stats.json
+`generation_s`) instead of its wall time, so what startup and writing cost shows separately.
+
+Prints progress and a table on stderr, then exactly one JSON line on stdout.
+
+    .venv/bin/python benches/synthesis.py                 # 1000 seed problems (3000 jobs), 1 s latency, 128 in flight
+    .venv/bin/python benches/synthesis.py --limit 100     # quick check
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from common import REPO, emit, fault_server_process, log, parser, require_positive
+
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MODEL = "teacher"
+RESPONDER = "synthesis.testing:scripted_teacher"
+MAX_SERVER_STOPS = 4  # what the openai engine sends at most (the OpenAI API's limit)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = parser(
+        "Rows/s of `parafuse synth mathfusion` end to end against a local OpenAI-compatible server with "
+        "a fixed latency, next to the same requests replayed by a minimal aiohttp client at the same "
+        "concurrency. Ends with one JSON line on stdout: ratio = pipeline rows/s / raw client rows/s.")
+    p.add_argument("--data-dir", type=lambda s: Path(s).resolve(), default=DEFAULT_DATA_DIR,
+                   help="the shared data directory (the pipeline's --data-dir)")
+    p.add_argument("--input", default="gsm8k-train", help="seed pool(s), the pipeline's --input")
+    p.add_argument("--limit", type=int, default=1000,
+                   help="seed problems (each is paired once and fused by all three strategies: 3 jobs)")
+    p.add_argument("--delay-s", type=float, default=1.0, help="the server's latency per request (model time)")
+    p.add_argument("--concurrency", type=int, default=128,
+                   help="requests in flight at once: the pipeline's --max-concurrency and the raw client's limit")
+    p.add_argument("--job-concurrency", type=int, default=None,
+                   help="the pipeline's --concurrency (fused problems in flight; default 2 x --concurrency)")
+    p.add_argument("--repetitions", type=int, default=1, help="timed pipeline + replay pairs; medians are compared")
+    p.add_argument("--pipeline-arg", action="append", default=[], metavar="ARG",
+                   help="extra argument for `parafuse synth mathfusion`, repeatable "
+                        "(e.g. --pipeline-arg=--num-solutions=8)")
+    p.add_argument("--keep", default=None, metavar="DIR",
+                   help="write each run's output folder under DIR (rep-1, rep-2, ...) and keep it; default a temp dir")
+    p.add_argument("--target", type=float, default=0.9, help="the ratio the pipeline should reach")
+    args = p.parse_args(argv)
+    require_positive(p, args, ("limit", "concurrency", "repetitions"))
+    if args.job_concurrency is None:
+        args.job_concurrency = 2 * args.concurrency
+    require_positive(p, args, ("job_concurrency",))
+    if args.delay_s < 0:
+        p.error("--delay-s must be >= 0")
+    if not args.data_dir.is_dir():
+        p.error(f"--data-dir {args.data_dir} is not a directory (the shared data with gsm8k/ etc.)")
+    return args
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a live process so far (Linux /proc); None where unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def children_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+# ---- the pipeline, end to end ------------------------------------------------------------------
+@dataclass
+class PipelineRun:
+    wall_s: float
+    generation_s: float
+    jobs: int
+    kept: int
+    requests: int
+    cpu_s: float  # the pipeline process's own CPU time (all threads)
+    server_cpu_s: float | None
+    phases: dict[str, float | None] = field(default_factory=dict)
+    timeline: list[tuple[float, str]] = field(default_factory=list)  # (seconds since start, stderr line)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.jobs / self.wall_s
+
+
+def pipeline_command(url: str, args: argparse.Namespace, out_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "parafuse.cli", "synth", "mathfusion", "--input", args.input,
+            "--data-dir", str(args.data_dir), "--limit", str(args.limit), "--embedder", "tfidf",
+            "--engine", "openai", "--model", MODEL, "--base-url", url, "--max-concurrency", str(args.concurrency),
+            "--concurrency", str(args.job_concurrency), "--out", str(out_dir), "--no-progress", *args.pipeline_arg]
+
+
+def _first(timeline: list[tuple[float, str]], pattern: str) -> tuple[float, re.Match] | None:
+    rx = re.compile(pattern)
+    for t, line in timeline:
+        m = rx.search(line)
+        if m:
+            return t, m
+    return None
+
+
+def phases(timeline: list[tuple[float, str]], wall_s: float, generation_s: float) -> dict[str, float | None]:
+    """Split the wall time at the pipeline's own log lines: everything before the "N fusion jobs"
+    line (interpreter start, imports, pools, decontamination references, pairing), generation,
+    and everything after it (rows, grading, dedup, decontamination, dataset files, exit)."""
+    first = timeline[0][0] if timeline else None
+    paired = _first(timeline, r"pairs by \S+ in ([0-9.]+) s")
+    jobs = _first(timeline, r"^\d+ fusion jobs")
+    start = jobs[0] if jobs else None
+    return {
+        "first_log_line_s": round(first, 2) if first is not None else None,
+        "pairing_s": float(paired[1].group(1)) if paired else None,
+        "before_generation_s": round(start, 2) if start is not None else None,
+        "generation_s": generation_s,
+        "after_generation_s": round(wall_s - start - generation_s, 2) if start is not None else None,
+    }
+
+
+def run_pipeline(url: str, args: argparse.Namespace, out_dir: Path, server: subprocess.Popen) -> PipelineRun:
+    """`parafuse synth mathfusion` as a user runs it, timed from spawn to exit."""
+    cmd = pipeline_command(url, args, out_dir)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each log line arrives when it is written
+    cpu0, srv0 = children_cpu_s(), process_cpu_s(server.pid)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True, env=env, cwd=REPO)  # not benches/: this file would shadow `synthesis`
+    timeline = []
+    for line in proc.stderr:  # universal newlines: a progress bar's \r also ends a line
+        if line.strip():
+            timeline.append((time.perf_counter() - t0, line.rstrip()))
+    rc = proc.wait()
+    wall = time.perf_counter() - t0
+    cpu, srv1 = children_cpu_s() - cpu0, process_cpu_s(server.pid)
+    if rc != 0:
+        tail = "\n".join(line for _, line in timeline[-20:])
+        raise RuntimeError(f"the pipeline exited with status {rc}:\n{' '.join(cmd)}\n{tail}")
+    st = json.loads((out_dir / "stats.json").read_text())
+    if st.get("requests_from_store"):
+        raise RuntimeError(f"{st['requests_from_store']} requests came from an old store in {out_dir}: "
+                           "the timing needs a fresh output folder")
+    return PipelineRun(wall_s=wall, generation_s=float(st["generation_s"]), jobs=int(st["jobs"]),
+                       kept=int(st["kept"]), requests=int(st["requests_sent"]), cpu_s=cpu,
+                       server_cpu_s=None if srv0 is None or srv1 is None else srv1 - srv0,
+                       phases=phases(timeline, wall, float(st["generation_s"])),
+                       timeline=[(round(t, 3), line[:160]) for t, line in timeline])
+
+
+# ---- the ceiling: the same requests, no dependencies, a bare client ---------------------------
+@dataclass
+class RawRun:
+    wall_s: float
+    requests: int
+    failures: int
+    cpu_s: float  # this process's CPU time during the replay
+    server_cpu_s: float | None
+
+
+def raw_body(request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The body the openai engine builds for a stored request (`Request.to_dict`), written out by hand."""
+    p = request["params"]
+    body: dict[str, Any] = {"model": MODEL, "n": p["n"], "temperature": p["temperature"], "top_p": p["top_p"],
+                            "max_tokens": p["max_tokens"]}
+    if p.get("stop"):
+        body["stop"] = list(p["stop"])[:MAX_SERVER_STOPS]
+    if p.get("seed") is not None:
+        body["seed"] = p["seed"]
+    if p.get("min_tokens"):
+        body["min_tokens"] = p["min_tokens"]
+    if p.get("ignore_eos"):
+        body["ignore_eos"] = True
+    if request.get("messages") is not None:
+        return "/chat/completions", {**body, "messages": request["messages"]}
+    return "/completions", {**body, "prompt": request["prompt"]}
+
+
+def stored_requests(store: Path) -> list[dict[str, Any]]:
+    """One request per store row: each row is one request the pipeline sent (ok or failed)."""
+    with open(store, encoding="utf-8") as f:
+        return [json.loads(line)["request"] for line in f if line.strip()]
+
+
+async def _replay(url: str, bodies: list[tuple[str, dict]], concurrency: int) -> list[bool]:
+    sem = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=0)  # aiohttp's default pool stops at 100 connections
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=300)) as session:
+
+        async def one(path: str, body: dict) -> bool:
+            async with sem, session.post(url + path, json=body) as resp:
+                if resp.status != 200:
+                    return False
+                data = await resp.json()
+            return len(data["choices"]) == body["n"]
+
+        return await asyncio.gather(*(one(path, body) for path, body in bodies))
+
+
+def run_raw(url: str, requests: list[dict[str, Any]], concurrency: int, server: subprocess.Popen) -> RawRun:
+    bodies = [raw_body(r) for r in requests]
+    srv0 = process_cpu_s(server.pid)
+    t0, c0 = time.perf_counter(), time.process_time()
+    ok = asyncio.run(_replay(url, bodies, concurrency))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    srv1 = process_cpu_s(server.pid)
+    return RawRun(wall_s=wall, requests=len(bodies), failures=len(ok) - sum(ok), cpu_s=cpu,
+                  server_cpu_s=None if srv0 is None or srv1 is None else srv1 - srv0)
+
+
+# ---- driver -----------------------------------------------------------------------------------
+def measure(url: str, server: subprocess.Popen, args: argparse.Namespace,
+            root: Path) -> list[tuple[PipelineRun, RawRun]]:
+    """Pipeline first (a fresh output folder each time), then the replay of what it sent."""
+    runs = []
+    for rep in range(args.repetitions):
+        out_dir = root / f"rep-{rep + 1}"
+        pipe = run_pipeline(url, args, out_dir, server)
+        ph = pipe.phases
+        log(f"rep {rep + 1}/{args.repetitions} pipeline: {pipe.wall_s:7.2f} s wall  {pipe.rows_per_s:7.2f} rows/s  "
+            f"jobs={pipe.jobs} kept={pipe.kept} requests={pipe.requests}  before generation "
+            f"{ph['before_generation_s']} s (pairing {ph['pairing_s']} s), generation {pipe.generation_s} s, "
+            f"after {ph['after_generation_s']} s  cpu {pipe.cpu_s:.1f} s")
+        raw = run_raw(url, stored_requests(out_dir / "store.jsonl"), args.concurrency, server)
+        log(f"rep {rep + 1}/{args.repetitions}      raw: {raw.wall_s:7.2f} s wall  "
+            f"{pipe.jobs / raw.wall_s:7.2f} rows/s  "
+            f"requests={raw.requests} failures={raw.failures}  cpu {raw.cpu_s:.1f} s")
+        runs.append((pipe, raw))
+    return runs
+
+
+def summarize(runs: list[tuple[PipelineRun, RawRun]], args: argparse.Namespace) -> dict[str, Any]:
+    med = statistics.median
+    pipe_wall = med(p.wall_s for p, _ in runs)
+    gen = med(p.generation_s for p, _ in runs)
+    raw_wall = med(r.wall_s for _, r in runs)
+    jobs, kept, requests = runs[0][0].jobs, runs[0][0].kept, runs[0][1].requests
+    pipe_rps, raw_rps = jobs / pipe_wall, jobs / raw_wall
+    ratio = pipe_rps / raw_rps
+    phase_names = list(runs[0][0].phases)
+    phase_med = {k: (med(vs) if (vs := [p.phases[k] for p, _ in runs if p.phases[k] is not None]) else None)
+                 for k in phase_names}
+    return {
+        "bench": "synthesis",
+        "ratio": round(ratio, 4),
+        "target": args.target,
+        "ratio_means": "pipeline rows/s (jobs / wall of `parafuse synth mathfusion`) / raw aiohttp replay of the "
+                       "same requests at the same concurrency (jobs / replay wall); medians",
+        "meets_target": ratio >= args.target,
+        "ratio_generation": round(raw_wall / gen, 4),
+        "pipeline_wall_s": round(pipe_wall, 2),
+        "pipeline_generation_s": round(gen, 2),
+        "raw_wall_s": round(raw_wall, 2),
+        "ideal_s": round(math.ceil(requests / args.concurrency) * args.delay_s, 2),
+        "requests": requests,
+        "jobs": jobs,
+        "kept": kept,
+        "rows_per_s_pipeline": round(pipe_rps, 3),
+        "rows_per_s_ceiling": round(raw_rps, 3),
+        "rows_per_s_generation": round(jobs / gen, 3),
+        "concurrency": args.concurrency,
+        "job_concurrency": args.job_concurrency,
+        "delay_s": args.delay_s,
+        "limit": args.limit,
+        "input": args.input,
+        "repetitions": args.repetitions,
+        "phases_s": phase_med,
+        "raw_failures": sum(r.failures for _, r in runs),
+        "runs": [{"pipeline": {k: v for k, v in asdict(p).items() if k != "timeline"}, "raw": asdict(r)}
+                 for p, r in runs],
+        "timeline": runs[0][0].timeline,
+    }
+
+
+def print_table(s: dict[str, Any]) -> None:
+    log(f"\n{'side':>10} {'wall s':>9} {'rows/s':>9}   ({s['jobs']} jobs, {s['kept']} kept, {s['requests']} requests, "
+        f"{s['concurrency']} in flight, {s['delay_s']} s latency; ideal {s['ideal_s']} s)")
+    log(f"{'pipeline':>10} {s['pipeline_wall_s']:9.2f} {s['rows_per_s_pipeline']:9.2f}")
+    log(f"{'  gen only':>10} {s['pipeline_generation_s']:9.2f} {s['rows_per_s_generation']:9.2f}")
+    log(f"{'raw':>10} {s['raw_wall_s']:9.2f} {s['rows_per_s_ceiling']:9.2f}")
+    log("phases (s): " + ", ".join(f"{k} {v}" for k, v in s["phases_s"].items()))
+    log(f"ratio {s['ratio']:.3f} (target {s['target']}); generation only {s['ratio_generation']:.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    server_args = ["--mode", "echo", "--responder", RESPONDER, "--delay-s", str(args.delay_s), "--model", MODEL]
+    with tempfile.TemporaryDirectory(prefix="parafuse-bench-synth-") as tmp:
+        root = Path(args.keep).resolve() if args.keep else Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        if args.keep and any(root.glob("rep-*")):
+            log(f"error: {root} already holds rep-* folders; a rerun there would be served from the store")
+            return 2
+        with fault_server_process(*server_args) as (url, server):
+            log(f"fault server at {url} (pid {server.pid}, {args.delay_s} s per answer)")
+            runs = measure(url, server, args, root)
+    summary = summarize(runs, args)
+    print_table(summary)
+    emit(summary)
+    return 0 if summary["raw_failures"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
