@@ -221,6 +221,7 @@ def test_fused_problem_containing_a_benchmark_problem_is_removed_and_named(tmp_p
     removed = jsonl(tmp_path / "out" / "removed.jsonl")
     assert len(removed) == 1 and removed[0]["removed_reason"] == "contaminated"
     assert "Sam" in removed[0]["problem_a"] and "gsm8k" in removed[0]["removed_detail"]
+    assert "per benchmark: gsm8k: 1" in (tmp_path / "out" / "README.md").read_text()
     assert len(jsonl(tmp_path / "out" / "data" / "train.jsonl")) == len(POOL) - 1
 
 

@@ -21,12 +21,8 @@ from parafuse.cli import main
 from reasoning.testing.fault_server import COMPLETION_PATHS, FaultServer
 from synthesis.config import MathFusionConfig
 from synthesis.mathfusion.pipeline import synthesize_mathfusion
-from synthesis.sections import SectionError
 from synthesis.testing import scripted_teacher
 from test_mathfusion import POOL, jsonl, write_pool
-
-REASONS = set(SectionError.REASONS) if hasattr(SectionError, "REASONS") else None
-
 
 def check_accounting(out: Path, st: dict) -> None:
     """Every job ends as exactly one kept row, removed row or failure row."""

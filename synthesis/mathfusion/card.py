@@ -46,7 +46,8 @@ def _reasons(stats: dict[str, Any]) -> str:
     lines = []
     for title, key in (("fusion failures (no usable problem after all attempts)", "failure_reasons"),
                        ("rejected fusion replies (each attempt)", "rejected_replies"),
-                       ("removed rows", "removed_reasons")):
+                       ("removed rows", "removed_reasons"),
+                       ("overlaps with evaluation benchmarks, per benchmark", "contaminated_by_benchmark")):
         counts = stats[key]
         body = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) if counts else "none"
         lines.append(f"- {title}: {body}")

@@ -115,7 +115,7 @@ def build_rows(outcomes: Sequence[FusionOutcome], cfg: MathFusionConfig, provena
         if h is None:
             rows.kept.append(r)
         else:
-            rows.removed.append({**r, "removed_reason": "contaminated",
+            rows.removed.append({**r, "removed_reason": "contaminated", "contaminated_benchmark": h.benchmark,
                                  "removed_detail": f"shares {h.ngram!r} with {h.benchmark} {h.problem_id}"})
     return rows
 
@@ -167,6 +167,8 @@ def stats(outcomes: Sequence[FusionOutcome], rows: Rows) -> dict[str, Any]:
         total.update(c)
     return {"per_strategy_source": table, "failure_reasons": dict(reasons), "rejected_replies": dict(rejected),
             "removed_reasons": dict(Counter(r["removed_reason"] for r in rows.removed)),
+            "contaminated_by_benchmark": dict(Counter(r["contaminated_benchmark"] for r in rows.removed
+                                                      if r["removed_reason"] == "contaminated")),
             "jobs": total["jobs"], "fused": total["fused"], "kept": len(rows.kept),
             "tokens": {k: total[k] for k in ("fuse_prompt_tokens", "fuse_completion_tokens",
                                              "solve_prompt_tokens", "solve_completion_tokens")}}
