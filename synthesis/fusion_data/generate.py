@@ -1,0 +1,129 @@
+"""Fusion-of-N data generation (Khairi et al., "Making, not Taking, the Best of N"): a teacher pool answers
+every prompt, and a fusor model writes one answer from all N candidates.
+
+    prompt ──teacher 1 (n1 samples), teacher 2 (n2), ...──▶ N candidates ──fusor──▶ one fused answer
+
+The paper's pool was five strong models, one sample each at T=0.3, fused by a sixth; here the
+pool is any list of engines and models (`ENGINE:MODEL[@BASE_URL][*N]`). The fusor prompt is
+the same template eval's `fusion` strategy uses at test time (`fusion/fuse`), so data and
+test-time aggregation stay one method. For math prompts with a gold answer every candidate and
+the fusion are graded, which shows what the paper claims and the digest warns about: the fusion
+can beat the best candidate, and it can also overwrite a correct majority.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from eval.records import Problem
+from prompts import PromptLibrary, default_library
+from reasoning.cached_engine import CachedEngine
+from reasoning.engines import ENGINES
+from reasoning.engines.base import Engine
+from reasoning.fusion import fusion_request
+from reasoning.inputs import derive_seed
+from reasoning.store import GenerationStore
+from reasoning.types import InputError, SamplingParams
+from synthesis.config import FusionDataConfig
+from synthesis.executor import chat_request, run_jobs
+
+Log = Callable[[str], None]
+TOKEN_KINDS = ("teacher_prompt", "teacher_completion", "fusor_prompt", "fusor_completion")
+_SPEC = re.compile(r"(?P<engine>[a-z]+):(?P<model>[^@*]+?)(?:@(?P<url>[^*]+))?(?:\*(?P<n>\d+))?")
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    engine: str
+    model: str
+    base_url: tuple[str, ...] | None = None
+    n: int = 1
+
+
+def parse_teacher(spec: str) -> TeacherSpec:
+    """`ENGINE:MODEL[@BASE_URL[,URL...]][*N]`, e.g. `openai:Qwen/Qwen3-8B@http://gpu1:8000/v1*2`."""
+    m = _SPEC.fullmatch(spec.strip())
+    if not m or m["engine"] not in ENGINES:
+        raise InputError(f"--teacher {spec!r}: expected ENGINE:MODEL[@BASE_URL][*N] with ENGINE one of "
+                         f"{', '.join(ENGINES)}, e.g. openai:Qwen/Qwen3-8B@http://localhost:8000/v1*2")
+    n = int(m["n"]) if m["n"] else 1
+    if n < 1:
+        raise InputError(f"--teacher {spec!r}: the sample count after '*' must be >= 1")
+    urls = tuple(u for u in (m["url"] or "").split(",") if u) or None
+    if m["engine"] == "openai" and not urls:
+        example = f"openai:{m['model'].strip()}@http://host:8000/v1" + (f"*{m['n']}" if m["n"] else "")
+        raise InputError(f"--teacher {spec!r}: an openai teacher needs its server, e.g. {example}")
+    return TeacherSpec(m["engine"], m["model"].strip(), urls, n)
+
+
+@dataclass
+class FusionDataOutcome:
+    problem: Problem
+    candidates: list[str] = field(default_factory=list)
+    candidate_models: list[str] = field(default_factory=list)
+    fused: str | None = None
+    fused_finish: str | None = None
+    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOKEN_KINDS, 0))
+    failure: str | None = None
+
+
+class FusionDataRun:
+    """Candidates from every teacher, then the fusor; all through one generation store."""
+
+    def __init__(self, cfg: FusionDataConfig, teachers: Sequence[tuple[Engine, int]], fusor: Engine,
+                 store: GenerationStore, library: PromptLibrary | None = None, progress: bool = True):
+        self.cfg, self.progress = cfg, progress
+        self.library = library or default_library()
+        self.teachers = [(CachedEngine(e, store), n) for e, n in teachers]
+        self.fusor = CachedEngine(fusor, store)
+        self._count = {"ok": 0, "failed": 0}
+
+    def run(self, problems: Sequence[Problem]) -> list[FusionDataOutcome]:
+        engines = [e for e, _ in self.teachers] + [self.fusor]
+        return run_jobs(problems, self._job, self.cfg.concurrency, engines=engines, progress=self.progress,
+                        desc="fusion", postfix=lambda: dict(self._count))
+
+    @property
+    def requests_sent(self) -> int:
+        return sum(e.calls for e, _ in self.teachers) + self.fusor.calls
+
+    @property
+    def requests_from_store(self) -> int:
+        return sum(e.hits for e, _ in self.teachers) + self.fusor.hits
+
+    async def _job(self, p: Problem) -> FusionDataOutcome:
+        out = FusionDataOutcome(p)
+        try:
+            # Let every teacher finish (and be stored) even when one fails, so a rerun resends only that one.
+            results = await asyncio.gather(*(self._teacher(p, i, e, n) for i, (e, n) in enumerate(self.teachers)),
+                                           return_exceptions=True)
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
+            for (e, _), r in zip(self.teachers, results):
+                out.candidates += [c.text for c in r.completions]
+                out.candidate_models += [e.model] * len(r.completions)
+                out.tokens["teacher_prompt"] += r.prompt_tokens
+                out.tokens["teacher_completion"] += r.completion_tokens
+            c = self.cfg
+            params = SamplingParams(temperature=c.fusor_temperature, max_tokens=c.fusor_max_tokens,
+                                    seed=derive_seed(c.seed, f"{p.id}/fusor"))
+            req = fusion_request(p.question, out.candidates, params, c.fusion_template, self.library,
+                                 max_candidate_chars=c.max_candidate_chars, request_id=f"{p.id}/fusor")
+            r = await self.fusor.agenerate(req)
+            out.fused, out.fused_finish = r.completions[0].text, r.completions[0].finish_reason
+            out.tokens["fusor_prompt"] += r.prompt_tokens
+            out.tokens["fusor_completion"] += r.completion_tokens
+        except Exception as e:  # an engine that gave up after its retries: recorded, retried on a rerun
+            out.failure = f"{type(e).__name__}: {e}"
+        self._count["ok" if out.failure is None else "failed"] += 1
+        return out
+
+    async def _teacher(self, p: Problem, i: int, engine: Engine, n: int):
+        c = self.cfg
+        params = SamplingParams(n=n, temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_tokens, seed=c.seed)
+        req = chat_request(self.library, c.template, params, f"{p.id}/teacher{i}", system=c.system,
+                           question=p.question)
+        return await engine.agenerate(req)
