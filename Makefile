@@ -33,7 +33,7 @@ bench:
 	$(VENV)/bin/python benches/engines.py
 	$(VENV)/bin/python benches/grading.py
 	$(VENV)/bin/python benches/fork_join.py
-	$(VENV)/bin/python benches/synthesis.py
+	$(VENV)/bin/python benches/synth_mathfusion.py
 
 lint:
 	$(VENV)/bin/ruff check .

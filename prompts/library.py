@@ -28,6 +28,7 @@ class PromptLibrary:
         if user_dir and not self.dirs[0].is_dir():
             raise PromptError(f"prompts directory {user_dir} does not exist")
         self.dirs.append(BUILTIN_DIR)
+        self._texts: dict[str, tuple[tuple, str, str]] = {}
         self.env = SandboxedEnvironment(
             loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
             undefined=jinja2.StrictUndefined,
@@ -50,12 +51,27 @@ class PromptLibrary:
         raise PromptError(f"no prompt template named {name!r}; `parafuse prompts list` shows them: "
                           + ", ".join(self.names()))
 
+    def _read(self, name: str) -> tuple[str, str]:
+        """(text, version) of a template, re-read only when its file changed.
+
+        Pipelines ask for the version with every request they build; hashing the file each
+        time would cost more than the rest of building the request.
+        """
+        path = self.path(name)
+        st = path.stat()
+        stamp = (str(path), st.st_mtime_ns, st.st_size)
+        hit = self._texts.get(name)
+        if hit is None or hit[0] != stamp:
+            text = path.read_text(encoding="utf-8")
+            hit = self._texts[name] = (stamp, text, hashlib.sha256(text.encode()).hexdigest()[:12])
+        return hit[1], hit[2]
+
     def source(self, name: str) -> str:
-        return self.path(name).read_text(encoding="utf-8")
+        return self._read(name)[0]
 
     def version(self, name: str) -> str:
         """Short hash of the template text: part of every generation-store key that uses it."""
-        return hashlib.sha256(self.source(name).encode()).hexdigest()[:12]
+        return self._read(name)[1]
 
     def variables(self, name: str) -> set[str]:
         from jinja2 import meta

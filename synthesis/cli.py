@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
@@ -110,6 +111,7 @@ def cmd_mathfusion(a: argparse.Namespace) -> int:
         if solver is not None:
             solver.close()
     print(mathfusion_summary(st, a.out), file=sys.stderr)
+    gc.freeze()  # everything is written: spare the interpreter's exit a collection over all of it
     return 0
 
 
@@ -154,4 +156,5 @@ def cmd_fusion(a: argparse.Namespace) -> int:
     from synthesis.fusion_data import summary
 
     print(summary(st, a.out), file=sys.stderr)
+    gc.freeze()
     return 0

@@ -15,6 +15,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from datasketch import MinHash, MinHashLSH
 
@@ -142,8 +143,37 @@ def _best_kept(candidates: list[int], shingle_set: set[str], kept_shingles: dict
     return best_index, best_sim
 
 
+@dataclass(frozen=True)
+class Fingerprint:
+    """What dedup needs of one text, computable ahead of time (e.g. while a pipeline waits on a server)."""
+
+    normalized: str
+    shingles: frozenset[str]
+    minhash: MinHash | None  # None when the text has no shingles
+    num_perm: int
+    seed: int
+    shingle_size: int
+
+
+@lru_cache(maxsize=8)
+def _template(num_perm: int, seed: int) -> MinHash:
+    # Drawing the permutations is the slow part of building a MinHash: draw them once per setting.
+    return MinHash(num_perm=num_perm, seed=seed)
+
+
+def fingerprint(text: str, num_perm: int = 128, shingle_size: int = 3, seed: int = 1) -> Fingerprint:
+    norm = normalize_text(text)
+    shingle_set = frozenset(_shingles_of_tokens(_tokens(norm), shingle_size))
+    minhash = None
+    if shingle_set:
+        minhash = _template(num_perm, seed).copy()
+        # A MinHash is a minimum over its inputs, so their (hash-seeded) set order does not matter.
+        minhash.update_batch([s.encode("utf-8") for s in shingle_set])
+    return Fingerprint(norm, shingle_set, minhash, num_perm, seed, shingle_size)
+
+
 def find_duplicates(texts: Sequence[str], threshold: float = 0.8, num_perm: int = 128, shingle_size: int = 3,
-                    seed: int = 1) -> list[Duplicate]:
+                    seed: int = 1, fingerprints: Sequence[Fingerprint | None] | None = None) -> list[Duplicate]:
     """The texts to drop as duplicates of earlier kept texts, sorted by index.
 
     Texts are scanned in order and the first occurrence is kept. A later text is an "exact"
@@ -153,27 +183,26 @@ def find_duplicates(texts: Sequence[str], threshold: float = 0.8, num_perm: int 
     several kept matches the most similar wins, ties to the lowest index. Dropped texts never
     become targets, so a chain of small edits does not drag far-apart texts together.
     Texts that normalize to nothing can only be exact duplicates of each other.
+    `fingerprints[i]`, when given and made with the same settings, saves recomputing text i's.
     """
     _check_params(threshold, num_perm, shingle_size, seed)
     if not texts:
         return []
+    if fingerprints is not None and len(fingerprints) != len(texts):
+        raise ValueError(f"{len(fingerprints)} fingerprints for {len(texts)} texts")
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, params=_lsh_params(threshold, num_perm))
-    # One template holds the permutations (drawn from `seed`); copies reuse them instead of
-    # drawing them again for every text.
-    template = MinHash(num_perm=num_perm, seed=seed)
     kept_by_text: dict[str, int] = {}
-    kept_shingles: dict[int, set[str]] = {}
+    kept_shingles: dict[int, frozenset[str]] = {}
     duplicates: list[Duplicate] = []
     for i, text in enumerate(texts):
-        norm = normalize_text(text)
+        fp = fingerprints[i] if fingerprints is not None else None
+        if fp is None or (fp.num_perm, fp.seed, fp.shingle_size) != (num_perm, seed, shingle_size):
+            fp = fingerprint(text, num_perm, shingle_size, seed)
+        norm, shingle_set, minhash = fp.normalized, fp.shingles, fp.minhash
         if norm in kept_by_text:
             duplicates.append(Duplicate(index=i, kept_index=kept_by_text[norm], kind="exact", similarity=1.0))
             continue
-        shingle_set = _shingles_of_tokens(_tokens(norm), shingle_size)
-        if shingle_set:
-            minhash = template.copy()
-            # A MinHash is a minimum over its inputs, so their (hash-seeded) set order does not matter.
-            minhash.update_batch([s.encode("utf-8") for s in shingle_set])
+        if minhash is not None:
             candidates = lsh.query(minhash)
             if candidates:
                 kept_index, sim = _best_kept(candidates, shingle_set, kept_shingles)
@@ -186,4 +215,4 @@ def find_duplicates(texts: Sequence[str], threshold: float = 0.8, num_perm: int 
     return duplicates
 
 
-__all__ = ["Duplicate", "find_duplicates", "jaccard", "normalize_text", "shingles"]
+__all__ = ["Duplicate", "Fingerprint", "find_duplicates", "fingerprint", "jaccard", "normalize_text", "shingles"]

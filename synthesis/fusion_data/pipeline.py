@@ -1,6 +1,7 @@
 """`synthesize_fusion_data`: the whole Fusion-of-N data run, from prompts to a dataset folder."""
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -34,6 +35,7 @@ def synthesize_fusion_data(cfg: FusionDataConfig, teachers: Sequence[tuple[Engin
     for source in [s.strip() for s in cfg.input.split(",") if s.strip()]:
         problems += load_pool(source, cfg.data_dir, cfg.question_field, cfg.answer_field, cfg.id_field, cfg.limit)
     log(f"{len(problems)} prompts x {sum(n for _, n in teachers)} candidates from {len(teachers)} teacher(s)")
+    gc.freeze()  # as in mathfusion: no collector passes over long-lived objects during generation
     t0 = time.perf_counter()
     with GenerationStore(out_dir / "store.jsonl") as store:
         run = FusionDataRun(cfg, teachers, fusor, store, library, progress)

@@ -28,6 +28,7 @@ from reasoning.store import GenerationStore
 from reasoning.types import Result, SamplingParams
 from synthesis.config import MathFusionConfig
 from synthesis.consensus import Consensus, consensus
+from synthesis.dedup import Fingerprint, fingerprint
 from synthesis.executor import chat_request, run_jobs
 from synthesis.pairing import Pair
 from synthesis.sections import STRATEGY_SECTIONS, SectionError, parse_sections
@@ -71,6 +72,7 @@ class FusionOutcome:
     consensus: Consensus | None = None
     failure: str | None = None  # a SectionError reason, or "engine_error"
     failure_detail: str = ""
+    fingerprint: Fingerprint | None = None  # of the problem, for dedup (computed while waiting on the engine)
     fuse_tokens: Tokens = field(default_factory=Tokens)
     solve_tokens: Tokens = field(default_factory=Tokens)
 
@@ -146,6 +148,7 @@ class MathFusionRun:
                 out.attempts.append({"reason": e.reason, "detail": str(e), "reply": c.text})
                 continue
             out.problem, out.sections, out.reply = parsed.problem, parsed.sections, c.text
+            out.fingerprint = fingerprint(parsed.problem)
             return
         last = out.attempts[-1]
         out.failure, out.failure_detail = last["reason"], last["detail"]

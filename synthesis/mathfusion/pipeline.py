@@ -1,6 +1,7 @@
 """`synthesize_mathfusion`: the whole run, from seed pools to a dataset folder with its card."""
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -117,6 +118,9 @@ def synthesize_mathfusion(cfg: MathFusionConfig, engine: Engine, out_dir: Path, 
         pairs = pair_pool(pool, cfg, out_dir / "pairs" / f"{_safe(pool.name)}.jsonl", embedder, log, progress)
         jobs += make_jobs(pool.problems, pairs, cfg.strategies)
     log(f"{len(jobs)} fusion jobs ({len(cfg.strategies)} strategies x {len(jobs) // len(cfg.strategies)} pairs)")
+    # Long-lived objects (modules, pools, pairs) need no garbage-collector passes: freezing them
+    # removes pauses of a few hundred ms from the middle of generation on large runs.
+    gc.freeze()
     t0 = time.perf_counter()
     with GenerationStore(out_dir / "store.jsonl") as store:
         run = MathFusionRun(cfg, engine, store, solver=solver, library=library, progress=progress)

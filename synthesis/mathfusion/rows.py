@@ -84,10 +84,11 @@ def build_rows(outcomes: Sequence[FusionOutcome], cfg: MathFusionConfig, provena
     from synthesis.dedup import find_duplicates
 
     rows = Rows()
-    candidates = []
+    candidates, prints = [], {}
     for o in outcomes:
         if o.ok:
             candidates.append(candidate_row(o, provenance.get(o.job.strategy, {})))
+            prints[candidates[-1]["id"]] = o.fingerprint
         else:
             rows.failures.append(failure_row(o))
     if cfg.check_conditional and grade is not None:
@@ -99,7 +100,8 @@ def build_rows(outcomes: Sequence[FusionOutcome], cfg: MathFusionConfig, provena
             rows.removed.append({**r, "removed_reason": why[0], "removed_detail": why[1]})
         else:
             survivors.append(r)
-    dups = {d.index: d for d in find_duplicates([r["problem"] for r in survivors], threshold=cfg.dedup_threshold)}
+    dups = {d.index: d for d in find_duplicates([r["problem"] for r in survivors], threshold=cfg.dedup_threshold,
+                                                fingerprints=[prints[r["id"]] for r in survivors])}
     clean = []
     for i, r in enumerate(survivors):
         d = dups.get(i)

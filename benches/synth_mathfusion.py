@@ -20,15 +20,21 @@ row or a failure row); rows/s = jobs / wall time on both sides, so `ratio` = raw
 pipeline wall. `ratio_generation` uses the pipeline's own generation time (stats.json
 `generation_s`) instead of its wall time, so what startup and writing cost shows separately.
 
+Two reference figures come from the same requests: `ideal_s`, every answer exactly --delay-s
+with nothing between them (ceil(requests / concurrency) rounds), and `ideal_dependent_s`, a
+simulation of an overhead-free pipeline that keeps each job's fuse -> retry -> solve order.
+
 Prints progress and a table on stderr, then exactly one JSON line on stdout.
 
-    .venv/bin/python benches/synthesis.py                 # 1000 seed problems (3000 jobs), 1 s latency, 128 in flight
-    .venv/bin/python benches/synthesis.py --limit 100     # quick check
+    .venv/bin/python benches/synth_mathfusion.py              # 1000 seeds (3000 jobs), 1 s latency, 128 in flight
+    .venv/bin/python benches/synth_mathfusion.py --limit 100  # quick check
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import heapq
 import json
 import math
 import os
@@ -51,6 +57,7 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data
 MODEL = "teacher"
 RESPONDER = "synthesis.testing:scripted_teacher"
 MAX_SERVER_STOPS = 4  # what the openai engine sends at most (the OpenAI API's limit)
+STEP_ID = re.compile(r"^(?P<job>.+)/(?:fuse(?:/\d+)?|solve)$")  # request ids: JOB/fuse, JOB/fuse/2, JOB/solve
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -112,6 +119,7 @@ class PipelineRun:
     cpu_s: float  # the pipeline process's own CPU time (all threads)
     server_cpu_s: float | None
     phases: dict[str, float | None] = field(default_factory=dict)
+    ideal_dependent_s: float | None = None  # see ideal_with_dependencies_s
     timeline: list[tuple[float, str]] = field(default_factory=list)  # (seconds since start, stderr line)
 
     @property
@@ -159,7 +167,7 @@ def run_pipeline(url: str, args: argparse.Namespace, out_dir: Path, server: subp
     cpu0, srv0 = children_cpu_s(), process_cpu_s(server.pid)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            text=True, env=env, cwd=REPO)  # not benches/: this file would shadow `synthesis`
+                            text=True, env=env, cwd=REPO)
     timeline = []
     for line in proc.stderr:  # universal newlines: a progress bar's \r also ends a line
         if line.strip():
@@ -241,6 +249,41 @@ def run_raw(url: str, requests: list[dict[str, Any]], concurrency: int, server: 
                   server_cpu_s=None if srv0 is None or srv1 is None else srv1 - srv0)
 
 
+# ---- what a perfect pipeline would take ------------------------------------------------------
+def job_chains(requests: list[dict[str, Any]]) -> list[int] | None:
+    """Requests per job (fuse attempts, then the solve), jobs in the order they first appear; None
+    when an id does not read as JOB/fuse[/N] or JOB/solve."""
+    chains: dict[str, int] = {}
+    for r in requests:
+        m = STEP_ID.match(str(r.get("id")))
+        if m is None:
+            return None
+        chains[m["job"]] = chains.get(m["job"], 0) + 1
+    return list(chains.values())
+
+
+def ideal_with_dependencies_s(chains: list[int], concurrency: int, job_concurrency: int, delay_s: float) -> float:
+    """Wall time of a pipeline with no overhead at all: `job_concurrency` workers take jobs in order,
+    a job sends its requests one after another, at most `concurrency` are in flight (first come,
+    first served) and every answer takes exactly `delay_s`. The gap to the dependency-free ideal
+    is what the fuse -> retry -> solve chains cost by themselves."""
+    started = min(job_concurrency, len(chains))
+    ready = collections.deque((j, 0) for j in range(started))  # (job, step) waiting for a slot
+    in_flight: list[tuple[float, int, int]] = []  # heap of (answer time, job, step)
+    now = 0.0
+    while ready or in_flight:
+        while ready and len(in_flight) < concurrency:
+            j, step = ready.popleft()
+            heapq.heappush(in_flight, (now + delay_s, j, step))
+        now, j, step = heapq.heappop(in_flight)
+        if step + 1 < chains[j]:
+            ready.append((j, step + 1))
+        elif started < len(chains):
+            ready.append((started, 0))
+            started += 1
+    return now
+
+
 # ---- driver -----------------------------------------------------------------------------------
 def measure(url: str, server: subprocess.Popen, args: argparse.Namespace,
             root: Path) -> list[tuple[PipelineRun, RawRun]]:
@@ -254,7 +297,12 @@ def measure(url: str, server: subprocess.Popen, args: argparse.Namespace,
             f"jobs={pipe.jobs} kept={pipe.kept} requests={pipe.requests}  before generation "
             f"{ph['before_generation_s']} s (pairing {ph['pairing_s']} s), generation {pipe.generation_s} s, "
             f"after {ph['after_generation_s']} s  cpu {pipe.cpu_s:.1f} s")
-        raw = run_raw(url, stored_requests(out_dir / "store.jsonl"), args.concurrency, server)
+        requests = stored_requests(out_dir / "store.jsonl")
+        chains = job_chains(requests)
+        if chains is not None:
+            pipe.ideal_dependent_s = ideal_with_dependencies_s(chains, args.concurrency, args.job_concurrency,
+                                                               args.delay_s)
+        raw = run_raw(url, requests, args.concurrency, server)
         log(f"rep {rep + 1}/{args.repetitions}      raw: {raw.wall_s:7.2f} s wall  "
             f"{pipe.jobs / raw.wall_s:7.2f} rows/s  "
             f"requests={raw.requests} failures={raw.failures}  cpu {raw.cpu_s:.1f} s")
@@ -262,7 +310,8 @@ def measure(url: str, server: subprocess.Popen, args: argparse.Namespace,
     return runs
 
 
-def summarize(runs: list[tuple[PipelineRun, RawRun]], args: argparse.Namespace) -> dict[str, Any]:
+def summarize(runs: list[tuple[PipelineRun, RawRun]], args: argparse.Namespace,
+              load_before: tuple[float, ...]) -> dict[str, Any]:
     med = statistics.median
     pipe_wall = med(p.wall_s for p, _ in runs)
     gen = med(p.generation_s for p, _ in runs)
@@ -270,11 +319,12 @@ def summarize(runs: list[tuple[PipelineRun, RawRun]], args: argparse.Namespace) 
     jobs, kept, requests = runs[0][0].jobs, runs[0][0].kept, runs[0][1].requests
     pipe_rps, raw_rps = jobs / pipe_wall, jobs / raw_wall
     ratio = pipe_rps / raw_rps
+    ideal_dep = runs[0][0].ideal_dependent_s  # the same requests every repetition
     phase_names = list(runs[0][0].phases)
     phase_med = {k: (med(vs) if (vs := [p.phases[k] for p, _ in runs if p.phases[k] is not None]) else None)
                  for k in phase_names}
     return {
-        "bench": "synthesis",
+        "bench": "synth_mathfusion",
         "ratio": round(ratio, 4),
         "target": args.target,
         "ratio_means": "pipeline rows/s (jobs / wall of `parafuse synth mathfusion`) / raw aiohttp replay of the "
@@ -285,6 +335,7 @@ def summarize(runs: list[tuple[PipelineRun, RawRun]], args: argparse.Namespace) 
         "pipeline_generation_s": round(gen, 2),
         "raw_wall_s": round(raw_wall, 2),
         "ideal_s": round(math.ceil(requests / args.concurrency) * args.delay_s, 2),
+        "ideal_dependent_s": None if ideal_dep is None else round(ideal_dep, 2),
         "requests": requests,
         "jobs": jobs,
         "kept": kept,
@@ -299,6 +350,8 @@ def summarize(runs: list[tuple[PipelineRun, RawRun]], args: argparse.Namespace) 
         "repetitions": args.repetitions,
         "phases_s": phase_med,
         "raw_failures": sum(r.failures for _, r in runs),
+        # 1/5/15-minute load averages before the run: on a small machine another job skews every figure
+        "loadavg_before": [round(x, 2) for x in load_before],
         "runs": [{"pipeline": {k: v for k, v in asdict(p).items() if k != "timeline"}, "raw": asdict(r)}
                  for p, r in runs],
         "timeline": runs[0][0].timeline,
@@ -306,17 +359,22 @@ def summarize(runs: list[tuple[PipelineRun, RawRun]], args: argparse.Namespace) 
 
 
 def print_table(s: dict[str, Any]) -> None:
-    log(f"\n{'side':>10} {'wall s':>9} {'rows/s':>9}   ({s['jobs']} jobs, {s['kept']} kept, {s['requests']} requests, "
-        f"{s['concurrency']} in flight, {s['delay_s']} s latency; ideal {s['ideal_s']} s)")
-    log(f"{'pipeline':>10} {s['pipeline_wall_s']:9.2f} {s['rows_per_s_pipeline']:9.2f}")
-    log(f"{'  gen only':>10} {s['pipeline_generation_s']:9.2f} {s['rows_per_s_generation']:9.2f}")
-    log(f"{'raw':>10} {s['raw_wall_s']:9.2f} {s['rows_per_s_ceiling']:9.2f}")
-    log("phases (s): " + ", ".join(f"{k} {v}" for k, v in s["phases_s"].items()))
+    log(f"\n{s['jobs']} jobs ({s['kept']} kept), {s['requests']} requests, {s['concurrency']} in flight, "
+        f"{s['delay_s']} s per answer")
+    log(f"{'':>24} {'wall s':>8} {'rows/s':>8}")
+    figures = [("pipeline, end to end", s["pipeline_wall_s"]), ("pipeline, generation", s["pipeline_generation_s"]),
+               ("raw client replay", s["raw_wall_s"]), ("ideal, no dependencies", s["ideal_s"]),
+               ("ideal, job chains", s["ideal_dependent_s"])]
+    for name, wall in figures:
+        if wall:
+            log(f"{name:>24} {wall:8.2f} {s['jobs'] / wall:8.2f}")
+    log("pipeline phases (s): " + ", ".join(f"{k.removesuffix('_s')} {v}" for k, v in s["phases_s"].items()))
     log(f"ratio {s['ratio']:.3f} (target {s['target']}); generation only {s['ratio_generation']:.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    load_before = os.getloadavg()
     server_args = ["--mode", "echo", "--responder", RESPONDER, "--delay-s", str(args.delay_s), "--model", MODEL]
     with tempfile.TemporaryDirectory(prefix="parafuse-bench-synth-") as tmp:
         root = Path(args.keep).resolve() if args.keep else Path(tmp)
@@ -327,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         with fault_server_process(*server_args) as (url, server):
             log(f"fault server at {url} (pid {server.pid}, {args.delay_s} s per answer)")
             runs = measure(url, server, args, root)
-    summary = summarize(runs, args)
+    summary = summarize(runs, args, load_before)
     print_table(summary)
     emit(summary)
     return 0 if summary["raw_failures"] == 0 else 1
