@@ -17,9 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from datasketch import MinHash, MinHashLSH
+from typing import TYPE_CHECKING
 
 from reasoning.types import InputError
+
+if TYPE_CHECKING:  # importing datasketch pulls in scipy.integrate (~0.8 s): only when first needed
+    from datasketch import MinHash
 
 # Everything that is not a letter, a digit or a symbol with math meaning is punctuation here.
 # `_` is inside \w, so it is named separately: it only appears in LaTeX markup such as x_1.
@@ -158,6 +161,8 @@ class Fingerprint:
 @lru_cache(maxsize=8)
 def _template(num_perm: int, seed: int) -> MinHash:
     # Drawing the permutations is the slow part of building a MinHash: draw them once per setting.
+    from datasketch import MinHash
+
     return MinHash(num_perm=num_perm, seed=seed)
 
 
@@ -190,6 +195,8 @@ def find_duplicates(texts: Sequence[str], threshold: float = 0.8, num_perm: int 
         return []
     if fingerprints is not None and len(fingerprints) != len(texts):
         raise ValueError(f"{len(fingerprints)} fingerprints for {len(texts)} texts")
+    from datasketch import MinHashLSH
+
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, params=_lsh_params(threshold, num_perm))
     kept_by_text: dict[str, int] = {}
     kept_shingles: dict[int, frozenset[str]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gc
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,6 +56,14 @@ def pair_pool(pool: Pool, cfg: MathFusionConfig, cache: Path, embedder_factory, 
     log(f"{pool.name}: {len(pairs)} pairs by {embedder.name} in {time.perf_counter() - t0:.1f} s "
         f"({mutual} in mutual pairs); written to {cache}")
     return pairs
+
+
+def _prewarm() -> None:
+    """Import what the steps after generation need while generation waits on the engine."""
+    import datasets  # noqa: F401  (writing the dataset)
+
+    import eval.grading.equivalence  # noqa: F401  (the conditional answer check)
+    import synthesis.decontam  # noqa: F401
 
 
 def _grade_fn(timeout_s: float):
@@ -121,6 +130,7 @@ def synthesize_mathfusion(cfg: MathFusionConfig, engine: Engine, out_dir: Path, 
     # Long-lived objects (modules, pools, pairs) need no garbage-collector passes: freezing them
     # removes pauses of a few hundred ms from the middle of generation on large runs.
     gc.freeze()
+    threading.Thread(target=_prewarm, name="prewarm", daemon=True).start()
     t0 = time.perf_counter()
     with GenerationStore(out_dir / "store.jsonl") as store:
         run = MathFusionRun(cfg, engine, store, solver=solver, library=library, progress=progress)
