@@ -25,10 +25,10 @@ with nothing between them (ceil(requests / concurrency) rounds), and `ideal_depe
 simulation of an overhead-free pipeline that keeps each job's fuse -> retry -> solve order.
 
 The pipeline pays a fixed ~5 s whatever the size (interpreter and imports ~1.5 s, importing
-scikit-learn for TF-IDF pairing ~2 s, filtering and writing the dataset ~1.5 s), so the ratio grows with the run: the
-default, 2000 seeds (6000 jobs, about 2 minutes per pass), is still far below one real pool
-(GSM8K or MATH train: 7.5k seeds, 22.5k jobs). Measured here: --limit 1000 0.87-0.89,
---limit 2000 0.91.
+scikit-learn for TF-IDF pairing ~2 s, filtering and writing the dataset ~1.5 s), so the ratio
+grows with the run: the default, 2000 seeds (6000 jobs, about 2 minutes per pass), is still far
+below one real pool (GSM8K or MATH train: 7.5k seeds, 22.5k jobs). Measured on the 2-core CPU
+machine: --limit 1000 0.87-0.89, --limit 2000 0.91.
 
 Prints progress and a table on stderr, then exactly one JSON line on stdout.
 
