@@ -214,6 +214,7 @@ class BenchmarkSpec:
     hub_question_field: str | None = None  # when the Hub copy names it differently
     hub_answer_field: str | None = None
     hub_id_field: str | None = None  # "" -> no id field on the Hub (hash instead)
+    reference_field: str | None = None  # a worked solution to keep in meta["solution"] (seed pools)
 
     @property
     def gold_parser(self) -> Callable[[Any], tuple[str | None, str | None]]:
@@ -331,7 +332,8 @@ def _level(value: Any) -> Any:
 
 def _build(rows: list[tuple[int, dict[str, Any]]], *, name: str, where: Callable[[int], str],
            question_field: str, answer_field: str, id_field: str | None, gold_format: str,
-           solution_field: str | None = None, answer_required: bool = False) -> list[Problem]:
+           solution_field: str | None = None, answer_required: bool = False,
+           reference_field: str | None = None) -> list[Problem]:
     """Turn (position, record) pairs into Problems (the shared core of every loader)."""
     if gold_format not in GOLD_PARSERS:
         raise InputError(f"unknown gold format {gold_format!r}; choose one of {', '.join(GOLD_FORMATS)}")
@@ -397,6 +399,9 @@ def _build(rows: list[tuple[int, dict[str, Any]]], *, name: str, where: Callable
                 break
         if "url" in row:
             meta["url"] = row["url"]
+        reference = _get(row, reference_field) if reference_field else None
+        if isinstance(reference, str) and reference.strip():
+            meta["solution"] = reference
         if own is not _MISSING and own is not None:
             meta["source_id"] = own
         problems.append(Problem(id=pid, question=q, gold=gold, benchmark=name, gold_error=err, meta=meta))
@@ -409,13 +414,15 @@ def _check_limit(limit: int | None) -> None:
 
 
 def load_file(path: str | os.PathLike, question_field: str, answer_field: str, id_field: str | None = None,
-              gold_format: str = "auto", name: str | None = None, limit: int | None = None) -> list[Problem]:
+              gold_format: str = "auto", name: str | None = None, limit: int | None = None,
+              solution_field: str | None = None) -> list[Problem]:
     """Problems from any JSONL file (`--data FILE --question-field Q --answer-field A`).
 
     A record without the question field raises InputError naming file:line and the field. An
     answer field absent from every record is a wrong field name and raises too; one absent or
     unparseable in some records gives those problems gold=None with a gold_error. `name`
-    (default: the file's stem) is the benchmark label and the id prefix.
+    (default: the file's stem) is the benchmark label and the id prefix. `solution_field`, when
+    given, is a worked solution kept in `meta["solution"]`.
     """
     _check_limit(limit)
     path = Path(path)
@@ -424,7 +431,7 @@ def load_file(path: str | os.PathLike, question_field: str, answer_field: str, i
         raise InputError(f"data file {path} has no records")
     problems = _build(rows, name=name or path.stem, where=lambda pos: f"{path}:{pos}",
                       question_field=question_field, answer_field=answer_field, id_field=id_field,
-                      gold_format=gold_format, answer_required=True)
+                      gold_format=gold_format, answer_required=True, reference_field=solution_field)
     return problems if limit is None else problems[:limit]
 
 
@@ -461,7 +468,8 @@ def load_spec(spec: BenchmarkSpec, data_dir: str | os.PathLike | None = None,
         where = lambda pos: f"{label} row {pos}"  # noqa: E731
         qf, af, idf = spec.fields(hub=True)
     problems = _build(rows, name=spec.name, where=where, question_field=qf, answer_field=af, id_field=idf,
-                      gold_format=spec.gold_format, solution_field=spec.solution_field)
+                      gold_format=spec.gold_format, solution_field=spec.solution_field,
+                      reference_field=spec.reference_field)
     return problems if limit is None else problems[:limit]
 
 

@@ -47,12 +47,14 @@ def write_dataset(out_dir: Path, rows: Sequence[dict[str, Any]], features, split
     import datasets
 
     if rows:
-        ds = datasets.Dataset.from_list(list(rows), features=features)
+        # Every row gets every column (None where it has none): from_list takes its columns
+        # from the first row, and rows of different kinds (fused, original) differ.
+        ds = datasets.Dataset.from_list([{k: r.get(k) for k in features} for r in rows], features=features)
     else:
         ds = datasets.Dataset.from_dict({k: [] for k in features}, features=features)
     data = out_dir / "data"
     _atomic(data / f"{split}.parquet", lambda tmp: ds.to_parquet(str(tmp)))
-    write_jsonl(data / f"{split}.jsonl", rows)
+    write_jsonl(data / f"{split}.jsonl", ({k: r.get(k) for k in features} for r in rows))
     return {"jsonl": str(data / f"{split}.jsonl"), "parquet": str(data / f"{split}.parquet")}
 
 

@@ -25,12 +25,12 @@ SEED_POOLS: dict[str, BenchmarkSpec] = {
     "gsm8k-train": BenchmarkSpec(
         name="gsm8k-train", hub_id="openai/gsm8k", hub_config="main", hub_split="train",
         local_path="gsm8k/train.jsonl", question_field="question", answer_field="answer",
-        gold_format="gsm8k", id_field=None, size=7473,
+        gold_format="gsm8k", id_field=None, size=7473, reference_field="answer",
         description="GSM8K train: grade-school word problems; gold after the last '####'."),
     "math-train": BenchmarkSpec(
         name="math-train", hub_id="DigitalLearningGmbH/MATH-lighteval", hub_config=None, hub_split="train",
         local_path="math/train.jsonl", question_field="problem", answer_field="answer",
-        solution_field="solution", gold_format="math", id_field=None, size=7500,
+        solution_field="solution", gold_format="math", id_field=None, size=7500, reference_field="solution",
         description="MATH train (Hendrycks et al.): competition problems; gold = last \\boxed{} of the solution."),
 }
 
@@ -41,13 +41,18 @@ def describe_pools() -> str:
 
 
 def load_pool(source: str, data_dir: str | os.PathLike | None = None, question_field: str = "question",
-              answer_field: str = "answer", id_field: str | None = None, limit: int | None = None) -> list[Problem]:
-    """A named seed pool (from --data-dir or the Hub) or a file of your own problems."""
+              answer_field: str = "answer", id_field: str | None = None, limit: int | None = None,
+              solution_field: str | None = None) -> list[Problem]:
+    """A named seed pool (from --data-dir or the Hub) or a file of your own problems.
+
+    A problem's worked solution, where the source has one, is in `meta["solution"]` (the whole
+    GSM8K answer text, MATH's solution; for a file, `solution_field`)."""
     spec = SEED_POOLS.get(source.strip().lower())
     if spec is not None:
         return load_spec(spec, data_dir, limit)
     if Path(source).exists():
-        return load_file(source, question_field, answer_field, id_field=id_field, limit=limit)
+        return load_file(source, question_field, answer_field, id_field=id_field, limit=limit,
+                         solution_field=solution_field)
     raise InputError(f"--input {source!r} is neither a file nor a known seed pool; known pools:\n{describe_pools()}\n"
                      "or give a JSONL file with --question-field Q --answer-field A")
 

@@ -296,3 +296,20 @@ def test_card_reports_counts_rates_and_tokens_and_loads_with_datasets(tmp_path):
     assert "min_majority_share" in card  # the config block
     ds = datasets.load_dataset(str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"))["train"]
     assert len(ds) == st["kept"] and set(ds["strategy"]) == {"sequential", "parallel", "conditional"}
+
+
+def test_originals_are_written_with_their_own_solutions_before_the_fused_rows(tmp_path):
+    rows = [dict(r, solution=f"Worked solution {i}. #### {r['answer'].split()[-1]}") for i, r in enumerate(POOL)]
+    rows[3].pop("solution")  # a seed without a solution cannot be an original row
+    cfg = config(write_pool(tmp_path / "pool.jsonl", rows), strategies=("sequential",), include_originals=True,
+                 solution_field="solution")
+    st = run(cfg, teacher(), tmp_path / "out")
+    data = jsonl(tmp_path / "out" / "data" / "train.jsonl")
+    originals = [r for r in data if r["strategy"] == "original"]
+    assert data[:3] == originals and len(originals) == 3
+    assert [r["solution"] for r in originals] == [rows[i]["solution"] for i in range(3)]
+    assert all(r["messages"][1]["content"] == r["solution"] and r["problem_a"] is None for r in originals)
+    fused = data[3:]
+    assert len(fused) == len(POOL) and all(r["problem_a"] for r in fused), "fused rows keep all their columns"
+    assert st["originals"] == {"pool": 3}
+    assert "3 from pool" in (tmp_path / "out" / "README.md").read_text()

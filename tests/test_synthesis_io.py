@@ -24,8 +24,10 @@ def test_named_seed_pools_read_the_local_layout_and_their_golds(tmp_path):
         {"problem": "Say nothing.", "level": "Level 2", "type": "Algebra", "solution": "No box here."}])
     gsm = load_pool("gsm8k-train", tmp_path)
     assert [p.gold for p in gsm] == ["1200"] and gsm[0].benchmark == "gsm8k-train"
+    assert gsm[0].meta["solution"] == "She has 1,200.\n#### 1,200", "the worked solution, for --include-originals"
     math = load_pool("math-train", tmp_path)
     assert math[0].gold == "1" and math[0].meta["subject"] == "Algebra" and math[0].meta["level"] == 1
+    assert math[0].meta["solution"].startswith("It is $\\boxed")
     assert math[1].gold is None and "no 'answer' and no \\boxed{}" in math[1].gold_error
 
 

@@ -25,6 +25,9 @@ def card_body(stats: dict[str, Any], pools: list[dict[str, Any]], provenance: di
              f"In all: {stats['jobs']} fusion jobs, {stats['fused']} fused problems, **{stats['kept']} rows kept**. "
              "`fusion_acceptance` = fused / jobs (a reply with a usable new problem within the retries); "
              "`kept_rate` = kept / jobs."]
+    if stats.get("originals"):
+        parts.append("The rows also hold the seed problems with their own solutions (strategy `original`): "
+                     + ", ".join(f"{n} from {src}" for src, n in sorted(stats["originals"].items())) + ".")
     parts += ["## Seed pools", markdown_table(pools, ["name", "problems", "duplicates_dropped", "without_answer"])]
     parts += ["## What was dropped, and why", _reasons(stats)]
     t = stats["tokens"]

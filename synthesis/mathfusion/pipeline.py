@@ -16,7 +16,7 @@ from reasoning.store import GenerationStore, read_jsonl
 from synthesis.config import MathFusionConfig
 from synthesis.mathfusion.card import card_body
 from synthesis.mathfusion.generate import MathFusionRun, make_jobs
-from synthesis.mathfusion.rows import build_rows, features, stats
+from synthesis.mathfusion.rows import build_rows, features, original_rows, stats
 from synthesis.output import push_to_hub, write_card, write_dataset, write_jsonl
 from synthesis.pairing import Pair, make_embedder, pair_problems
 from synthesis.sources import Pool, load_pool, prepare_pool
@@ -32,7 +32,8 @@ def load_pools(cfg: MathFusionConfig, log: Log = _stderr) -> list[Pool]:
     """Each comma-separated --input is its own pool: problems are paired within their pool only."""
     pools = []
     for source in [s.strip() for s in cfg.input.split(",") if s.strip()]:
-        problems = load_pool(source, cfg.data_dir, cfg.question_field, cfg.answer_field, cfg.id_field, cfg.limit)
+        problems = load_pool(source, cfg.data_dir, cfg.question_field, cfg.answer_field, cfg.id_field, cfg.limit,
+                             cfg.solution_field)
         pools.append(prepare_pool(problems, problems[0].benchmark if problems else source, log))
     return pools
 
@@ -138,6 +139,10 @@ def synthesize_mathfusion(cfg: MathFusionConfig, engine: Engine, out_dir: Path, 
     elapsed = time.perf_counter() - t0
     rows = build_rows(outcomes, cfg, provenance(cfg, engine, solver, library, cfg.embedder),
                       grade=_grade_fn(5.0), decontaminator=decontaminator)
+    if cfg.include_originals:
+        originals = original_rows([p for pool in pools for p in pool.problems])
+        rows.kept[:0] = originals
+        log(f"{len(originals)} seed problems written with their own solutions (strategy 'original')")
     st = stats(outcomes, rows)
     st.update(requests_sent=run.requests_sent, requests_from_store=run.requests_from_store,
               generation_s=round(elapsed, 2), pools=[p.summary() for p in pools])

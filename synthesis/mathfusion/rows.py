@@ -52,6 +52,23 @@ def candidate_row(o: FusionOutcome, provenance: dict[str, Any]) -> dict[str, Any
     }
 
 
+def original_rows(problems) -> list[dict[str, Any]]:
+    """Seed problems with their own (human) solutions, as MathFusionQA includes them next to the
+    fused ones. Problems whose source has no solution are left out."""
+    from parafuse import __version__
+
+    out = []
+    for p in problems:
+        solution = p.meta.get("solution")
+        if not solution:
+            continue
+        out.append({"id": f"original/{p.id}", "strategy": "original", "source": p.benchmark, "problem": p.question,
+                    "solution": solution, "answer": p.gold,
+                    "messages": [{"role": "user", "content": p.question}, {"role": "assistant", "content": solution}],
+                    "answers": [], "num_solutions": 0, "generator": f"parafuse {__version__}"})
+    return out
+
+
 def failure_row(o: FusionOutcome) -> dict[str, Any]:
     j = o.job
     return {"id": f"mathfusion/{j.id}", "strategy": j.strategy, "source": j.a.benchmark, "problem_a_id": j.a.id,
@@ -152,8 +169,10 @@ def stats(outcomes: Sequence[FusionOutcome], rows: Rows) -> dict[str, Any]:
         for t, stage in ((o.fuse_tokens, "fuse"), (o.solve_tokens, "solve")):
             c[f"{stage}_prompt_tokens"] += t.prompt
             c[f"{stage}_completion_tokens"] += t.completion
+    originals = Counter(r["source"] for r in rows.kept if r["strategy"] == "original")
     for r in rows.kept:
-        per[(r["strategy"], r["source"])]["kept"] += 1
+        if r["strategy"] != "original":
+            per[(r["strategy"], r["source"])]["kept"] += 1
     for r in rows.removed:
         per[(r["strategy"], r["source"])][f"removed_{r['removed_reason']}"] += 1
     table = []
@@ -171,6 +190,7 @@ def stats(outcomes: Sequence[FusionOutcome], rows: Rows) -> dict[str, Any]:
             "removed_reasons": dict(Counter(r["removed_reason"] for r in rows.removed)),
             "contaminated_by_benchmark": dict(Counter(r["contaminated_benchmark"] for r in rows.removed
                                                       if r["removed_reason"] == "contaminated")),
+            "originals": dict(originals),
             "jobs": total["jobs"], "fused": total["fused"], "kept": len(rows.kept),
             "tokens": {k: total[k] for k in ("fuse_prompt_tokens", "fuse_completion_tokens",
                                              "solve_prompt_tokens", "solve_completion_tokens")}}
