@@ -34,6 +34,7 @@ class CachedEngine(Engine):
         self.calls = 0  # requests sent to the inner engine
         self.hits = 0  # requests answered from the store
         self._in_flight: dict[str, asyncio.Future] = {}
+        self._ready: asyncio.Task | None = None
 
     # ---- what the wrapper passes through ------------------------------------------------
     @property
@@ -68,6 +69,7 @@ class CachedEngine(Engine):
         if waiting is not None:  # the same request is already on its way: share its answer
             self.hits += 1
             return await asyncio.shield(waiting)
+        await self._check_ready()
         fut = asyncio.get_running_loop().create_future()
         self._in_flight[key] = fut
         self.calls += 1
@@ -83,6 +85,20 @@ class CachedEngine(Engine):
         self.store.put(key, request, result)
         fut.set_result(result)
         return result
+
+    async def _check_ready(self) -> None:
+        """Before the first request that must really be sent, make sure a server answers at all.
+
+        A wrong --base-url then stops the run at once with one clear error (an InputError),
+        instead of every request failing after its retries; a run answered entirely from the
+        store never needs the server.
+        """
+        check = getattr(self.inner, "check_ready", None)
+        if check is None:
+            return
+        if self._ready is None or self._ready.get_loop() is not asyncio.get_running_loop():
+            self._ready = asyncio.ensure_future(check())
+        await asyncio.shield(self._ready)
 
     def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:
         keys = [self.key(r) for r in requests]

@@ -199,3 +199,11 @@ def test_sigkill_mid_run_then_rerun_loses_nothing_and_resends_nothing_finished(t
     assert len({r["key"] for r in rows}) == len(rows) == total, "one row per request, none lost"
     for name in ("data/train.jsonl", "removed.jsonl", "failures.jsonl"):
         assert (out / name).read_text() == (tmp_path / "ref" / name).read_text(), name
+
+
+def test_unreachable_server_stops_the_run_at_once_with_the_url(tmp_path, capsys):
+    t0 = time.perf_counter()
+    rc = main(synth_args(write_pool(tmp_path / "pool.jsonl"), tmp_path / "out", "http://127.0.0.1:9/v1"))
+    assert rc == 2 and time.perf_counter() - t0 < 30
+    err = capsys.readouterr().err
+    assert "no OpenAI-compatible server answered at http://127.0.0.1:9/v1" in err

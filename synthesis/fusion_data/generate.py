@@ -105,6 +105,8 @@ class FusionDataRun:
             out.fused, out.fused_finish = r.completions[0].text, r.completions[0].finish_reason
             out.tokens["fusor_prompt"] += r.prompt_tokens
             out.tokens["fusor_completion"] += r.completion_tokens
+        except InputError:  # no server at all, a bad model name: nothing later would fare better
+            raise
         except Exception as e:  # an engine that gave up after its retries: recorded, retried on a rerun
             out.failure = f"{type(e).__name__}: {e}"
         self._count["ok" if out.failure is None else "failed"] += 1

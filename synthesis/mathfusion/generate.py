@@ -25,7 +25,7 @@ from prompts import PromptLibrary, default_library
 from reasoning.cached_engine import CachedEngine
 from reasoning.engines.base import Engine
 from reasoning.store import GenerationStore
-from reasoning.types import Result, SamplingParams
+from reasoning.types import InputError, Result, SamplingParams
 from synthesis.config import MathFusionConfig
 from synthesis.consensus import Consensus, consensus
 from synthesis.dedup import Fingerprint, fingerprint
@@ -125,6 +125,8 @@ class MathFusionRun:
             await self._fuse(job, out)
             if out.ok:
                 await self._solve(job, out)
+        except InputError:  # no server at all, a bad model name: nothing later would fare better
+            raise
         except Exception as e:  # an engine that gave up after its retries: recorded, retried on a rerun
             out.failure, out.failure_detail = "engine_error", f"{type(e).__name__}: {e}"
         self._count["ok" if out.ok else "failed"] += 1
