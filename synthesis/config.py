@@ -39,8 +39,6 @@ class SourceConfig:
     question_field: str = _f("question", "field holding the problem text in --input FILE")
     answer_field: str = _f("answer", "field holding the answer in --input FILE (optional per record)")
     id_field: str | None = _f(None, "field holding a stable id in --input FILE (default: hash of the problem)")
-    solution_field: str | None = _f(None, "field holding a worked solution in --input FILE (used by "
-                                          "--include-originals; the named pools have theirs)")
     limit: int | None = _f(None, "use only the first N seed problems (a smoke run)")
 
 
@@ -64,6 +62,8 @@ class MathFusionConfig(SourceConfig):
     solve_max_tokens: int = _f(2048, "cap on each solution")
     min_majority_share: float = _f(0.0, "keep a row only when this share of its k solutions agree "
                                         "(0 keeps all, as the paper did; e.g. 0.5 for a consistency filter)")
+    solution_field: str | None = _f(None, "field holding a worked solution in --input FILE (used by "
+                                          "--include-originals; the named pools have theirs)")
     include_originals: bool = _f(False, "also write every seed problem with its own solution (strategy 'original'), "
                                         "as MathFusionQA does: originals + fused problems")
     check_conditional: bool = _f(True, "drop conditional rows whose answer equals neither sub-problem's "
