@@ -65,11 +65,11 @@ class CachedEngine(Engine):
         if cached is not None:
             self.hits += 1
             return cached
+        await self._check_ready()  # before the in-flight lookup: no await between it and registering
         waiting = self._in_flight.get(key)
         if waiting is not None:  # the same request is already on its way: share its answer
             self.hits += 1
             return await asyncio.shield(waiting)
-        await self._check_ready()
         fut = asyncio.get_running_loop().create_future()
         self._in_flight[key] = fut
         self.calls += 1

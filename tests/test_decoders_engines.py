@@ -63,6 +63,31 @@ def test_cached_engine_iter_results_and_shared_in_flight_requests(tmp_path):
         assert x.texts == y.texts and eng.calls == 3
 
 
+class ServerScript(Script):
+    """A Script that, like the openai engine, can be asked whether its server answers."""
+
+    checks = 0
+
+    async def check_ready(self) -> None:
+        type(self).checks += 1
+        await asyncio.sleep(0.01)
+
+
+def test_cached_engine_checks_the_server_once_and_still_shares_identical_requests(tmp_path):
+    with GenerationStore(tmp_path / "s.jsonl") as store:
+        inner = ServerScript(lambda r: ("hi", "stop"))
+        eng = CachedEngine(inner, store)
+
+        async def burst():
+            r = Request(prompt="same")
+            return await asyncio.gather(*(eng.agenerate(r) for _ in range(3)), eng.agenerate(Request(prompt="other")))
+
+        asyncio.run(burst())
+        assert ServerScript.checks == 1 and eng.calls == 2 and len(inner.requests) == 2
+        asyncio.run(eng.agenerate(Request(prompt="same")))  # from the store: no check, nothing sent
+        assert ServerScript.checks == 1 and eng.calls == 2
+
+
 # ---- real engines on the tiny model ------------------------------------------------------------------
 
 STRAY_TAG = re.compile("|".join(re.escape(t) for t in ALL_TAGS))
