@@ -313,3 +313,17 @@ def test_originals_are_written_with_their_own_solutions_before_the_fused_rows(tm
     assert len(fused) == len(POOL) and all(r["problem_a"] for r in fused), "fused rows keep all their columns"
     assert st["originals"] == {"pool": 3}
     assert "3 from pool" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_rows_record_the_embedder_that_paired_them_even_when_pairs_come_from_the_cache(tmp_path, monkeypatch):
+    import synthesis.mathfusion.pipeline as pipeline
+
+    pool = write_pool(tmp_path / "pool.jsonl")
+    cfg = MathFusionConfig(input=str(pool), embedder="auto", decontaminate=False, strategies=("parallel",))
+    monkeypatch.setattr("huggingface_hub.try_to_load_from_cache", lambda *a, **k: None)  # auto -> TF-IDF
+    run(cfg, teacher(), tmp_path / "out")
+    first = jsonl(tmp_path / "out" / "data" / "train.jsonl")
+    monkeypatch.setattr(pipeline, "make_embedder", lambda *a, **k: pytest.fail("pairs should come from the cache"))
+    run(cfg, teacher(), tmp_path / "out")
+    again = jsonl(tmp_path / "out" / "data" / "train.jsonl")
+    assert {r["embedder"] for r in first} == {r["embedder"] for r in again} == {"tfidf"}

@@ -39,14 +39,16 @@ def load_pools(cfg: MathFusionConfig, log: Log = _stderr) -> list[Pool]:
 
 
 def pair_pool(pool: Pool, cfg: MathFusionConfig, cache: Path, embedder_factory, log: Log = _stderr,
-              progress: bool = True) -> list[Pair]:
-    """Nearest-neighbour pairs of a pool, reused from `cache` when it was made for the same problems."""
+              progress: bool = True) -> tuple[list[Pair], str]:
+    """Nearest-neighbour pairs of a pool and the embedder that made them, reused from `cache` when
+    it was made for the same problems with the same --embedder."""
     ids = [p.id for p in pool.problems]
     if cache.exists():
         rows = read_jsonl(cache)
         if [r["a_id"] for r in rows] == ids and rows and rows[0].get("embedder") == cfg.embedder:
             index = {pid: i for i, pid in enumerate(ids)}
-            return [Pair(index[r["a_id"]], index[r["b_id"]], r["similarity"], r["mutual"]) for r in rows]
+            return ([Pair(index[r["a_id"]], index[r["b_id"]], r["similarity"], r["mutual"]) for r in rows],
+                    rows[0].get("embedder_name", cfg.embedder))
     t0 = time.perf_counter()
     embedder = embedder_factory()
     pairs = pair_problems([p.question for p in pool.problems], embedder, cfg.pairing_memory_mb, progress)
@@ -56,7 +58,7 @@ def pair_pool(pool: Pool, cfg: MathFusionConfig, cache: Path, embedder_factory, 
     mutual = sum(p.mutual for p in pairs)
     log(f"{pool.name}: {len(pairs)} pairs by {embedder.name} in {time.perf_counter() - t0:.1f} s "
         f"({mutual} in mutual pairs); written to {cache}")
-    return pairs
+    return pairs, embedder.name
 
 
 def _prewarm() -> None:
@@ -123,9 +125,10 @@ def synthesize_mathfusion(cfg: MathFusionConfig, engine: Engine, out_dir: Path, 
             built.append(make_embedder(cfg.embedder, log=log))
         return built[0]
 
-    jobs = []
+    jobs, embedders = [], set()
     for pool in pools:
-        pairs = pair_pool(pool, cfg, out_dir / "pairs" / f"{_safe(pool.name)}.jsonl", embedder, log, progress)
+        pairs, name = pair_pool(pool, cfg, out_dir / "pairs" / f"{_safe(pool.name)}.jsonl", embedder, log, progress)
+        embedders.add(name)
         jobs += make_jobs(pool.problems, pairs, cfg.strategies)
     log(f"{len(jobs)} fusion jobs ({len(cfg.strategies)} strategies x {len(jobs) // len(cfg.strategies)} pairs)")
     # Long-lived objects (modules, pools, pairs) need no garbage-collector passes: freezing them
@@ -137,7 +140,8 @@ def synthesize_mathfusion(cfg: MathFusionConfig, engine: Engine, out_dir: Path, 
         run = MathFusionRun(cfg, engine, store, solver=solver, library=library, progress=progress)
         outcomes = run.run(jobs)
     elapsed = time.perf_counter() - t0
-    rows = build_rows(outcomes, cfg, provenance(cfg, engine, solver, library, cfg.embedder),
+    per_strategy = provenance(cfg, engine, solver, library, ", ".join(sorted(embedders)))
+    rows = build_rows(outcomes, cfg, per_strategy,
                       grade=_grade_fn(5.0), decontaminator=decontaminator)
     if cfg.include_originals:
         originals = original_rows([p for pool in pools for p in pool.problems])
@@ -150,7 +154,6 @@ def synthesize_mathfusion(cfg: MathFusionConfig, engine: Engine, out_dir: Path, 
     write_jsonl(out_dir / "removed.jsonl", rows.removed)
     write_jsonl(out_dir / "failures.jsonl", rows.failures)
     (out_dir / "stats.json").write_text(json.dumps(st, indent=1))
-    per_strategy = provenance(cfg, engine, solver, library, cfg.embedder)
     prov = {k: v for k, v in per_strategy[cfg.strategies[0]].items() if k != "fusion_template"}
     prov["fusion_templates"] = ", ".join(p["fusion_template"] for p in per_strategy.values())
     write_card(out_dir, "MathFusion data", card_body(st, st["pools"], prov),
