@@ -27,7 +27,7 @@ from eval.strategies import DECODED, PARALLEL, STRATEGIES, PoolSample, best_of_n
 from prompts import PromptLibrary
 from reasoning.engines.base import Engine
 from reasoning.fusion import fusion_request
-from reasoning.inputs import derive_seed
+from reasoning.inputs import chat_messages, derive_seed
 from reasoning.runner import run_requests
 from reasoning.store import GenerationStore
 from reasoning.types import Failure, InputError, Request, Result, SamplingParams
@@ -111,9 +111,7 @@ class EvalRun:
         return outcomes
 
     def _messages(self, p: Problem) -> tuple[dict[str, str], ...]:
-        text = self.library.render(self.cfg.template, question=p.question)
-        system = ({"role": "system", "content": self.cfg.system},) if self.cfg.system else ()
-        return system + ({"role": "user", "content": text},)
+        return chat_messages(self.library.render(self.cfg.template, question=p.question), self.cfg.system)
 
     def _key_extra(self) -> str:
         return f"{self.cfg.template}@{self.cfg.template_version}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prompts import PromptLibrary, default_library
+from reasoning.inputs import template_request
 from reasoning.types import Request, SamplingParams
 
 DEFAULT_TEMPLATE = "fusion/fuse"
@@ -24,6 +25,4 @@ def fusion_request(question: str, candidates: Sequence[str], params: SamplingPar
         # Keep each candidate's end: that is where the answer is.
         candidates = [c if len(c) <= max_candidate_chars else "[...]" + c[-max_candidate_chars:]
                       for c in candidates]
-    text = library.render(template, question=question, candidates=list(candidates))
-    return Request(messages=({"role": "user", "content": text},), params=params, id=request_id,
-                   key_extra=f"{template}@{library.version(template)}")
+    return template_request(library, template, params, request_id, question=question, candidates=list(candidates))

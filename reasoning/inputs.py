@@ -1,4 +1,5 @@
-"""Read prompt files (JSONL) into `Request`s, with errors that name the file, line and field."""
+"""Build `Request`s: from prompt files (JSONL, with errors that name the file, line and field) and
+from prompt templates (`template_request`, what every pipeline uses)."""
 from __future__ import annotations
 
 import hashlib
@@ -16,6 +17,32 @@ def derive_seed(seed: int, request_id: str) -> int:
     """A stable per-request seed; hashing keeps nearby requests' random streams unrelated."""
     h = hashlib.sha256(f"{seed}:{request_id}".encode()).digest()
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+def seeded(params: SamplingParams, request_id: str) -> SamplingParams:
+    """`params` with its base seed replaced by the request's own (no seed stays no seed)."""
+    if params.seed is None:
+        return params
+    return SamplingParams.from_dict({**params.to_dict(), "seed": derive_seed(params.seed, request_id)})
+
+
+def chat_messages(text: str, system: str | None = None) -> tuple[dict[str, str], ...]:
+    """One user turn, after a system message when one is given."""
+    msgs = [{"role": "system", "content": system}] if system else []
+    return tuple(msgs + [{"role": "user", "content": text}])
+
+
+def template_request(library, template: str, params: SamplingParams, request_id: str | None = None,
+                     system: str | None = None, key_suffix: str = "", **variables: Any) -> Request:
+    """A one-turn chat whose user message is `template` rendered with `variables`.
+
+    The template's name and text hash are part of the store key, so editing a template
+    regenerates what it produced; `key_suffix` separates requests that are otherwise equal on
+    purpose (a retry of the same prompt).
+    """
+    text = library.render(template, **variables)
+    return Request(messages=chat_messages(text, system), params=params, id=request_id,
+                   key_extra=f"{template}@{library.version(template)}{key_suffix}")
 
 
 def requests_from_jsonl(path: str | Path, params: SamplingParams, template: str | None = None,
@@ -44,8 +71,7 @@ def requests_from_jsonl(path: str | Path, params: SamplingParams, template: str 
                 p = SamplingParams.from_dict({**params.to_dict(), **row["params"]})
             except (InputError, TypeError) as e:
                 raise InputError(f"{where}: field `params`: {e}") from None
-        if p.seed is not None:
-            p = SamplingParams.from_dict({**p.to_dict(), "seed": derive_seed(p.seed, rid)})
+        p = seeded(p, rid)
         try:
             out.append(_request(row, p, rid, template, library, system, key_extra))
         except InputError as e:
@@ -61,7 +87,7 @@ def _request(row: dict[str, Any], p: SamplingParams, rid: str, template, library
             text = library.render(template, **row)
         except PromptError as e:
             raise InputError(str(e)) from None
-        return Request(messages=_chat(text, system), params=p, id=rid, key_extra=key_extra)
+        return Request(messages=chat_messages(text, system), params=p, id=rid, key_extra=key_extra)
     if "messages" in row:
         msgs = row["messages"]
         if not isinstance(msgs, list) or not msgs:
@@ -70,14 +96,10 @@ def _request(row: dict[str, Any], p: SamplingParams, rid: str, template, library
     if "prompt" in row:
         if not isinstance(row["prompt"], str):
             raise InputError("field `prompt` must be a string")
-        return Request(messages=_chat(row["prompt"], system), params=p, id=rid)
+        return Request(messages=chat_messages(row["prompt"], system), params=p, id=rid)
     if "raw" in row:
         if not isinstance(row["raw"], str):
             raise InputError("field `raw` must be a string")
         return Request(prompt=row["raw"], params=p, id=rid)
     raise InputError(f"missing field: {FIELDS_HELP}; found fields: {', '.join(sorted(row)) or 'none'}")
 
-
-def _chat(text: str, system: str | None) -> tuple[dict[str, str], ...]:
-    msgs = [{"role": "system", "content": system}] if system else []
-    return tuple(msgs + [{"role": "user", "content": text}])

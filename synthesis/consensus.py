@@ -22,10 +22,6 @@ class Consensus:
     share: float  # solutions giving the winning answer / all solutions (0.0 when none answered)
     chosen: int  # the solution kept as the row's response: the first with the winning answer, else 0
 
-    @property
-    def answered(self) -> int:
-        return sum(a is not None for a in self.answers)
-
 
 def consensus(solutions: Sequence[str], allow_last_number: bool = False) -> Consensus:
     """Plurality vote over the extracted answers (textual keys, as eval's majority vote).

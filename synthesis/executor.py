@@ -13,28 +13,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from prompts import PromptLibrary
-from reasoning.inputs import derive_seed
-from reasoning.types import Request, SamplingParams
-
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def chat_request(library: PromptLibrary, template: str, params: SamplingParams, request_id: str,
-                 system: str | None = None, attempt: int | None = None, **variables: Any) -> Request:
-    """A one-turn chat request from a template, seeded from (params.seed, request_id).
-
-    The template's name and text hash are part of the store key, so editing a template
-    regenerates what it produced; `attempt` makes a retry a new request (not a cache hit).
-    """
-    text = library.render(template, **variables)
-    messages = ({"role": "system", "content": system},) if system else ()
-    messages += ({"role": "user", "content": text},)
-    if params.seed is not None:
-        params = SamplingParams.from_dict({**params.to_dict(), "seed": derive_seed(params.seed, request_id)})
-    extra = f"{template}@{library.version(template)}" + (f"#attempt{attempt}" if attempt else "")
-    return Request(messages=messages, params=params, id=request_id, key_extra=extra)
 
 
 def run_jobs(jobs: Sequence[T], worker: Callable[[T], Awaitable[R]], concurrency: int, engines: Sequence[Any] = (),

@@ -23,7 +23,7 @@ import re
 
 from reasoning.formats.tags import PARALLEL_R1
 from reasoning.formats.trace import (
-    Block, Branch, ErrorList, FormatError, PieceWriter, Text, Trace, check_width, first_nonblank, is_blank,
+    Block, Branch, ErrorList, FormatError, PieceWriter, Text, Trace, check_width, checked, first_nonblank, is_blank,
     reuse, start_of,
 )
 
@@ -36,10 +36,7 @@ _FINAL_ANSWER_RE = re.compile(r"\s*final answer\s*:\s*\S", re.IGNORECASE)
 
 def parse(text: str, *, require_final_answer: bool = True) -> Trace:
     """The trace tree of `text`; raises the first `FormatError` (by offset) when it is invalid."""
-    trace, errors = _scan(text, require_final_answer)
-    if errors:
-        raise errors[0]
-    return trace
+    return checked(_scan(text, require_final_answer))
 
 
 def validate(text: str, *, require_final_answer: bool = True) -> list[FormatError]:

@@ -22,7 +22,7 @@ import re
 
 from reasoning.formats.tags import PARATHINKER
 from reasoning.formats.trace import (
-    Block, Branch, ErrorList, FormatError, PieceWriter, Text, Trace, check_width, is_blank, reuse, start_of,
+    Block, Branch, ErrorList, FormatError, PieceWriter, Text, Trace, check_width, checked, is_blank, reuse, start_of,
 )
 
 NAME = "parathinker"
@@ -36,10 +36,7 @@ STRUCTURE_ONLY: dict = {}
 
 def parse(text: str) -> Trace:
     """The trace tree of `text`; raises the first `FormatError` (by offset) when it is invalid."""
-    trace, errors = _scan(text)
-    if errors:
-        raise errors[0]
-    return trace
+    return checked(_scan(text))
 
 
 def validate(text: str) -> list[FormatError]:

@@ -31,7 +31,7 @@ import re
 
 from reasoning.formats.tags import THREADWEAVER
 from reasoning.formats.trace import (
-    Block, Branch, ErrorList, FormatError, PieceWriter, Text, Trace, check_width, first_nonblank, is_blank,
+    Block, Branch, ErrorList, FormatError, PieceWriter, Text, Trace, check_width, checked, first_nonblank, is_blank,
     ordinal, reuse, start_of,
 )
 
@@ -54,10 +54,7 @@ _EXPECTED = {
 
 def parse(text: str) -> Trace:
     """The trace tree of `text`; raises the first `FormatError` (by offset) when it is invalid."""
-    trace, errors = _scan(text)
-    if errors:
-        raise errors[0]
-    return trace
+    return checked(_scan(text))
 
 
 def validate(text: str) -> list[FormatError]:

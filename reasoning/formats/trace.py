@@ -43,6 +43,14 @@ class FormatError(ValueError):
         return (type(self), (self.message, self.offset, self.tag, self.format))
 
 
+def checked(scanned: tuple[Trace, list[FormatError]]) -> Trace:
+    """The trace of a format scanner's (trace, errors), or the first error (by offset) raised."""
+    trace, errors = scanned
+    if errors:
+        raise errors[0]
+    return trace
+
+
 @dataclass
 class Text:
     """Sequential text between blocks, verbatim."""

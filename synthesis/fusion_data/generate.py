@@ -12,11 +12,11 @@ from reasoning.cached_engine import CachedEngine
 from reasoning.engines import ENGINES
 from reasoning.engines.base import Engine
 from reasoning.fusion import fusion_request
-from reasoning.inputs import derive_seed
+from reasoning.inputs import seeded, template_request
 from reasoning.store import GenerationStore
 from reasoning.types import InputError, SamplingParams
 from synthesis.config import FusionDataConfig
-from synthesis.executor import chat_request, run_jobs
+from synthesis.executor import run_jobs
 
 Log = Callable[[str], None]
 TOKEN_KINDS = ("teacher_prompt", "teacher_completion", "fusor_prompt", "fusor_completion")
@@ -96,11 +96,11 @@ class FusionDataRun:
                 out.candidate_models += [e.model] * len(r.completions)
                 out.tokens["teacher_prompt"] += r.prompt_tokens
                 out.tokens["teacher_completion"] += r.completion_tokens
-            c = self.cfg
-            params = SamplingParams(temperature=c.fusor_temperature, max_tokens=c.fusor_max_tokens,
-                                    seed=derive_seed(c.seed, f"{p.id}/fusor"))
+            c, rid = self.cfg, f"{p.id}/fusor"
+            params = seeded(SamplingParams(temperature=c.fusor_temperature, max_tokens=c.fusor_max_tokens,
+                                           seed=c.seed), rid)
             req = fusion_request(p.question, out.candidates, params, c.fusion_template, self.library,
-                                 max_candidate_chars=c.max_candidate_chars, request_id=f"{p.id}/fusor")
+                                 max_candidate_chars=c.max_candidate_chars, request_id=rid)
             r = await self.fusor.agenerate(req)
             out.fused, out.fused_finish = r.completions[0].text, r.completions[0].finish_reason
             out.tokens["fusor_prompt"] += r.prompt_tokens
@@ -115,6 +115,6 @@ class FusionDataRun:
     async def _teacher(self, p: Problem, i: int, engine: Engine, n: int):
         c = self.cfg
         params = SamplingParams(n=n, temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_tokens, seed=c.seed)
-        req = chat_request(self.library, c.template, params, f"{p.id}/teacher{i}", system=c.system,
-                           question=p.question)
+        rid = f"{p.id}/teacher{i}"
+        req = template_request(self.library, c.template, seeded(params, rid), rid, c.system, question=p.question)
         return await engine.agenerate(req)

@@ -24,12 +24,13 @@ from eval.records import Problem
 from prompts import PromptLibrary, default_library
 from reasoning.cached_engine import CachedEngine
 from reasoning.engines.base import Engine
+from reasoning.inputs import seeded, template_request
 from reasoning.store import GenerationStore
 from reasoning.types import InputError, Result, SamplingParams
 from synthesis.config import MathFusionConfig
 from synthesis.consensus import Consensus, consensus
 from synthesis.dedup import Fingerprint, fingerprint
-from synthesis.executor import chat_request, run_jobs
+from synthesis.executor import run_jobs
 from synthesis.pairing import Pair
 from synthesis.sections import STRATEGY_SECTIONS, SectionError, parse_sections
 
@@ -64,11 +65,9 @@ class FusionOutcome:
 
     job: FusionJob
     problem: str | None = None
-    sections: dict[str, str] = field(default_factory=dict)
     reply: str | None = None  # the accepted fusion reply
     attempts: list[dict[str, Any]] = field(default_factory=list)  # rejected replies: reason, detail, reply
     solutions: list[str] = field(default_factory=list)
-    solution_tokens: list[int] = field(default_factory=list)
     consensus: Consensus | None = None
     failure: str | None = None  # a SectionError reason, or "engine_error"
     failure_detail: str = ""
@@ -137,9 +136,9 @@ class MathFusionRun:
         names = STRATEGY_SECTIONS[job.strategy]
         for attempt in range(self.cfg.fusion_retries + 1):
             rid = f"{job.id}/fuse" + (f"/{attempt}" if attempt else "")  # a retry gets a seed of its own
-            req = chat_request(self.library, self.template(job.strategy), self.fuse_params, rid,
-                               system=self.cfg.system, attempt=attempt, problem_1=job.a.question,
-                               problem_2=job.b.question)
+            req = template_request(self.library, self.template(job.strategy), seeded(self.fuse_params, rid), rid,
+                                   self.cfg.system, key_suffix=f"#attempt{attempt}" if attempt else "",
+                                   problem_1=job.a.question, problem_2=job.b.question)
             res = await self.fuser.agenerate(req)
             out.fuse_tokens.add(res)
             c = res.completions[0]
@@ -149,18 +148,18 @@ class MathFusionRun:
             except SectionError as e:
                 out.attempts.append({"reason": e.reason, "detail": str(e), "reply": c.text})
                 continue
-            out.problem, out.sections, out.reply = parsed.problem, parsed.sections, c.text
+            out.problem, out.reply = parsed.problem, c.text
             out.fingerprint = fingerprint(parsed.problem)
             return
         last = out.attempts[-1]
         out.failure, out.failure_detail = last["reason"], last["detail"]
 
     async def _solve(self, job: FusionJob, out: FusionOutcome) -> None:
-        req = chat_request(self.library, self.cfg.solve_template, self.solve_params, f"{job.id}/solve",
-                           system=self.cfg.system, question=out.problem)
+        rid = f"{job.id}/solve"
+        req = template_request(self.library, self.cfg.solve_template, seeded(self.solve_params, rid), rid,
+                               self.cfg.system, question=out.problem)
         res = await self.solver.agenerate(req)
         out.solve_tokens.add(res)
         out.solutions = [c.text for c in res.completions]
-        out.solution_tokens = [c.tokens for c in res.completions]
         out.consensus = consensus(out.solutions)
 

@@ -165,7 +165,6 @@ def stats(outcomes: Sequence[FusionOutcome], rows: Rows) -> dict[str, Any]:
         c = per[(o.job.strategy, o.job.a.benchmark)]
         c["jobs"] += 1
         c["fused" if o.ok else "failed"] += 1
-        c["fuse_attempts"] += len(o.attempts) + (1 if o.ok else 0)
         for t, stage in ((o.fuse_tokens, "fuse"), (o.solve_tokens, "solve")):
             c[f"{stage}_prompt_tokens"] += t.prompt
             c[f"{stage}_completion_tokens"] += t.completion
