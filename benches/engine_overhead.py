@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import aiohttp
 
-from common import SERVED_NAME, arithmetic_prompt, emit, log, parser, require_positive, tiny_model_dir
+from benchlib.common import SERVED_NAME, arithmetic_prompt, emit, log, parser, require_positive, tiny_model_dir
 
 from reasoning.engines import make_engine
 from reasoning.testing.servers import start_vllm_server

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from common import arithmetic_prompt, emit, log, parser, require_positive, tiny_model_dir
+from benchlib.common import arithmetic_prompt, emit, log, parser, require_positive, tiny_model_dir
 
 from reasoning.engines import make_engine
 from reasoning.engines.base import Engine

@@ -45,8 +45,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import SERVED_NAME, emit, log, parser, require_positive, tiny_model_dir
-from fork_join_support import CpuMeter, Out, TokenIO, device_info
+from benchlib.common import SERVED_NAME, emit, log, parser, require_positive, tiny_model_dir
+from benchlib.fork_join import CpuMeter, Out, TokenIO, device_info
 
 from reasoning.engines import make_engine
 

@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from fractions import Fraction
 
-from common import emit, log, parser  # log: progress and the disagreement list go to stderr
+from benchlib.common import emit, log, parser  # log: progress and the disagreement list go to stderr
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

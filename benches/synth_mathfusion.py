@@ -57,7 +57,7 @@ from typing import Any
 
 import aiohttp
 
-from common import REPO, emit, fault_server_process, log, parser, require_positive
+from benchlib.common import REPO, emit, fault_server_process, log, parser, require_positive
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MODEL = "teacher"

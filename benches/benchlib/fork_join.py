@@ -1,4 +1,4 @@
-"""The self-contained parts of benches/fork_join.py: token-exact engine I/O, the CPU noise meter
+"""The self-contained parts of the fork-join bench (benches/fork_join.py): token-exact engine I/O, the CPU noise meter
 and the device description. fork_join.py itself is the measurement.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Helpers the benches share. Benches run as scripts (`python benches/x.py` puts benches/ on
-sys.path), so they import these as `from common import ...`.
+"""Helpers the benches share: logging, the one JSON result line (`emit`), argument parsing, the
+tiny model, a fault server in its own process.
 
 Every bench prints progress on stderr and exactly one JSON line on stdout at the end.
 """
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 SERVED_NAME = "parafuse-tiny"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WORDS = ("apples", "cost", "price", "hours", "minutes", "speed", "distance", "area", "total", "sum", "product",
          "step", "path", "case")
 
