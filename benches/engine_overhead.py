@@ -4,9 +4,10 @@ One local vLLM OpenAI server (tiny random model) answers the same workload twice
 repetition: once through `make_engine("openai", ...)`, once through a minimal hand-written
 aiohttp client (one session, a semaphore, post, parse JSON). Both send the same request
 bodies at the same concurrency, so the difference is the engine's own overhead (retry
-bookkeeping, thread and queue hand-off, result objects). The order alternates between
-repetitions and medians are compared, so a slow start or a noisy neighbour does not favour
-one side.
+bookkeeping, thread and queue hand-off, result objects, the token ids it keeps). The two sides
+run back to back in each repetition, in alternating order, and each repetition gives one paired
+ratio: the figure is the median of at least 7 paired ratios, with their spread, so a slow start
+or a noisy neighbour on this 2-core machine moves both sides of a pair, not the result.
 
 Prints progress and a table on stderr, then exactly one JSON line on stdout:
 `ratio` = parafuse requests/s over raw client requests/s; `target` = the ratio we aim for.
@@ -35,7 +36,6 @@ from reasoning.testing.servers import start_vllm_server
 from reasoning.types import Failure, Request, SamplingParams
 
 
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = parser(
         "Throughput of parafuse's openai engine against a minimal aiohttp client, both talking "
@@ -51,8 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-ignore-eos", dest="ignore_eos", action="store_false",
                    help="let completions end at EOS (by default vLLM's ignore_eos makes every one max-tokens long, "
                         "so both sides generate exactly the same number of tokens)")
-    p.add_argument("--repetitions", type=int, default=3,
-                   help="timed runs per side; the order alternates and medians are compared")
+    p.add_argument("--repetitions", type=int, default=7,
+                   help="timed runs per side, interleaved in alternating order; the ratio is the median of the "
+                        "paired per-repetition ratios")
     p.add_argument("--warmup", type=int, default=8, help="untimed requests each side sends first")
     p.add_argument("--max-model-len", type=int, default=1024, help="the server's --max-model-len")
     p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
@@ -191,12 +192,20 @@ def summarize(runs: dict[str, list[Run]], args: argparse.Namespace, server_start
            for name, rs in runs.items()}
     tokens = {name: [r.completion_tokens for r in rs] for name, rs in runs.items()}
     failures = {name: sum(r.failures for r in rs) for name, rs in runs.items()}
-    ratio = med["parafuse"]["requests_per_s"] / med["raw"]["requests_per_s"]
+    # One ratio per repetition, from the two runs made back to back: the noise they share cancels.
+    paired = [p.requests_per_s / r.requests_per_s for p, r in zip(runs["parafuse"], runs["raw"])]
+    ratio = statistics.median(paired)
+    quartiles = statistics.quantiles(paired, n=4) if len(paired) >= 2 else [ratio] * 3
     return {
         "bench": "engine_overhead",
         "ratio": round(ratio, 4),
         "target": args.target,
-        "ratio_means": "parafuse openai engine requests/s / raw aiohttp client requests/s (medians)",
+        "ratio_means": "median over repetitions of (parafuse openai engine requests/s / raw aiohttp client "
+                       "requests/s), each pair run back to back",
+        "paired_ratios": [round(x, 4) for x in paired],
+        "spread": {"min": round(min(paired), 4), "q1": round(quartiles[0], 4), "q3": round(quartiles[2], 4),
+                   "max": round(max(paired), 4)},
+        "ratio_of_medians": round(med["parafuse"]["requests_per_s"] / med["raw"]["requests_per_s"], 4),
         "meets_target": ratio >= args.target,
         "parafuse": {k: round(v, 3) for k, v in med["parafuse"].items()},
         "raw": {k: round(v, 3) for k, v in med["raw"].items()},
@@ -218,6 +227,9 @@ def print_table(summary: dict) -> None:
         m = summary[name]
         log(f"{name:>10} {m['requests_per_s']:10.2f} {m['tokens_per_s']:10.1f} {m['seconds']:10.2f} "
             f"{m['client_cpu_s']:13.3f}")
+    spread = summary["spread"]
+    log(f"paired ratios {summary['paired_ratios']} -> median {summary['ratio']:.3f} "
+        f"(min {spread['min']:.3f}, IQR {spread['q1']:.3f}-{spread['q3']:.3f}, max {spread['max']:.3f})")
     log(f"ratio {summary['ratio']:.3f} (target {summary['target']}); completion tokens per run "
         f"{summary['completion_tokens']}; tokens match: {summary['tokens_match']}")
 

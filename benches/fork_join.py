@@ -1,6 +1,6 @@
 """Does fork-join decoding turn parallel threads into wall-clock speed on a real engine?
 
-ThreadWeaver-style fork-join (docs/research/parallel_thinking.md §2.4) writes k threads at
+ThreadWeaver-style fork-join (arXiv 2512.07843, inference with one request per thread) writes k threads at
 once: after a shared prefix, k requests of T tokens run concurrently (prefix caching makes
 the prefix free), then one join request continues from prefix + all threads for C tokens.
 A sequential trace writes the same tokens one after another. With perfect batching the
@@ -49,6 +49,7 @@ from benchlib.common import SERVED_NAME, emit, log, parser, require_positive, ti
 from benchlib.fork_join import CpuMeter, Out, TokenIO, device_info
 
 from reasoning.engines import make_engine
+from reasoning.settings import from_dict
 
 OPENER = "\n<Thread>\n{i}:"  # what ThreadWeaver's orchestrator appends to fork thread i
 CLOSER = "\n</Thread>"  # appended to each thread in the join
@@ -278,9 +279,9 @@ async def decoder_figure(io: TokenIO, w: Workload) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 - absent, or mid-edit: the figure is skipped, nothing else
         log(f"threadweaver decoder figure skipped: {type(e).__name__}: {e}")
         return {"skipped": f"{type(e).__name__}: {e}"}
-    cfg = ThreadWeaverConfig(temperature=1.0, top_p=1.0, seed=a.seed, force_open=True, force_outlines=k,
+    cfg = from_dict(ThreadWeaverConfig, dict(temperature=1.0, top_p=1.0, seed=a.seed, force_open=True, force_outlines=k,
                              max_thread_tokens=a.thread_tokens, max_tokens=a.join_tokens,
-                             stop_on_truncated_thread=False, max_iterations=2)
+                             stop_on_truncated_thread=False, max_iterations=2))
     reps: list[dict[str, Any]] = []
     for rep in range(-1, a.decoder_reps):  # rep -1 warms up
         # The decode comes first: the sequential trace needs its token total (the order cannot alternate).

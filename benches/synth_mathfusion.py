@@ -1,6 +1,6 @@
 """How close does `parafuse synth mathfusion` come to the request rate its server allows?
 
-A fault server in echo mode stands in for the teacher (`synthesis.testing:scripted_teacher`
+A fault server in echo mode stands in for the teacher (`reasoning.testing.teacher:scripted_teacher`
 writes well-formed fusion replies, with a seeded 20% malformed so some fusions are retried,
 and boxed answers for the solve prompts). It runs as a process of its own and holds every
 answer `--delay-s` seconds, so the server is the bottleneck, as a GPU server would be.
@@ -61,7 +61,7 @@ from benchlib.common import REPO, emit, fault_server_process, log, parser, requi
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MODEL = "teacher"
-RESPONDER = "synthesis.testing:scripted_teacher"
+RESPONDER = "reasoning.testing.teacher:scripted_teacher"
 MAX_SERVER_STOPS = 4  # what the openai engine sends at most (the OpenAI API's limit)
 STEP_ID = re.compile(r"^(?P<job>.+)/(?:fuse(?:/\d+)?|solve)$")  # request ids: JOB/fuse, JOB/fuse/2, JOB/solve
 

@@ -51,7 +51,7 @@ from typing import Any
 
 from eval.grading.boxed import last_boxed
 from eval.records import Problem
-from reasoning.store import parse_jsonl
+from reasoning.jsonl import parse_jsonl
 from reasoning.types import InputError
 
 GOLD_FORMATS = ("auto", "gsm8k", "math", "aime", "amc")

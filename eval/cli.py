@@ -8,19 +8,13 @@ import sys
 from pathlib import Path
 
 from eval.config import EvalConfig
-from reasoning.engines import add_engine_args, engine_from_args, make_engine
+from reasoning.engines import add_engine_args, engine_from_args, engine_identity
+from reasoning.settings import add_config_args, config_from_args
+from reasoning.types import InputError
 
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _help(name: str) -> str:
-    f = next(f for f in dataclasses.fields(EvalConfig) if f.name == name)
-    return f.metadata["help"] + (f" (default {f.default})" if f.default not in (None, "", ()) else "")
+# EvalConfig fields that are not flags of `eval run`: the engine flags set engine and model, the
+# run fills in template_version.
+CLI_SKIP = ("engine", "model", "template_version")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,36 +31,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "  parafuse eval run --benchmark gsm8k --data-dir ../shared/data --limit 50 \\\n"
                     "      --engine vllm --model Qwen/Qwen3-0.6B -n 16 --strategy plain,majority,best_of_n \\\n"
                     "      --out runs/qwen3-gsm8k\n  parafuse eval report runs/qwen3-gsm8k")
-    r.add_argument("--benchmark", default="gsm8k", help=_help("benchmark"))
-    r.add_argument("--data-dir", default=None, help=_help("data_dir"))
-    r.add_argument("--data", default=None, help=_help("data"))
-    r.add_argument("--question-field", default="question", help=_help("question_field"))
-    r.add_argument("--answer-field", default="answer", help=_help("answer_field"))
-    r.add_argument("--limit", type=int, default=None, help=_help("limit"))
-    r.add_argument("-n", type=int, default=16, help=_help("n"))
-    r.add_argument("--strategy", default="plain,majority",
-                   help="comma-separated: plain, majority, best_of_n, fusion, budget, and the parallel-thinking "
-                        "decoders parallel_r1, threadweaver, parathinker (default plain,majority)")
-    r.add_argument("--budgets", type=_ints, default=(), help=_help("budgets") + "; e.g. 1,2,4,8,16")
-    r.add_argument("--token-budgets", type=_ints, default=(256, 512, 1024), help=_help("token_budgets"))
-    r.add_argument("--budget-samples", type=int, default=4, help=_help("budget_samples"))
-    r.add_argument("--temperature", type=float, default=0.6, help=_help("temperature"))
-    r.add_argument("--top-p", type=float, default=0.95, help=_help("top_p"))
-    r.add_argument("--max-tokens", type=int, default=2048, help=_help("max_tokens"))
-    r.add_argument("--template", default="math/boxed", help=_help("template"))
+    r.add_argument("--config", default=None, metavar="YAML",
+                   help="recipe file of settings (any flag of this command, by its name); flags given here win")
+    r.add_argument("--out", default=None, help="run directory (required, here or as `out:` in --config)")
     r.add_argument("--prompts-dir", default=None, help="your template directory (overrides built-ins)")
-    r.add_argument("--system", default=None, help=_help("system"))
-    r.add_argument("--seed", type=int, default=0, help=_help("seed"))
-    r.add_argument("--scorer", default="agreement", help=_help("scorer"))
-    r.add_argument("--fusor-model", default=None, help=_help("fusor_model") + "; same --engine kind")
-    r.add_argument("--fusor-max-tokens", type=int, default=1024, help=_help("fusor_max_tokens"))
-    r.add_argument("--allow-last-number", action="store_true", help=_help("allow_last_number"))
-    r.add_argument("--grader-timeout", type=float, default=5.0, help=_help("grader_timeout"))
-    r.add_argument("--epsilon", type=float, default=0.01, help=_help("epsilon"))
-    r.add_argument("--out", required=True, help="run directory")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_engine_args(r)
-    r.set_defaults(func=cmd_run)
+    add_config_args(r, EvalConfig, skip=CLI_SKIP, group="settings")
+    add_engine_args(r, model_required=False)
+    add_engine_args(r, prefix="fusor-", inherit=True, with_model=False)  # the fusor's model is --fusor-model
+    r.set_defaults(func=cmd_run, parser=r)
 
     rep = esub.add_parser("report", help="write report.md and a self-contained report.html with plots",
                           description="Compare one or more run directories: accuracy vs tokens with the Pareto "
@@ -77,30 +50,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     rep.set_defaults(func=cmd_report)
 
 
-def config_from_args(a: argparse.Namespace) -> EvalConfig:
-    return EvalConfig(
-        benchmark=a.benchmark, data_dir=a.data_dir, data=a.data, question_field=a.question_field,
-        answer_field=a.answer_field, limit=a.limit, engine=a.engine, model=a.model, n=a.n,
-        strategies=tuple(s.strip() for s in a.strategy.split(",") if s.strip()), budgets=a.budgets,
-        token_budgets=a.token_budgets, budget_samples=a.budget_samples, temperature=a.temperature,
-        top_p=a.top_p, max_tokens=a.max_tokens, template=a.template, system=a.system, seed=a.seed,
-        scorer=a.scorer, fusor_model=a.fusor_model, fusor_max_tokens=a.fusor_max_tokens,
-        allow_last_number=a.allow_last_number, grader_timeout=a.grader_timeout, epsilon=a.epsilon)
+def eval_config(args: argparse.Namespace) -> EvalConfig:
+    """The run's EvalConfig: defaults <- --config recipe <- flags; engine and model from the engine flags."""
+    cfg = config_from_args(EvalConfig, args, args.parser, skip=CLI_SKIP)
+    if not args.model:
+        raise InputError("--model is required (on the command line or as `model:` in --config)")
+    if not args.out:
+        raise InputError("--out is required (on the command line or as `out:` in --config)")
+    return dataclasses.replace(cfg, engine=args.engine, model=engine_identity(args.engine, args.model)[1])
 
 
-def cmd_run(a: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     from eval.run import EvalRun
     from prompts import PromptLibrary
-    from reasoning.engines import engine_identity
 
-    cfg = config_from_args(a)
-    cfg.model = engine_identity(cfg.engine, cfg.model)[1]
-    engine = engine_from_args(a)
-    fusor = make_engine(a.engine, a.fusor_model, base_url=a.base_url, tokenizer=a.tokenizer) \
-        if a.fusor_model and "fusion" in cfg.strategies else None
+    cfg = eval_config(args)
+    engine = engine_from_args(args)
+    fusor = engine_from_args(args, "fusor-", model=cfg.fusor_model) \
+        if cfg.fusor_model and "fusion" in cfg.strategies else None
     try:
-        results = EvalRun(cfg, engine, Path(a.out), fusor=fusor, library=PromptLibrary(a.prompts_dir),
-                          progress=not a.no_progress).run()
+        results = EvalRun(cfg, engine, Path(args.out), fusor=fusor, library=PromptLibrary(args.prompts_dir),
+                          progress=not args.no_progress).run()
     except RuntimeError as e:
         print(f"parafuse: {e}", file=sys.stderr)
         return 1
@@ -126,15 +96,14 @@ def summary_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def cmd_report(a: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     from eval.report import write_report
-    from reasoning.types import InputError
 
-    dirs = [Path(d) for d in a.run_dirs]
+    dirs = [Path(d) for d in args.run_dirs]
     for d in dirs:
         if not (d / "results.json").exists():
             raise InputError(f"{d} has no results.json; is it a directory written by `parafuse eval run`?")
         json.loads((d / "results.json").read_text())
-    md, html = write_report(dirs, Path(a.out) if a.out else dirs[0], title=a.title)
+    md, html = write_report(dirs, Path(args.out) if args.out else dirs[0], title=args.title)
     print(f"wrote {md} and {html}")
     return 0

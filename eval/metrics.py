@@ -3,7 +3,8 @@
 Everything here works on samples that already exist (answers, verdicts, token counts); nothing
 is regenerated, so one pool of n samples per problem gives the whole curve k = 1..n.
 
-Conventions (see docs/research/fusion_and_eval.md §4.4):
+Conventions (the unbiased pass@k estimator of Chen et al., "Evaluating Large Language Models Trained
+on Code", arXiv 2107.03374, and the avg@n / maj@k usage of math harnesses such as lighteval):
 - pass@k: the unbiased estimator of Chen et al. (2021), 1 - C(n-c, k) / C(n, k), computed as
   the stable product 1 - prod_{i=n-c+1}^{n} (1 - k/i). It averages over every k-subset of the n
   samples, so pass@1 = c/n.

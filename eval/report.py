@@ -5,8 +5,8 @@
 the same tables, with the same plots embedded as base64 ``data:`` PNGs. It uses no external
 scripts, stylesheets or fonts, so it can be mailed or archived as one file.
 
-The plots follow the usual test-time-scaling conventions (docs/research/fusion_and_eval.md
-section 4.5):
+The plots follow the usual test-time-scaling conventions (as in DeepSeek-R1, open-r1 and lighteval
+reports):
 
 * accuracy vs mean generated tokens per problem, vs critical-path tokens, and vs wall time. Every
   (strategy, budget) point of every run is shown. The Pareto frontier over all points of a
@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from eval.report_data import Run, _by_benchmark, _num, _unique_labels, load_run
-from eval.report_plots import DPI, _cost_figure, _passk_figure, _saturation_figure, _Style
+from eval.report_data import Run, by_benchmark, as_number, unique_labels, load_run
+from eval.report_plots import DPI, cost_figure, passk_figure, saturation_figure, Style
 from eval.scaling import pareto_frontier
 
 __all__ = ["write_report", "load_run"]
@@ -47,18 +47,18 @@ __all__ = ["write_report", "load_run"]
 
 
 def _pct(v: Any, se: Any = None) -> str:
-    f = _num(v)
+    f = as_number(v)
     if not math.isfinite(f):
         return "–"
     s = f"{100 * f:.1f}"
-    e = _num(se)
+    e = as_number(se)
     if math.isfinite(e):
         s += f" ± {100 * e:.1f}"
     return s
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
-    f = _num(v)
+    f = as_number(v)
     if not math.isfinite(f):
         return "–" if v is None or isinstance(v, (int, float)) else str(v)
     if f == int(f) and abs(f) < 1e15:
@@ -92,14 +92,18 @@ def _metric_at(metrics: dict[str, Any], name: str, k: int | None) -> tuple[float
         i = ks.index(k)
     else:
         return math.nan, None
-    return _num(vals[i]), int(ks[i])
+    return as_number(vals[i]), int(ks[i])
 
 
 def _point_at_max_budget(run: Run, strategy: str) -> dict[str, Any] | None:
     pts = [p for p in run.points if p.get("strategy") == strategy]
     if not pts:
         return None
-    return max(pts, key=lambda p: _num(p.get("budget")) if math.isfinite(_num(p.get("budget"))) else -math.inf)
+    def budget(point) -> float:
+        value = as_number(point.get("budget"))
+        return value if math.isfinite(value) else -math.inf
+
+    return max(pts, key=budget)
 
 
 # A table is (header, rows) of plain strings; both writers escape for their own format.
@@ -190,7 +194,7 @@ def _frontier_table(runs: list[Run]) -> Table:
     header = ["run", "strategy", "budget", "tokens", "critical-path tokens", "wall s", "accuracy %"]
     pts = [(r, p) for r in runs for p in r.points]
     on = pareto_frontier([p for _, p in pts], cost="tokens")
-    pts, on = zip(*sorted(zip(pts, on), key=lambda t: _num(t[0][1].get("tokens")))) if pts else ((), ())
+    pts, on = zip(*sorted(zip(pts, on), key=lambda t: as_number(t[0][1].get("tokens")))) if pts else ((), ())
     rows = [[r.label, str(p.get("strategy")), _fmt(p.get("budget")), _fmt(p.get("tokens")),
              _fmt(p.get("critical_path_tokens")), _fmt(p.get("wall_s")), _pct(p.get("accuracy"), p.get("accuracy_se"))]
             for (r, p), keep in zip(pts, on) if keep]
@@ -239,21 +243,21 @@ def write_report(run_dirs: Sequence[Path], out_dir: Path, title: str | None = No
     if not run_dirs:
         raise ValueError("write_report needs at least one run directory")
     runs = [load_run(Path(d)) for d in run_dirs]
-    _unique_labels(runs)
+    unique_labels(runs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    style = _Style(runs)
-    benches = _by_benchmark(runs)
+    style = Style(runs)
+    benches = by_benchmark(runs)
     title = title or "Test-time scaling report: " + ", ".join(benches)
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
     builders = {
-        "accuracy_vs_tokens.png": lambda: _cost_figure(runs, style, "tokens", "generated tokens / problem"),
-        "accuracy_vs_critical_path.png": lambda: _cost_figure(runs, style, "critical_path_tokens",
+        "accuracy_vs_tokens.png": lambda: cost_figure(runs, style, "tokens", "generated tokens / problem"),
+        "accuracy_vs_critical_path.png": lambda: cost_figure(runs, style, "critical_path_tokens",
                                                               "critical-path tokens / problem"),
-        "accuracy_vs_wall_time.png": lambda: _cost_figure(runs, style, "wall_s", "wall seconds / problem"),
-        "pass_maj_at_k.png": lambda: _passk_figure(runs, style),
-        "saturation_fits.png": lambda: _saturation_figure(runs, style),
+        "accuracy_vs_wall_time.png": lambda: cost_figure(runs, style, "wall_s", "wall seconds / problem"),
+        "pass_maj_at_k.png": lambda: passk_figure(runs, style),
+        "saturation_fits.png": lambda: saturation_figure(runs, style),
     }
     pngs: dict[str, bytes] = {}
     for name, _, _ in _FIGURES:

@@ -1,7 +1,7 @@
 """Loading eval runs for the scaling report: one ``Run`` per run directory's ``results.json``.
 
-``load_run`` reads and validates one run directory; ``_unique_labels`` disambiguates repeated labels,
-``_by_benchmark`` groups runs so that different benchmarks never share a table or plot, and ``_num``
+``load_run`` reads and validates one run directory; ``unique_labels`` disambiguates repeated labels,
+``by_benchmark`` groups runs so that different benchmarks never share a table or plot, and ``as_number``
 turns any JSON value into a float (NaN when it is not a number).
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ def load_run(run_dir: Path) -> Run:
                points=points, fits=fits)
 
 
-def _unique_labels(runs: list[Run]) -> None:
+def unique_labels(runs: list[Run]) -> None:
     seen: dict[str, int] = {}
     for r in runs:
         base = r.label
@@ -78,7 +78,7 @@ def _unique_labels(runs: list[Run]) -> None:
 # Formatting helpers
 
 
-def _num(v: Any) -> float:
+def as_number(v: Any) -> float:
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -86,7 +86,7 @@ def _num(v: Any) -> float:
     return f
 
 
-def _by_benchmark(runs: list[Run]) -> dict[str, list[Run]]:
+def by_benchmark(runs: list[Run]) -> dict[str, list[Run]]:
     out: dict[str, list[Run]] = {}
     for r in runs:
         out.setdefault(r.benchmark, []).append(r)

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
-from eval.report_data import Run, _by_benchmark, _num
+from eval.report_data import Run, by_benchmark, as_number
 from eval.scaling import pareto_frontier, saturation_curve
 
 
@@ -28,7 +28,7 @@ PANEL_W, PANEL_H = 5.6, 4.2
 MAX_COLS = 2
 
 
-class _Style:
+class Style:
     """Stable colour per strategy and marker/colour per run across every figure."""
 
     def __init__(self, runs: list[Run]):
@@ -93,17 +93,17 @@ def _percent_axis(ax: Any) -> None:
     ax.grid(True, which="major", alpha=0.3)
 
 
-def _strategy_handles(style: _Style, strategies: list[str]) -> list[Any]:
+def _strategy_handles(style: Style, strategies: list[str]) -> list[Any]:
     return [Line2D([], [], color=style.strategy_color[s], marker="o", lw=1.2, label=_tx(s))
             for s in style.strategies if s in strategies]
 
 
-def _run_handles(style: _Style, runs: list[Run]) -> list[Any]:
+def _run_handles(style: Style, runs: list[Run]) -> list[Any]:
     return [Line2D([], [], color="0.3", marker=style.run_marker[r.label], lw=0, label=_tx(r.label)) for r in runs]
 
 
-def _cost_figure(runs: list[Run], style: _Style, cost: str, xlabel: str) -> Figure | None:
-    groups = {b: rs for b, rs in _by_benchmark(runs).items() if any(r.points for r in rs)}
+def cost_figure(runs: list[Run], style: Style, cost: str, xlabel: str) -> Figure | None:
+    groups = {b: rs for b, rs in by_benchmark(runs).items() if any(r.points for r in rs)}
     if not groups:
         return None
     fig, axes = _figure(len(groups))
@@ -111,12 +111,13 @@ def _cost_figure(runs: list[Run], style: _Style, cost: str, xlabel: str) -> Figu
     for ax, (bench, rs) in zip(axes, groups.items()):
         pts = [(r, p) for r in rs for p in r.points]
         on = pareto_frontier([p for _, p in pts], cost=cost)
-        xs_all = [_num(p.get(cost)) for _, p in pts]
+        xs_all = [as_number(p.get(cost)) for _, p in pts]
         for r in rs:
             # strategies with fewer points last, so that plain@1 is not hidden under an identical majority@1
             counts = {s: sum(p.get("strategy") == s for p in r.points) for s in r.strategies()}
             for s in sorted(counts, key=lambda s: -counts[s]):
-                series = sorted(((_num(p.get(cost)), _num(p.get("accuracy")), _num(p.get("accuracy_se")), keep)
+                series = sorted(((as_number(p.get(cost)), as_number(p.get("accuracy")),
+                                  as_number(p.get("accuracy_se")), keep)
                                  for (rr, p), keep in zip(pts, on) if rr is r and p.get("strategy") == s),
                                 key=lambda t: t[0])
                 series = [t for t in series if math.isfinite(t[0]) and math.isfinite(t[1])]
@@ -135,7 +136,7 @@ def _cost_figure(runs: list[Run], style: _Style, cost: str, xlabel: str) -> Figu
                     else:
                         ax.plot([xi], [yi], marker=marker, ms=6, mfc="white", mec=color, mew=1.2, lw=0, alpha=0.55,
                                 zorder=3)
-        front = sorted((_num(p.get(cost)), _num(p.get("accuracy"))) for (_, p), k in zip(pts, on) if k)
+        front = sorted((as_number(p.get(cost)), as_number(p.get("accuracy"))) for (_, p), k in zip(pts, on) if k)
         if front:
             fx, fy = [f[0] for f in front], [f[1] for f in front]
             xmax = max(v for v in xs_all if math.isfinite(v))
@@ -158,9 +159,9 @@ def _log2_axis(ax: Any) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
-def _passk_figure(runs: list[Run], style: _Style) -> Figure | None:
+def passk_figure(runs: list[Run], style: Style) -> Figure | None:
     groups = {}
-    for b, rs in _by_benchmark(runs).items():
+    for b, rs in by_benchmark(runs).items():
         rs = [r for r in rs if r.metrics.get("k")]
         if rs:
             groups[b] = rs
@@ -171,9 +172,9 @@ def _passk_figure(runs: list[Run], style: _Style) -> Figure | None:
     used_kinds: set[str] = set()
     for ax, (bench, rs) in zip(axes, groups.items()):
         for r in rs:
-            ks = [_num(k) for k in r.metrics.get("k") or []]
+            ks = [as_number(k) for k in r.metrics.get("k") or []]
             for name, ls, _ in kinds:
-                vals = [_num(v) for v in r.metrics.get(name) or []]
+                vals = [as_number(v) for v in r.metrics.get(name) or []]
                 if len(vals) != len(ks):
                     continue
                 xy = [(k, v) for k, v in zip(ks, vals) if k > 0 and math.isfinite(v)]
@@ -183,7 +184,7 @@ def _passk_figure(runs: list[Run], style: _Style) -> Figure | None:
                 ax.plot([a for a, _ in xy], [b for _, b in xy], ls=ls, color=style.run_color[r.label],
                         marker=style.run_marker[r.label], ms=5, lw=1.5)
                 if name == "avg@k":
-                    se = [_num(v) for v in r.metrics.get("avg@k_se") or []]
+                    se = [as_number(v) for v in r.metrics.get("avg@k_se") or []]
                     if len(se) == len(ks):
                         band = [(k, v, e) for k, v, e in zip(ks, vals, se) if k > 0 and math.isfinite(v * e)]
                         if band:
@@ -201,8 +202,8 @@ def _passk_figure(runs: list[Run], style: _Style) -> Figure | None:
     return fig
 
 
-def _saturation_figure(runs: list[Run], style: _Style) -> Figure | None:
-    rs = [r for r in runs if r.fits or any(_num(p.get("budget")) >= 1 for p in r.points)]
+def saturation_figure(runs: list[Run], style: Style) -> Figure | None:
+    rs = [r for r in runs if r.fits or any(as_number(p.get("budget")) >= 1 for p in r.points)]
     if not rs:
         return None
     fig, axes = _figure(len(rs))
@@ -214,27 +215,27 @@ def _saturation_figure(runs: list[Run], style: _Style) -> Figure | None:
         counts = {s: sum(p.get("strategy") == s for p in r.points) for s in r.strategies()}
         for s in sorted(counts, key=lambda s: -counts[s]):  # single points on top, as in the cost plots
             color = style.strategy_color[s]
-            pts = sorted((p for p in r.points if p.get("strategy") == s and _num(p.get("budget")) >= 1),
-                         key=lambda p: _num(p.get("budget")))
+            pts = sorted((p for p in r.points if p.get("strategy") == s and as_number(p.get("budget")) >= 1),
+                         key=lambda p: as_number(p.get("budget")))
             fit = r.fits.get(s)
             if pts:
-                x = [_num(p.get("budget")) for p in pts]
-                y = [_num(p.get("accuracy")) for p in pts]
-                se = [_num(p.get("accuracy_se")) for p in pts]
+                x = [as_number(p.get("budget")) for p in pts]
+                y = [as_number(p.get("accuracy")) for p in pts]
+                se = [as_number(p.get("accuracy_se")) for p in pts]
                 ax.errorbar(x, y, yerr=[e if math.isfinite(e) else 0.0 for e in se], fmt=marker, color=color, ms=6,
                             elinewidth=0.8, capsize=2, lw=0, zorder=3)
                 bmax = max(bmax, max(x))
             elif fit and fit.get("budgets"):
-                x = [_num(b) for b in fit["budgets"]]
-                ax.plot(x, [_num(v) for v in fit.get("observed") or []], marker, color=color, ms=6, zorder=3)
+                x = [as_number(b) for b in fit["budgets"]]
+                ax.plot(x, [as_number(v) for v in fit.get("observed") or []], marker, color=color, ms=6, zorder=3)
                 bmax = max(bmax, max(x))
             if not pts and not fit:
                 continue
             if s not in used_strategies:
                 used_strategies.append(s)
             if fit:
-                f_max, p = _num(fit.get("f_max")), _num(fit.get("p"))
-                n_star = int(_num(fit.get("n_star"))) if math.isfinite(_num(fit.get("n_star"))) else 0
+                f_max, p = as_number(fit.get("f_max")), as_number(fit.get("p"))
+                n_star = int(as_number(fit.get("n_star"))) if math.isfinite(as_number(fit.get("n_star"))) else 0
                 texts.append((s, color, f"{_tx(s)}: F_max={f_max:.2f}, p={p:.3g}, N*={n_star}"))
                 xmax = max(bmax, float(max(fit.get("budgets") or [1])))
                 shown_nstar = 1 <= n_star <= 4 * xmax

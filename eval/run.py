@@ -9,11 +9,9 @@ Writes into the run directory:
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -118,9 +116,9 @@ class EvalRun:
 
     def _pool(self, problems: list[Problem], store: GenerationStore) -> dict[str, list[PoolSample]]:
         cfg = self.cfg
+        base = cfg.pool.base_seed(cfg.seed)
         reqs = [Request(messages=self._messages(p), id=p.id, key_extra=self._key_extra(),
-                        params=SamplingParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-                                              max_tokens=cfg.max_tokens, seed=derive_seed(cfg.seed, p.id)))
+                        params=cfg.pool.params(n=cfg.n, seed=derive_seed(base, p.id)))
                 for p in problems]
         results: list[Result] = self._generate(self.engine, reqs, store, "samples")
         return self._grade_pool(problems, [[(c.text, c.tokens) for c in r.completions] for r in results],
@@ -161,8 +159,7 @@ class EvalRun:
 
     def _fuse(self, problems, pool, n, store) -> dict[str, tuple[PoolSample, int, float]]:
         cfg = self.cfg
-        params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.fusor_max_tokens,
-                                seed=derive_seed(cfg.seed, "fusor"))
+        params = cfg.fusor.params(seed=derive_seed(cfg.fusor.base_seed(cfg.seed), "fusor"))
         reqs = [fusion_request(p.question, [c.text for c in pool[p.id][:n]], params, cfg.fusion_template,
                                self.library, request_id=f"{p.id}/fusion@{n}") for p in problems]
         results = self._generate(self.fusor, reqs, store, f"fusion@{n}")
@@ -174,11 +171,11 @@ class EvalRun:
         """Sequential budget forcing: stop at the token cap, then force the final answer."""
         cfg, scored = self.cfg, {}
         force = self.library.render("eval/force_answer")
+        base = cfg.pool.base_seed(cfg.seed)
         for cap in sorted(set(cfg.token_budgets)):
             reqs = [Request(messages=self._messages(p), id=f"{p.id}/budget@{cap}", key_extra=self._key_extra(),
-                            params=SamplingParams(n=cfg.budget_samples, temperature=cfg.temperature,
-                                                  top_p=cfg.top_p, max_tokens=cap,
-                                                  seed=derive_seed(cfg.seed, f"{p.id}/{cap}")))
+                            params=cfg.pool.params(n=cfg.budget_samples, max_tokens=cap,
+                                                   seed=derive_seed(base, f"{p.id}/{cap}")))
                     for p in problems]
             first = self._generate(self.engine, reqs, store, f"budget@{cap}")
             cont_reqs, where = [], []
@@ -214,19 +211,26 @@ class EvalRun:
     def _decoded(self, strategy: str, problems, store, records: list[Sample]) -> dict[int, Scored]:
         """n decodes per problem with a parallel-thinking decoder, as one point at budget 1.
 
-        Every phase cap of the decoder is the run's max_tokens; sample i of a problem is seeded
-        from (seed, problem, strategy, i). Engine calls go through the run's store (resumable).
+        Every request samples as the pool does (its temperature and top_p: a method whose reference
+        fixes another temperature for some phase, Parallel-R1's paths at 1.0, is told to follow
+        the run's here), and every phase cap the method declares is the pool's max_tokens. Sample
+        i of a problem is seeded from (seed, problem, strategy, i). Engine calls go through the
+        run's store (resumable).
         """
         from reasoning.cached_engine import CachedEngine
-        from reasoning.decoders import CONFIGS, DecodeResult, run_decodes
+        from reasoning.decoders import DecodeResult, run_decodes
+        from reasoning.methods import get_method
 
-        cfg, cls = self.cfg, CONFIGS[strategy]
-        caps = {f.name: cfg.max_tokens for f in dataclasses.fields(cls)
-                if f.name.startswith("max_") and f.name.endswith("_tokens") and f.name != "max_total_tokens"}
-        jobs = [(f"{p.id}/{i}", self._messages(p),
-                 cls(temperature=cfg.temperature, top_p=cfg.top_p, seed=derive_seed(cfg.seed, f"{p.id}/{strategy}/{i}"),
-                     **caps))
-                for p in problems for i in range(cfg.n)]
+        cfg, method = self.cfg, get_method(strategy)
+        base = cfg.pool.base_seed(cfg.seed)
+
+        def settings(i: int, p: Problem):
+            sample = dataclasses.replace(cfg.pool, seed=derive_seed(base, f"{p.id}/{strategy}/{i}"))
+            return method.config_for_run(sample)
+
+        jobs = [(f"{p.id}/{i}", self._messages(p), settings(i, p)) for p in problems for i in range(cfg.n)]
+        log(f"{strategy}: every request at temperature {cfg.pool.temperature}, top_p {cfg.pool.top_p}, "
+            f"each phase capped at {cfg.pool.max_tokens} tokens")
         cached = CachedEngine(self.engine, store)
         outs = run_decodes(cached, strategy, jobs, concurrency=DECODE_CONCURRENCY, progress=self.progress,
                            desc=strategy)
@@ -242,7 +246,7 @@ class EvalRun:
         s = Scored()
         for k, p in enumerate(problems):
             for i, (smp, o) in enumerate(zip(graded[p.id], per[p.id])):
-                smp = dataclasses.replace(smp, latency_s=o.wall_s, seed=jobs[k * cfg.n + i][2].seed)
+                smp = dataclasses.replace(smp, latency_s=o.wall_s, seed=jobs[k * cfg.n + i][2].sampling.seed)
                 records.append(self._record(p, strategy, 1, smp, o.total_tokens, o.critical_path_tokens, o.wall_s, i))
             s.add(statistics.mean(x.correct for x in graded[p.id]),
                   statistics.mean(o.total_tokens for o in per[p.id]),
@@ -264,7 +268,7 @@ class EvalRun:
         problems = load_problems(cfg)
         if not problems:
             raise InputError(f"benchmark {cfg.benchmark} has no problems")
-        check_run_dir(self.out_dir, cfg)
+        folder = check_run_dir(self.out_dir, cfg)
         graded = [p for p in problems if p.gold is not None]
         excluded = [{"id": p.id, "reason": p.gold_error} for p in problems if p.gold is None]
         if excluded:
@@ -272,7 +276,7 @@ class EvalRun:
                 f"(e.g. {excluded[0]['id']}: {excluded[0]['reason']})")
         if not graded:
             raise InputError(f"none of the {len(problems)} problems has a usable gold answer")
-        with GenerationStore(self.out_dir / "generations.jsonl") as store:
+        with folder.store() as store:
             pool = self._pool(graded, store)
             records = [self._record(p, "plain", 1, s, s.tokens, s.tokens, s.latency_s, i)
                        for p in graded for i, s in enumerate(pool[p.id])]
@@ -310,8 +314,8 @@ class EvalRun:
             "points": [pt.to_dict() for pt in points], "fits": fits,
             "wall_s": round(time.perf_counter() - t0, 3),
         }
-        _write_jsonl(self.out_dir / "samples.jsonl", [r.to_dict() for r in records])
-        (self.out_dir / "results.json").write_text(json.dumps(results, indent=1))
+        folder.write_rows("samples.jsonl", [r.to_dict() for r in records])
+        folder.write_json("results.json", results)
         self.grader.close()
         return results
 
@@ -326,11 +330,3 @@ def _jsonable(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
-
-
-def _write_jsonl(path: Path, rows: Sequence[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(path)

@@ -11,7 +11,8 @@ This module uses
 where ``p`` is the per-sample (or per-round) success probability and ``F_max`` the attainable
 ceiling.
 
-What we derived rather than read (see docs/research/fusion_and_eval.md section 3):
+What we derived rather than read (from the model of "Scaling over Scaling: Exploring Test-Time Scaling
+Pareto in Large Reasoning Models", arXiv 2505.20522):
 
 * **The F_max factor is ours.** The summaries of the paper we could check give the bare
   ``1 - (1 - p)^N``. That form forces every curve towards 100 %, which no real benchmark curve

@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from eval.metrics import maj_at_k, normalize_for_vote
+from reasoning.methods import METHODS
 
-DECODED = ("parallel_r1", "threadweaver", "parathinker")  # the methods in reasoning.decoders
+DECODED = METHODS  # every registered parallel-thinking method is a decoder strategy
 STRATEGIES = ("plain", "majority", "best_of_n", "fusion", "budget") + DECODED
 PARALLEL = ("majority", "best_of_n", "fusion")
 

@@ -55,8 +55,7 @@ class CachedEngine(Engine):
 
     async def aclose(self) -> None:
         """Close the inner engine's per-event-loop resources (the openai engine's HTTP session)."""
-        if hasattr(self.inner, "aclose"):
-            await self.inner.aclose()
+        await self.inner.aclose()
 
     # ---- generation ---------------------------------------------------------------------
     async def agenerate(self, request: Request) -> Result:
@@ -93,11 +92,8 @@ class CachedEngine(Engine):
         instead of every request failing after its retries; a run answered entirely from the
         store never needs the server.
         """
-        check = getattr(self.inner, "check_ready", None)
-        if check is None:
-            return
         if self._ready is None or self._ready.get_loop() is not asyncio.get_running_loop():
-            self._ready = asyncio.ensure_future(check())
+            self._ready = asyncio.ensure_future(self.inner.check_ready())
         await asyncio.shield(self._ready)
 
     def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:

@@ -4,27 +4,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from dataclasses import dataclass
 
 from reasoning.engines import add_engine_args, engine_from_args, engine_identity
+from reasoning.sampling import Sampling, sampling
+from reasoning.settings import add_config_args, config_from_args, nested, setting
 from reasoning.types import SamplingParams
 
 
-def add_sampling_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("sampling")
-    g.add_argument("-n", type=int, default=1, help="completions per prompt (default 1)")
-    g.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
-    g.add_argument("--top-p", type=float, default=1.0, help="nucleus mass (default 1.0)")
-    g.add_argument("--max-tokens", type=int, default=512, help="cap on tokens per completion (default 512)")
-    g.add_argument("--stop", action="append", default=[], metavar="STR",
-                   help="stop string; repeat for several. Results say which one ended each completion")
-    g.add_argument("--include-stop", action="store_true", help="keep the matched stop string in the text")
-    g.add_argument("--seed", type=int, default=None,
-                   help="base seed; each request gets a stable seed derived from it and its id")
+@dataclass
+class GenerateSampling:
+    """`reason generate`: how every request of the input file samples (a line's `params` override it)."""
 
+    n: int = setting(1, "completions per prompt", flag="-n")
+    sampling: Sampling = nested(sampling(temperature=1.0, top_p=1.0, max_tokens=512), "sampling of every request "
+                                "(seed: the base seed each request derives a stable seed of its own from, with its "
+                                "id)", prefix="")
+    stop: tuple[str, ...] = setting((), "stop string; results say which one ended each completion", repeat=True)
+    include_stop: bool = setting(False, "keep the matched stop string in the text")
+    logprobs: bool = setting(False, "also keep each sampled token's log-prob (for training)")
 
-def sampling_from_args(a: argparse.Namespace) -> SamplingParams:
-    return SamplingParams(n=a.n, temperature=a.temperature, top_p=a.top_p, max_tokens=a.max_tokens,
-                          stop=tuple(a.stop), include_stop_str_in_output=a.include_stop, seed=a.seed)
+    def params(self) -> SamplingParams:
+        return self.sampling.params(n=self.n, stop=self.stop, include_stop_str_in_output=self.include_stop,
+                                    logprobs=self.logprobs)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  echo '{\"id\": \"q1\", \"prompt\": \"What is 2 + 3?\"}' > prompts.jsonl\n"
             "  parafuse reason generate --model tiny-model --input prompts.jsonl --out out.jsonl -n 4\n"
         ))
+    g.add_argument("--config", default=None, metavar="YAML",
+                   help="recipe file of settings (any flag of this command, by its name); flags given here win")
     g.add_argument("--input", required=True, help="JSONL file of prompts")
     g.add_argument("--out", required=True, help="JSONL results (the generation store; appended to, resumable)")
     g.add_argument("--template", default=None,
@@ -53,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--system", default=None, help="system message to put before each prompt")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_args(g)
-    add_sampling_args(g)
-    g.set_defaults(func=cmd_generate)
+    add_config_args(g, GenerateSampling, group="sampling", title_nested=False)
+    g.set_defaults(func=cmd_generate, parser=g)
 
     from reasoning.decode_cli import register as register_decode
 
@@ -74,26 +78,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_tiny)
 
 
-def cmd_tiny(a: argparse.Namespace) -> int:
+def cmd_tiny(args: argparse.Namespace) -> int:
     from reasoning.tiny_model import build_tiny_model
 
-    out = build_tiny_model(a.out_dir, vocab_size=a.vocab_size, hidden_size=a.hidden_size, layers=a.layers,
-                           seed=a.seed)
+    out = build_tiny_model(args.out_dir, vocab_size=args.vocab_size, hidden_size=args.hidden_size,
+                           layers=args.layers, seed=args.seed)
     print(f"tiny model written to {out}")
     return 0
 
 
-def cmd_generate(a: argparse.Namespace) -> int:
+def cmd_generate(args: argparse.Namespace) -> int:
     from prompts import PromptLibrary
     from reasoning.inputs import requests_from_jsonl
     from reasoning.runner import run_requests
     from reasoning.store import GenerationStore, request_key
 
-    library = PromptLibrary(a.prompts_dir) if (a.template or a.prompts_dir) else None
-    requests = requests_from_jsonl(a.input, sampling_from_args(a), template=a.template, library=library,
-                                   system=a.system)
-    store = GenerationStore(a.out)
-    kind, model = engine_identity(a.engine, a.model)
+    settings = config_from_args(GenerateSampling, args, args.parser)
+    library = PromptLibrary(args.prompts_dir) if (args.template or args.prompts_dir) else None
+    requests = requests_from_jsonl(args.input, settings.params(), template=args.template, library=library,
+                                   system=args.system)
+    store = GenerationStore(args.out)
+    kind, model = engine_identity(args.engine, args.model)
     keys = [request_key(kind, model, r) for r in requests]
     if all(k in store for k in keys):  # nothing to do: do not pay for loading a model
         store.compact(keys)
@@ -101,11 +106,10 @@ def cmd_generate(a: argparse.Namespace) -> int:
         print(f"{len(requests)} requests: {len(requests)} ok ({len(requests)} already in the store), 0 failed; "
               f"nothing to generate", file=sys.stderr)
         return 0
-    engine = engine_from_args(a)
+    engine = engine_from_args(args)
     try:
-        if a.engine == "openai":
-            asyncio.run(_ready(engine))
-        results, summary = run_requests(engine, requests, store, progress=not a.no_progress)
+        asyncio.run(ready(engine))
+        results, summary = run_requests(engine, requests, store, progress=not args.no_progress)
         if summary.failed == 0:
             store.compact(keys)
     finally:
@@ -113,14 +117,15 @@ def cmd_generate(a: argparse.Namespace) -> int:
         engine.close()
     print(summary.line(), file=sys.stderr)
     if summary.failed:
-        print(f"{summary.failed} requests failed and are recorded in {a.out} with status=error; "
+        print(f"{summary.failed} requests failed and are recorded in {args.out} with status=error; "
               f"rerun the same command to retry them. First errors:\n  " + "\n  ".join(summary.errors),
               file=sys.stderr)
         return 1
     return 0
 
 
-async def _ready(engine) -> None:
+async def ready(engine) -> None:
+    """Check once, before any work, that the engine can answer (a server that is not there fails here)."""
     try:
         await engine.check_ready()
     finally:

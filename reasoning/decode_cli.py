@@ -12,12 +12,13 @@ import dataclasses
 import json
 import sys
 import time
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
 from reasoning.engines import add_engine_args, engine_from_args, engine_identity
+from reasoning.methods import METHODS, REGISTRY, get_method
+from reasoning.sampling import Sampling
+from reasoning.settings import Leaf, add_leaf_arg, build, flatten, leaves, read_yaml
 from reasoning.types import InputError, SamplingParams
 
 DESCRIPTION = (
@@ -28,77 +29,82 @@ DESCRIPTION = (
     "after a crash and nothing finished is sent again. Input lines are as for `reason generate`.\n\n"
     "example:\n"
     "  parafuse reason decode --method threadweaver --model tiny-model --input prompts.jsonl \\\n"
-    "      --out decoded.jsonl --max-tokens 128 --max-thread-tokens 64 --force-open\n"
+    "      --out decoded.jsonl --max-tokens 128 --max-thread-tokens 64 --force-open\n\n"
+    "A line's `params` (temperature, top_p, max_tokens, seed) override the sampling settings for\n"
+    "that prompt. Every row keeps the trace's segments: each piece of the text, whether the model\n"
+    "generated it or the decoder inserted it, and the generated pieces' token ids (and log-probs\n"
+    "with --logprobs), which is what a trainer needs to score a rollout without re-tokenizing.\n"
 )
 
 
-def _fields() -> dict[str, list[tuple[str, dataclasses.Field, Any]]]:
-    """Every config field name -> [(method, field, resolved type)], over all methods."""
-    from reasoning.decoders import CONFIGS
-
-    out: dict[str, list] = {}
-    for method, cls in CONFIGS.items():
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            out.setdefault(f.name, []).append((method, f, hints[f.name]))
+def _leaves_by_flag() -> dict[str, list[tuple[str, Leaf]]]:
+    """Every decoder setting (by its dotted name) -> [(method, leaf)], over the registered methods."""
+    out: dict[str, list[tuple[str, Leaf]]] = {}
+    for name, method in REGISTRY.items():
+        for leaf in leaves(method.config_class):
+            out.setdefault(leaf.dest, []).append((name, leaf))
     return out
 
 
-def _parser_for(tp):
-    args = typing.get_args(tp)
-    optional = isinstance(tp, types.UnionType) and type(None) in args
-    base = next(a for a in args if a is not type(None)) if optional else tp
-
-    def parse(text: str):
-        if optional and text.lower() == "none":
-            return None
-        try:
-            return base(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {base.__name__}{' or none' if optional else ''}, "
-                                             f"got {text!r}") from None
-    parse.__name__ = base.__name__
-    return parse
-
-
-def add_method_args(p: argparse.ArgumentParser) -> None:
+def add_method_args(parser: argparse.ArgumentParser) -> None:
     """One flag per decoder setting (the union over methods); unset flags keep the method's default."""
-    g = p.add_argument_group("method settings (unset: the method's default)")
-    for name, entries in _fields().items():
-        _, f, tp = entries[0]
-        values = {repr(f2.default) for _, f2, _ in entries}
-        defaults = values.pop() if len(values) == 1 else ", ".join(f"{m} {f2.default!r}" for m, f2, _ in entries)
-        only = "" if len(entries) == 3 else f" [{', '.join(m for m, _, _ in entries)} only]"
-        flag = "--" + name.replace("_", "-")
-        if tp is bool:
-            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                           help=f"{f.metadata['help']}{only} (default {defaults})")
-        else:
-            g.add_argument(flag, type=_parser_for(tp), default=None, metavar=name.upper(),
-                           help=f"{f.metadata['help']}{only} (default {defaults})")
+    group = parser.add_argument_group("method settings (unset: the method's default)")
+    for entries in _leaves_by_flag().values():
+        _, leaf = entries[0]
+        defaults = {repr(e.default) for _, e in entries}
+        shown = defaults.pop() if len(defaults) == 1 else ", ".join(f"{m} {e.default!r}" for m, e in entries)
+        only = "" if len(entries) == len(REGISTRY) else f" [{', '.join(m for m, _ in entries)} only]"
+        help_ = f"{leaf.field.metadata['help']}{only} (default {shown})"
+        if leaf.flags[0] in ("--temperature", "--top-p", "--max-tokens", "--seed"):
+            help_ = f"{leaf.field.name.replace('_', ' ')} of every request{only} (default {shown})"
+        add_leaf_arg(group, leaf, help_)
 
 
-def config_from_args(method: str, a: argparse.Namespace):
-    from reasoning.decoders import get_decoder
-
-    _, cls = get_decoder(method)
-    mine = {f.name for f in dataclasses.fields(cls)}
-    given = {name: getattr(a, name) for name in _fields() if getattr(a, name) is not None}
+def config_from_args(method: str, args: argparse.Namespace):
+    """The method's decoder config: its defaults <- the --config recipe <- the flags given."""
+    cls = get_method(method).config_class
+    mine = {leaf.dest for leaf in leaves(cls)}
+    values: dict[tuple[str, ...], Any] = {}
+    if getattr(args, "config", None):
+        found, _ = flatten(read_yaml(args.config), cls, str(args.config))
+        values.update(found)
+    given = {dest: getattr(args, dest) for dest in _leaves_by_flag() if getattr(args, dest, None) is not None}
     foreign = sorted(set(given) - mine)
     if foreign:
-        raise InputError(f"--{', --'.join(n.replace('_', '-') for n in foreign)} "
-                         f"{'does' if len(foreign) == 1 else 'do'} not apply to --method {method}")
-    cfg = cls(**given)
+        names = [leaf.flags[0] for d in foreign for _, leaf in _leaves_by_flag()[d][:1]]
+        raise InputError(f"{', '.join(names)} {'does' if len(names) == 1 else 'do'} not apply to --method {method}")
+    values.update({tuple(dest.split(".")): value for dest, value in given.items()})
+    cfg = build(cls, values)
     cfg.check()
     return cfg
 
 
-def register(rsub: argparse._SubParsersAction) -> None:
-    from reasoning.decoders import METHODS
+# Per-line `params` a decode honours: they set the line's sampling block (n, stop and the rest are the decoder's).
+LINE_PARAMS = ("temperature", "top_p", "max_tokens", "seed")
 
+
+def line_config(cfg, params: Any, where: str):
+    """`cfg` with a line's `params` applied to its sampling block; other params are an error naming the line."""
+    if not params:
+        return cfg
+    if not isinstance(params, dict):
+        raise InputError(f"{where}: field `params` must be an object of sampling params")
+    other = sorted(set(params) - set(LINE_PARAMS))
+    if other:
+        raise InputError(f"{where}: field `params`: {', '.join(other)} cannot be set per line in a decode (the "
+                         f"decoder sets them per request); allowed: {', '.join(LINE_PARAMS)}")
+    found, _ = flatten(params, Sampling, f"{where}: field `params`")
+    block = dataclasses.replace(cfg.sampling, **{path[0]: value for path, value in found.items()})
+    return dataclasses.replace(cfg, sampling=block)
+
+
+def register(rsub: argparse._SubParsersAction) -> None:
     d = rsub.add_parser("decode", help="parallel-thinking decoding (Parallel-R1, ThreadWeaver, ParaThinker)",
                         formatter_class=argparse.RawDescriptionHelpFormatter, description=DESCRIPTION)
     d.add_argument("--method", required=True, choices=METHODS, help="decoding method")
+    d.add_argument("--config", default=None, metavar="YAML",
+                   help="recipe file of the method's settings (nested `sampling: {temperature: 0.6}` or flat); "
+                        "flags given here win")
     d.add_argument("--input", required=True, help="JSONL file of prompts (messages, prompt or raw; optional id)")
     d.add_argument("--out", required=True, help="JSONL, one row per prompt (rewritten in input order at the end)")
     d.add_argument("--template", default=None, help="prompt template that builds the user message from each "
@@ -116,67 +122,75 @@ def store_path(out: Path) -> Path:
     return out.with_name(out.name.removesuffix(".jsonl") + ".requests.jsonl")
 
 
-def cmd_decode(a: argparse.Namespace) -> int:
+def cmd_decode(args: argparse.Namespace) -> int:
     from prompts import PromptLibrary
     from reasoning.cached_engine import CachedEngine
+    from reasoning.cli import ready
     from reasoning.decoders import DecodeResult, run_decodes
     from reasoning.inputs import requests_from_jsonl
-    from reasoning.store import GenerationStore, read_jsonl
+    from reasoning.jsonl import read_jsonl, write_jsonl_atomic
+    from reasoning.store import GenerationStore
 
     t0 = time.perf_counter()
-    cfg = config_from_args(a.method, a)
-    library = PromptLibrary(a.prompts_dir) if (a.template or a.prompts_dir) else None
-    requests = requests_from_jsonl(a.input, SamplingParams(), template=a.template, library=library, system=a.system)
+    cfg = config_from_args(args.method, args)
+    library = PromptLibrary(args.prompts_dir) if (args.template or args.prompts_dir) else None
+    requests = requests_from_jsonl(args.input, SamplingParams(), template=args.template, library=library,
+                                   system=args.system)
     ids = [r.id for r in requests]
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
         dup = [i for i in ids if i in seen or seen.add(i)]
-        raise InputError(f"{a.input}: ids must be unique (repeated: {dup[:5]})")
-    kind, model = engine_identity(a.engine, a.model)
-    identity = {"method": a.method, "config": cfg.to_dict(), "engine": kind, "model": model}
-    out = Path(a.out)
+        raise InputError(f"{args.input}: ids must be unique (repeated: {dup[:5]})")
+    # A line's own `params` set that prompt's sampling block.
+    lines = read_jsonl(args.input)
+    configs = [line_config(cfg, line.get("params"), f"{args.input}:{n}") for n, line in enumerate(lines, 1)]
+    kind, model = engine_identity(args.engine, args.model)
+
+    def identity(i: int) -> dict[str, Any]:
+        return {"method": args.method, "config": configs[i].to_dict(), "engine": kind, "model": model}
+
+    # Resume: rows already in --out for the same prompt and settings are kept as they are.
+    out = Path(args.out)
     rows: dict[str, dict] = {}
     if out.exists():
+        wanted = {rid: identity(i) for i, rid in enumerate(ids)}
         for row in read_jsonl(out, repair_tail=True):
-            if row.get("status") == "ok" and all(row.get(k) == v for k, v in identity.items()):
+            mine = wanted.get(row.get("id"))
+            if row.get("status") == "ok" and mine and all(row.get(k) == v for k, v in mine.items()):
                 rows[row["id"]] = row
-    todo = [r for r in requests if r.id not in rows]
+    todo = [i for i, r in enumerate(requests) if r.id not in rows]
     resumed = len(requests) - len(todo)
     calls = hits = 0
     if todo:
-        engine = engine_from_args(a)
+        engine = engine_from_args(args)
         store = GenerationStore(store_path(out))
         cached = CachedEngine(engine, store)
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
-            if a.engine == "openai":
-                from reasoning.cli import _ready
+            asyncio.run(ready(engine))
+            with open(out, "a", encoding="utf-8") as sink:
 
-                asyncio.run(_ready(engine))
-            with open(out, "a", encoding="utf-8") as f:
-
-                def done(i: int, res: DecodeResult | BaseException) -> None:
-                    req = todo[i]
+                def done(job: int, res: DecodeResult | BaseException) -> None:
+                    i = todo[job]
                     if isinstance(res, DecodeResult):
-                        row = {"id": req.id, "status": "ok", **identity, **res.to_dict(), "usage": res.requests}
+                        row = {"id": ids[i], "status": "ok", **identity(i), **res.to_dict(), "usage": res.requests}
                         row.pop("requests")
                     else:
-                        row = {"id": req.id, "status": "error", **identity, "error": f"{type(res).__name__}: {res}"}
-                    rows[req.id] = row
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    f.flush()
+                        row = {"id": ids[i], "status": "error", **identity(i), "error": f"{type(res).__name__}: {res}"}
+                    rows[ids[i]] = row
+                    sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    sink.flush()
 
-                jobs = [(r.id, r.messages if r.messages is not None else r.prompt, cfg) for r in todo]
-                run_decodes(cached, a.method, jobs, concurrency=a.concurrency, on_done=done,
-                            progress=not a.no_progress, desc=f"decode {a.method}")
+                jobs = [(ids[i], requests[i].messages if requests[i].messages is not None else requests[i].prompt,
+                         configs[i]) for i in todo]
+                run_decodes(cached, args.method, jobs, concurrency=args.concurrency, on_done=done,
+                            progress=not args.no_progress, desc=f"decode {args.method}")
         finally:
             calls, hits = cached.calls, cached.hits
             store.close()
             engine.close()
     ordered = [rows[i] for i in ids if i in rows]
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered), encoding="utf-8")
-    tmp.replace(out)
+    write_jsonl_atomic(out, ordered)
     ok = [r for r in ordered if r["status"] == "ok"]
     failed = [r for r in ordered if r["status"] != "ok"]
     print(summary_line(ok, len(failed), resumed, calls, hits, time.perf_counter() - t0), file=sys.stderr)

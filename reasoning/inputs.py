@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from reasoning.store import read_jsonl
+from reasoning.jsonl import read_jsonl
 from reasoning.types import InputError, Request, SamplingParams
 
 FIELDS_HELP = ("each line needs `messages` (a chat), `prompt` (one user message) or `raw` (text the model "

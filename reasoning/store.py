@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from reasoning.jsonl import read_jsonl, write_jsonl_atomic
 from reasoning.types import Failure, InputError, Request, Result
 
 STORE_VERSION = 1
@@ -34,46 +35,6 @@ def request_key(engine: str, model: str, request: Request) -> str:
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-
-def read_jsonl(path: str | os.PathLike, repair_tail: bool = False) -> list[dict[str, Any]]:
-    """Read JSONL, naming the file and line of any malformed row.
-
-    With `repair_tail`, a last line cut short by a kill (no trailing newline, not JSON) is
-    dropped from the file instead of being an error: it was never a finished row.
-    """
-    path = Path(path)
-    data = path.read_bytes()
-    if repair_tail and data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        tail = data[cut:]
-        try:
-            json.loads(tail)
-            data += b"\n"
-            with open(path, "ab") as f:
-                f.write(b"\n")
-        except ValueError:
-            with open(path, "r+b") as f:
-                f.truncate(cut)
-            data = data[:cut]
-    return [row for _, row in parse_jsonl(data.decode("utf-8", errors="replace"), path)]
-
-
-def parse_jsonl(text: str, path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line; a bad line is an error naming `path` and the line."""
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno}); "
-                             "fix or remove that line") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-        rows.append((lineno, row))
-    return rows
 
 
 class GenerationStore:
@@ -136,15 +97,11 @@ class GenerationStore:
         """Rewrite the file with one row per key (in `order` where given), atomically."""
         live = {r["key"]: r for r in self.rows()}
         keys = list(dict.fromkeys([k for k in (order or []) if k in live] + list(live)))
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            for k in keys:
-                f.write(json.dumps(live[k], ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
         os.close(self._fd)
-        os.replace(tmp, self.path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            write_jsonl_atomic(self.path, (live[k] for k in keys), fsync=True)
+        finally:  # appends go to whichever file now holds the path
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def close(self) -> None:
         if self._fd >= 0:

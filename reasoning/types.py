@@ -34,6 +34,10 @@ class SamplingParams:
     ignore_eos: bool = field(
         default=False, metadata={"help": "Keep generating past EOS (fixed-length runs for benchmarks)."}
     )
+    logprobs: bool = field(
+        default=False, metadata={"help": "Return each sampled token's log-probability under the model (before "
+                                         "temperature and top_p), for training."}
+    )
 
     def __post_init__(self):
         if isinstance(self.stop, str):
@@ -52,6 +56,8 @@ class SamplingParams:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["stop"] = list(self.stop)
+        if not self.logprobs:  # absent unless asked for: store keys written before the field existed stay valid
+            del d["logprobs"]
         return d
 
     @classmethod
@@ -119,9 +125,18 @@ class Completion:
     tokens: int  # generated tokens for this completion
     finish_reason: str  # "stop" (EOS or a stop string) | "length" | whatever the server said
     stop_string: str | None = None  # which stop string ended it, when one did
+    # The sampled token ids, in order: the tokens of `text`, then those of a stop string cut from it, then
+    # EOS when it ended the completion. None when the engine gave none (a store row written before they were kept).
+    token_ids: list[int] | None = None
+    # Per token of `token_ids`, its log-probability under the model; only when the request asked for them.
+    logprobs: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        for name in ("token_ids", "logprobs"):
+            if d[name] is None:
+                del d[name]
+        return d
 
 
 @dataclass
@@ -159,7 +174,7 @@ class Result:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Result:
         return cls(
-            completions=[Completion(**c) for c in d["completions"]],
+            completions=[Completion(**c) for c in d["completions"]],  # rows without ids/logprobs load as None
             prompt_tokens=d["prompt_tokens"],
             latency_s=d["latency_s"],
             engine=d.get("engine", ""),

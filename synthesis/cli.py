@@ -6,9 +6,10 @@ import gc
 import sys
 from pathlib import Path
 
-from reasoning.engines import add_engine_args, engine_from_args, make_engine
+from reasoning.engines import add_engine_args, engine_from_args, engine_options, make_engine
+from reasoning.settings import add_config_args, config_from_args
 from reasoning.types import InputError
-from synthesis.config import FusionDataConfig, MathFusionConfig, add_config_args, load_config
+from synthesis.config import FusionDataConfig, MathFusionConfig
 
 MATHFUSION_EXAMPLE = """\
 examples:
@@ -51,10 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "(sequential, parallel, conditional), solve every fused problem k times, keep "
                                     "rows by answer agreement, drop near-duplicates and benchmark overlaps.")
     _common(m, MathFusionConfig)
-    m.add_argument("--solver-engine", default=None, metavar="{hf,vllm,openai}",
-                   help="engine of --solver-model (default: --engine); its server is --solver-base-url")
-    m.add_argument("--solver-base-url", nargs="+", default=None, metavar="URL",
-                   help="openai: server(s) of --solver-model (default: --base-url)")
+    add_engine_args(m, prefix="solver-", inherit=True, with_model=False)  # the model is --solver-model
     m.set_defaults(func=cmd_mathfusion, parser=m)
 
     f = ssub.add_parser("fusion", help="Fusion-of-N data: a teacher pool answers, a fusor writes one answer",
@@ -81,80 +79,84 @@ def _common(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None
     add_engine_args(p, model_required=False)
 
 
-def _settings(cls, a: argparse.Namespace):
-    cfg = load_config(cls, a, a.parser)
-    if not a.model:
+def _settings(cls, args: argparse.Namespace, skip: tuple[str, ...] = ()):
+    cfg = config_from_args(cls, args, args.parser, skip=skip)
+    if not args.model:
         raise InputError("--model is required (on the command line or as `model:` in --config)")
-    if not a.out:
+    if not args.out:
         raise InputError("--out is required (on the command line or as `out:` in --config)")
     cfg.check()
     return cfg
 
 
-def cmd_mathfusion(a: argparse.Namespace) -> int:
+def _solver_differs(args: argparse.Namespace, cfg: MathFusionConfig) -> bool:
+    """Whether the solver is another engine than the fusion engine (another model, engine kind or server)."""
+    if not cfg.solver_model:
+        return False
+    main, solver = engine_options(args), engine_options(args, "solver-")
+    return cfg.solver_model != args.model or main != solver
+
+
+def cmd_mathfusion(args: argparse.Namespace) -> int:
     from prompts import PromptLibrary
     from synthesis.mathfusion.pipeline import synthesize_mathfusion
 
-    cfg = _settings(MathFusionConfig, a)
-    library = PromptLibrary(a.prompts_dir)
-    engine = engine_from_args(a)
-    solver = None
-    if cfg.solver_model and (cfg.solver_model != a.model or a.solver_engine or a.solver_base_url):
-        solver = make_engine(a.solver_engine or a.engine, cfg.solver_model, base_url=a.solver_base_url or a.base_url,
-                             tokenizer=None, max_concurrency=a.max_concurrency, timeout=a.timeout,
-                             max_retries=a.max_retries, api_key_env=a.api_key_env)
+    cfg = _settings(MathFusionConfig, args)
+    library = PromptLibrary(args.prompts_dir)
+    engine = engine_from_args(args)
+    solver = engine_from_args(args, "solver-", model=cfg.solver_model) if _solver_differs(args, cfg) else None
     try:
-        st = synthesize_mathfusion(cfg, engine, Path(a.out), solver=solver, library=library,
-                                   progress=not a.no_progress, hub_repo=a.push_to_hub, hub_private=a.private)
+        stats = synthesize_mathfusion(cfg, engine, Path(args.out), solver=solver, library=library,
+                                      progress=not args.no_progress, hub_repo=args.push_to_hub,
+                                      hub_private=args.private)
     finally:
         engine.close()
         if solver is not None:
             solver.close()
-    print(mathfusion_summary(st, a.out), file=sys.stderr)
+    print(mathfusion_summary(stats, args.out), file=sys.stderr)
     gc.freeze()  # everything is written: spare the interpreter's exit a collection over all of it
     return 0
 
 
-def mathfusion_summary(st: dict, out: str) -> str:
-    lines = [f"{st['jobs']} jobs: {st['fused']} fused, {st['kept']} rows kept -> {out}/data/train.parquet "
+def mathfusion_summary(stats: dict, out: str) -> str:
+    lines = [f"{stats['jobs']} jobs: {stats['fused']} fused, {stats['kept']} rows kept -> {out}/data/train.parquet "
              f"(card {out}/README.md)",
-             f"requests: {st['requests_sent']} sent, {st['requests_from_store']} from the store; "
-             f"generation {st['generation_s']:.1f} s; tokens "
-             + ", ".join(f"{k} {v:,}" for k, v in st["tokens"].items())]
-    for r in st["per_strategy_source"]:
+             f"requests: {stats['requests_sent']} sent, {stats['requests_from_store']} from the store; "
+             f"generation {stats['generation_s']:.1f} s; tokens "
+             + ", ".join(f"{k} {v:,}" for k, v in stats["tokens"].items())]
+    for r in stats["per_strategy_source"]:
         lines.append(f"  {r['strategy']:<12} {r['source']:<14} jobs {r['jobs']:>6}  fused {r.get('fused', 0):>6}  "
                      f"kept {r.get('kept', 0):>6}")
-    if st["failure_reasons"]:
-        lines.append("  failures: " + ", ".join(f"{k} {v}" for k, v in sorted(st["failure_reasons"].items()))
+    if stats["failure_reasons"]:
+        lines.append("  failures: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["failure_reasons"].items()))
                      + f" (replies in {out}/failures.jsonl)")
-    if st["removed_reasons"]:
-        lines.append("  removed: " + ", ".join(f"{k} {v}" for k, v in sorted(st["removed_reasons"].items()))
+    if stats["removed_reasons"]:
+        lines.append("  removed: " + ", ".join(f"{k} {v}" for k, v in sorted(stats["removed_reasons"].items()))
                      + f" (rows in {out}/removed.jsonl)")
     return "\n".join(lines)
 
 
-def cmd_fusion(a: argparse.Namespace) -> int:
+def cmd_fusion(args: argparse.Namespace) -> int:
     from prompts import PromptLibrary
-    from synthesis.fusion_data import parse_teacher, synthesize_fusion_data
+    from synthesis.fusion_data import parse_teacher, summary, synthesize_fusion_data
 
-    cfg = _settings(FusionDataConfig, a)
-    teachers_spec = [parse_teacher(s) for s in cfg.teachers]
-    library = PromptLibrary(a.prompts_dir)
-    fusor = engine_from_args(a)
+    cfg = _settings(FusionDataConfig, args, skip=("teachers",))
+    specs = [parse_teacher(spec) for spec in cfg.teachers]
+    library = PromptLibrary(args.prompts_dir)
+    fusor = engine_from_args(args)
+    # Each teacher names its engine, model and server; every other engine option is the command's.
+    shared = {k: v for k, v in engine_options(args).items() if k not in ("engine", "base_url", "tokenizer")}
     teachers = []
     try:
-        for t in teachers_spec:
-            teachers.append((make_engine(t.engine, t.model, base_url=t.base_url, max_concurrency=a.max_concurrency,
-                                         timeout=a.timeout, max_retries=a.max_retries, api_key_env=a.api_key_env),
-                             t.n))
-        st = synthesize_fusion_data(cfg, teachers, fusor, Path(a.out), library=library, progress=not a.no_progress,
-                                    hub_repo=a.push_to_hub, hub_private=a.private)
+        for spec in specs:
+            teachers.append((make_engine(spec.engine, spec.model, base_url=spec.base_url, **shared), spec.n))
+        stats = synthesize_fusion_data(cfg, teachers, fusor, Path(args.out), library=library,
+                                       progress=not args.no_progress, hub_repo=args.push_to_hub,
+                                       hub_private=args.private)
     finally:
         fusor.close()
-        for e, _ in teachers:
-            e.close()
-    from synthesis.fusion_data import summary
-
-    print(summary(st, a.out), file=sys.stderr)
+        for teacher, _ in teachers:
+            teacher.close()
+    print(summary(stats, args.out), file=sys.stderr)
     gc.freeze()
     return 0

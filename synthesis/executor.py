@@ -47,9 +47,8 @@ def run_jobs(jobs: Sequence[T], worker: Callable[[T], Awaitable[R]], concurrency
         try:
             await asyncio.gather(*(work() for _ in range(max(1, min(concurrency, len(jobs))))))
         finally:
-            for e in engines:
-                if hasattr(e, "aclose"):
-                    await e.aclose()
+            for engine in engines:
+                await engine.aclose()
 
     # Full collections scan every result kept so far and pause the event loop for tenths of a
     # second on large runs; young collections still free the short-lived cycles.

@@ -11,12 +11,12 @@ old file or the new one, never half of one.
 """
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reasoning.jsonl import write_jsonl_atomic
 from reasoning.types import InputError
 
 
@@ -27,13 +27,14 @@ def _atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    def write(tmp: Path):
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+def generator_name() -> str:
+    """`parafuse X.Y.Z`, the installed distribution that wrote a dataset (provenance of every row)."""
+    from importlib import metadata
 
-    _atomic(path, write)
+    try:
+        return f"parafuse {metadata.version('parafuse')}"
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "parafuse (not installed)"
 
 
 def write_dataset(out_dir: Path, rows: Sequence[dict[str, Any]], features, split: str = "train") -> dict[str, str]:
@@ -54,7 +55,7 @@ def write_dataset(out_dir: Path, rows: Sequence[dict[str, Any]], features, split
         ds = datasets.Dataset.from_dict({k: [] for k in features}, features=features)
     data = out_dir / "data"
     _atomic(data / f"{split}.parquet", lambda tmp: ds.to_parquet(str(tmp)))
-    write_jsonl(data / f"{split}.jsonl", ({k: r.get(k) for k in features} for r in rows))
+    write_jsonl_atomic(data / f"{split}.jsonl", ({k: r.get(k) for k in features} for r in rows))
     return {"jsonl": str(data / f"{split}.jsonl"), "parquet": str(data / f"{split}.parquet")}
 
 

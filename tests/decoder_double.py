@@ -1,73 +1,24 @@
-"""`Script`, the async engine double the decoder tests drive, and the helpers they share.
+"""The scripted engine the decoder tests drive, and the helpers they share.
 
-`Script(policy)` answers with what the test's `policy(request) -> (text, "stop" | "length")` says
-and honours stop strings and max_tokens the way real engines do (a "token" is a whitespace word,
-plus one for a stop string or EOS).
+`Script(policy)` is `reasoning.engines.scripted.ScriptedEngine`: it answers with what the test's
+`policy(request) -> (text, "stop" | "length")` says and honours stop strings and max_tokens the way
+real engines do (a "token" is a whitespace word, plus one for a stop string or EOS).
 """
 from __future__ import annotations
 
-import asyncio
-import re
-
 from reasoning.decoders import DecodeResult, run_decodes
-from reasoning.engines.base import Engine
-from reasoning.types import Completion, Request, Result
+from reasoning.engines.scripted import ScriptedEngine
+from reasoning.types import Request
 
 CHAT = ({"role": "user", "content": "What is 3 + 4?"},)
 BASE = "<user>What is 3 + 4?</user><assistant>"
 
 
-class Script(Engine):
-    """An async engine double: `policy(request) -> (text, "stop" | "length")` says what the model
-    would write with no limits; the double cuts it at the earliest stop string or max_tokens."""
-
-    kind = "script"
+class Script(ScriptedEngine):
+    """The product's scripted engine with a short delay, so the branches of a block overlap in time."""
 
     def __init__(self, policy, delay: float = 0.005):
-        super().__init__("script-model")
-        self.policy = policy
-        self.delay = delay
-        self.requests: list[Request] = []
-        self.in_flight = 0
-        self.peak = 0
-
-    def render_chat(self, messages, add_generation_prompt: bool = True) -> str:
-        return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages) + "<assistant>"
-
-    def _complete(self, req: Request) -> Result:
-        self.requests.append(req)
-        comps = [self._cut(*self.policy(req), req.params) for _ in range(req.params.n)]
-        prompt = self.prompt_text(req)
-        return Result(comps, prompt_tokens=len(prompt.split()), latency_s=self.delay, engine=self.kind,
-                      model=self.model, request_id=req.id)
-
-    @staticmethod
-    def _cut(text: str, finish: str, p) -> Completion:
-        at, stop = len(text), None
-        for s in p.stop:
-            i = text.find(s)
-            if 0 <= i < at:
-                at, stop = i, s
-        words = list(re.finditer(r"\S+", text[:at]))
-        if len(words) > p.max_tokens:
-            return Completion(text[: words[p.max_tokens - 1].end()], p.max_tokens, "length")
-        if stop is not None:
-            body = text[: at + len(stop)] if p.include_stop_str_in_output else text[:at]
-            return Completion(body, len(words) + 1, "stop", stop)
-        return Completion(text, len(words) + (finish == "stop"), finish)
-
-    async def agenerate(self, req: Request) -> Result:
-        self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
-        try:
-            await asyncio.sleep(self.delay)  # lets the other branches of a block start
-        finally:
-            self.in_flight -= 1
-        return self._complete(req)
-
-    def iter_results(self, requests):
-        for i, r in enumerate(requests):
-            yield i, self._complete(r)
+        super().__init__("script-model", policy=policy, delay=delay)
 
 
 def decode(method: str, engine, cfg, source=CHAT, key: str = "q") -> DecodeResult:

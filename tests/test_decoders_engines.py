@@ -15,8 +15,10 @@ from decoder_double import CHAT, Script, critical, parse, tw_policy
 from reasoning.cached_engine import CachedEngine
 from reasoning.decoders import DecodeResult, ParallelR1Config, ParaThinkerConfig, ThreadWeaverConfig, run_decodes
 from reasoning.formats.tags import ALL_TAGS
-from reasoning.store import GenerationStore, read_jsonl
+from reasoning.jsonl import read_jsonl
+from reasoning.store import GenerationStore
 from reasoning.types import Request
+from reasoning.settings import from_dict
 
 
 
@@ -121,11 +123,12 @@ class Recorder:
 
 
 REAL = {
-    "parallel_r1": (ParallelR1Config(force_open=True, max_blocks=1, max_path_tokens=6, max_summary_tokens=6,
-                                     seed=11), ["<Path>", "<Path>"], 3),
-    "threadweaver": (ThreadWeaverConfig(force_open=True, max_thread_tokens=6, max_tokens=6, seed=11),
+    "parallel_r1": (from_dict(ParallelR1Config, dict(force_open=True, max_blocks=1, max_path_tokens=6,
+                                                     max_summary_tokens=6,
+                                     seed=11)), ["<Path>", "<Path>"], 3),
+    "threadweaver": (from_dict(ThreadWeaverConfig, dict(force_open=True, max_thread_tokens=6, max_tokens=6, seed=11)),
                      ["\n<Thread>\n1:", "\n<Thread>\n2:"], 2),
-    "parathinker": (ParaThinkerConfig(num_paths=2, max_path_tokens=6, max_summary_tokens=6, seed=11),
+    "parathinker": (from_dict(ParaThinkerConfig, dict(num_paths=2, max_path_tokens=6, max_summary_tokens=6, seed=11)),
                     ["<think1>", "<think2>"], 3),
 }
 
@@ -229,8 +232,8 @@ def test_eval_strategy_scores_decodes_with_the_decoders_tokens(tmp_path):
         return "Plan <Parallel> <Outlines> <Outline>1: a</Outline> <Outline>2: b</Outline> </Outlines>", "stop"
 
     data = write(tmp_path / "p.jsonl", PROBLEMS)
-    cfg = EvalConfig(benchmark="toy", data=str(data), model="script", engine="script", n=3,
-                     strategies=("plain", "threadweaver"), max_tokens=64, grader_timeout=10)
+    cfg = from_dict(EvalConfig, dict(benchmark="toy", data=str(data), model="script", engine="script", n=3,
+                     strategies=("plain", "threadweaver"), max_tokens=64, grader_timeout=10))
     eng = Script(policy)
     res = EvalRun(cfg, eng, tmp_path / "run", progress=False).run()
     [pt] = [p for p in res["points"] if p["strategy"] == "threadweaver"]

@@ -3,6 +3,7 @@ requests each decoder issues, its joins, usage accounting, limits and config che
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -17,6 +18,8 @@ from reasoning.decoders import (
     run_decodes,
 )
 from reasoning.decoders.parathinker import REFERENCE_SUMMARY_PREFIX
+from reasoning.sampling import Sampling
+from reasoning.settings import from_dict
 from reasoning.types import Request
 
 
@@ -36,7 +39,7 @@ def r1_policy(req: Request):
 
 def test_parallel_r1_issues_the_reference_requests_and_joins_them():
     eng = Script(r1_policy)
-    res = decode("parallel_r1", eng, ParallelR1Config(num_paths=2, max_path_tokens=5, temperature=0.7))
+    res = decode("parallel_r1", eng, from_dict(ParallelR1Config, dict(num_paths=2, max_path_tokens=5, temperature=0.7)))
     reqs = eng.requests
     assert [r.prompt for r in reqs] == [
         BASE,
@@ -76,9 +79,10 @@ def test_parallel_r1_block_limit_stops_or_continues():
     assert res.text.endswith("</Summary>") and res.text.count("<Parallel>") == 2
     check_usage(res)
     eng = Script(always)
-    res = decode("parallel_r1", eng, ParallelR1Config(num_paths=2, max_blocks=1, continue_after_limit=True,
+    res = decode("parallel_r1", eng, from_dict(ParallelR1Config, dict(num_paths=2, max_blocks=1,
+                                                                      continue_after_limit=True,
                                                       newline_before_summary=False, path_temperature=None,
-                                                      temperature=0.3))
+                                                      temperature=0.3)))
     assert [r["role"] for r in res.requests] == ["main", "path", "path", "summary", "main"]
     assert eng.requests[-1].params.stop == (), "after the limit <Parallel> no longer stops the model"
     assert "</Parallel><Summary>" in res.text and res.text.endswith("go <Parallel>")
@@ -239,3 +243,43 @@ def test_a_failed_request_fails_its_decode_only():
     assert isinstance(outs[0], DecodeResult) and isinstance(outs[1], RuntimeError)
 
 
+
+
+def test_segments_split_the_trace_into_what_the_model_wrote_and_what_the_decoder_inserted():
+    eng = Script(tw_policy())
+    res = decode("threadweaver", eng, ThreadWeaverConfig())
+    assert "".join(s.text for s in res.segments) == res.text
+    inserted = [s.text for s in res.segments if s.source == "inserted"]
+    assert inserted == ["\n<Thread>\n1:", "<Thread>\n2.1:", "\n"], "exactly the decoder's own strings"
+    generated = [(s.request, s.text) for s in res.segments if s.source == "generated"]
+    # The tag a model stopped on is part of what it generated; each piece names its request.
+    assert generated == [(0, OUTLINES.removesuffix(" never")), (1, " 3 + 4 = 7\n</Thread>"),
+                         (2, "\nseven holds\n</Thread>"), (3, "</Parallel>\nSo the answer is \\boxed{7}.")]
+    assert [res.requests[i]["role"] for i, _ in generated] == ["main", "thread", "thread", "join"]
+
+
+def test_a_stop_tag_the_decoder_replaces_stays_recorded_on_the_segment():
+    """ParaThinker ends a path on any end tag but closes it with its own: the sampled tag is not in the trace."""
+    def policy(req):
+        return " wrote </think2> more", "stop"
+
+    res = decode("parathinker", Script(policy), ParaThinkerConfig.from_dict(dict(num_paths=1, summary_prefix="")))
+    path = next(s for s in res.segments if s.source == "generated")
+    assert path.text == " wrote " and path.stop_string == "</think2>"
+    assert "<think1> wrote </think1>" in res.text
+
+
+def test_the_method_registry_is_the_one_list_every_consumer_reads():
+    from eval.strategies import DECODED, STRATEGIES
+    from reasoning.decoders import CONFIGS, DecoderConfig
+    from reasoning.decoders import METHODS as DECODER_METHODS
+    from reasoning.methods import REGISTRY
+
+    assert tuple(REGISTRY) == DECODER_METHODS == DECODED and set(DECODED) <= set(STRATEGIES)
+    for name, method in REGISTRY.items():
+        assert method.format.NAME == name and set(method.tags) == set(method.format.TAGS)
+        assert CONFIGS[name] is method.config_class and issubclass(method.config_class, DecoderConfig)
+        fields = {f.name for f in dataclasses.fields(method.config_class)}
+        assert set(method.phase_caps) <= fields and set(method.follow_run) <= fields
+        cfg = method.config_for_run(Sampling(temperature=0.3, max_tokens=7))
+        assert cfg.sampling.temperature == 0.3 and all(getattr(cfg, cap) == 7 for cap in method.phase_caps)

@@ -14,7 +14,8 @@ import pytest
 from eval.config import EvalConfig
 from eval.run import EvalRun
 from reasoning.types import InputError
-from scripted_engine import ScriptedEngine, question_of
+from reasoning.engines.scripted import ScriptedEngine, question_of
+from reasoning.settings import from_dict
 
 PROBLEMS = [{"question": f"What is {a} + {b}?", "answer": str(a + b)} for a, b in [(3, 4), (10, 5), (7, 8)]]
 
@@ -49,7 +50,7 @@ def config(tmp_path, **kw) -> EvalConfig:
                 strategies=("plain", "majority", "best_of_n", "fusion", "budget"), token_budgets=(8, 16),
                 budget_samples=2, max_tokens=64, grader_timeout=10)
     base.update(kw)
-    return EvalConfig(**base)
+    return from_dict(EvalConfig, dict(**base))
 
 
 def points(results, strategy):

@@ -20,9 +20,10 @@ from prompts import default_library
 from reasoning.fusion import fusion_request
 from reasoning.inputs import derive_seed
 from reasoning.types import InputError, SamplingParams
-from scripted_engine import ScriptedEngine, question_of
+from reasoning.engines.scripted import ScriptedEngine, question_of
 from synthesis.config import FusionDataConfig
 from synthesis.fusion_data import TeacherSpec, parse_teacher, synthesize_fusion_data
+from reasoning.settings import from_dict
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -50,9 +51,9 @@ class Pool:
     def __init__(self, script: dict[str, tuple]):
         self.script = script
         self.broken: set[str] = set()
-        self.a = ScriptedEngine(self._teacher_a, model="teacher-a")
-        self.b = ScriptedEngine(self._teacher_b, model="teacher-b")
-        self.fusor = ScriptedEngine(self._fuse, model="fusor-model")
+        self.a = ScriptedEngine("teacher-a", policy=self._teacher_a)
+        self.b = ScriptedEngine("teacher-b", policy=self._teacher_b)
+        self.fusor = ScriptedEngine("fusor-model", policy=self._fuse)
 
     @staticmethod
     def candidate_text(model: str, j: int, question: str, answer: str | None) -> str:
@@ -95,7 +96,8 @@ class Pool:
 
 
 def run_pool(pool: Pool, data: Path, out: Path, **cfg_kw) -> dict:
-    cfg = FusionDataConfig(input=str(data), teachers=("scripted:teacher-a*2", "scripted:teacher-b"), **cfg_kw)
+    cfg = from_dict(FusionDataConfig, dict(input=str(data), teachers=("scripted:teacher-a*2", "scripted:teacher-b"),
+                                           **cfg_kw))
     logs: list[str] = []
     st = synthesize_fusion_data(cfg, [(pool.a, 2), (pool.b, 1)], pool.fusor, out, progress=False, log=logs.append)
     return st
@@ -105,8 +107,9 @@ def rows_by_prompt(out: Path) -> dict[str, dict]:
     return {r["prompt"]: r for r in read_jsonl(out / "data" / "train.jsonl")}
 
 
-def words(text: str) -> int:
-    return max(1, len(text.split()))  # the scripted engine's token count
+def words(text: str, finish: str = "stop") -> int:
+    """The scripted engine's token count: whitespace words, plus one for the EOS that ended the text."""
+    return len(text.split()) + (finish == "stop")
 
 
 def majority_score(answers: list[str | None], gold: str) -> float:
@@ -209,12 +212,14 @@ def test_each_row_holds_the_pool_in_teacher_order_and_the_fusor_reply(tmp_path):
                                   max_candidate_chars=cfg.max_candidate_chars)
         assert req.messages == expected.messages
         assert req.key_extra == expected.key_extra
-        assert req.params.temperature == cfg.fusor_temperature and req.params.max_tokens == cfg.fusor_max_tokens
+        assert req.params.temperature == cfg.fusor.temperature and req.params.max_tokens == cfg.fusor.max_tokens
 
-        assert row["teacher_prompt_tokens"] == 10 * 2  # two teacher requests, 10 prompt tokens each
+        teacher_reqs = [r for r in pool.a.calls + pool.b.calls if question_of(r) == q]
+        assert len(teacher_reqs) == 2
+        assert row["teacher_prompt_tokens"] == sum(words(pool.a.prompt_text(r), "length") for r in teacher_reqs)
         assert row["teacher_completion_tokens"] == sum(words(c) for c in cands)
-        assert row["fusor_prompt_tokens"] == 10
-        assert row["fusor_completion_tokens"] == words(row["fused"])
+        assert row["fusor_prompt_tokens"] == words(pool.fusor.prompt_text(req), "length")
+        assert row["fusor_completion_tokens"] == words(row["fused"], row["fused_finish_reason"])
         assert row["fused_finish_reason"] == ("length" if q == q_truncated else "stop")
 
     assert st["rows"] == 3 and st["failed"] == 0 and st["candidates_per_prompt"] == 3

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from parafuse.cli import main
-from reasoning.store import read_jsonl
+from reasoning.jsonl import read_jsonl
 
 
 def write(path, lines):

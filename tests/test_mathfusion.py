@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from reasoning.types import InputError, Request
-from scripted_engine import ScriptedEngine
+from reasoning.engines.scripted import ScriptedEngine
 from synthesis.config import MathFusionConfig
 from synthesis.mathfusion.pipeline import synthesize_mathfusion
 from synthesis.sections import STRATEGY_SECTIONS
+from reasoning.settings import from_dict
 
 POOL = [
     {"question": "A train travels at 60 miles per hour for 3 hours. How many miles does the train travel?",
@@ -72,7 +73,7 @@ def teacher(solve=lambda req, j: boxed(7), fuse=lambda req: good_reply(req)):
 
 def config(pool: Path, **kw) -> MathFusionConfig:
     kw.setdefault("decontaminate", False)
-    return MathFusionConfig(input=str(pool), embedder="tfidf", num_solutions=4, **kw)
+    return from_dict(MathFusionConfig, dict(input=str(pool), embedder="tfidf", num_solutions=4, **kw))
 
 
 def run(cfg, engine, out: Path, **kw) -> dict:

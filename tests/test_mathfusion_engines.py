@@ -21,8 +21,9 @@ from parafuse.cli import main
 from reasoning.testing.fault_server import COMPLETION_PATHS, FaultServer
 from synthesis.config import MathFusionConfig
 from synthesis.mathfusion.pipeline import synthesize_mathfusion
-from synthesis.testing import scripted_teacher
+from reasoning.testing.teacher import scripted_teacher
 from test_mathfusion import POOL, jsonl, write_pool
+from reasoning.settings import from_dict
 
 def check_accounting(out: Path, st: dict) -> None:
     """Every job ends as exactly one kept row, removed row or failure row."""
@@ -41,8 +42,9 @@ def check_accounting(out: Path, st: dict) -> None:
 @pytest.mark.parametrize("kind", ["hf", "vllm", "openai-vllm"])
 def test_real_engine_failures_are_recorded_counted_and_resumable(tmp_path, kind):
     engine = get_engine(kind)
-    cfg = MathFusionConfig(input=str(write_pool(tmp_path / "pool.jsonl")), embedder="tfidf", decontaminate=False,
-                           max_tokens=48, solve_max_tokens=16, num_solutions=2, fusion_retries=1, seed=1)
+    cfg = from_dict(MathFusionConfig, dict(input=str(write_pool(tmp_path / "pool.jsonl")), embedder="tfidf",
+                                           decontaminate=False,
+                           max_tokens=48, solve_max_tokens=16, num_solutions=2, fusion_retries=1, seed=1))
     out = tmp_path / "out"
     st = synthesize_mathfusion(cfg, engine, out, progress=False, log=lambda m: None)
     assert st["jobs"] == 3 * len(POOL)

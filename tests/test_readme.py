@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reasoning.store import read_jsonl
+from reasoning.jsonl import read_jsonl
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

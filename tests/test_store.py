@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from reasoning.store import GenerationStore, read_jsonl, request_key
+from reasoning.jsonl import read_jsonl
+from reasoning.store import GenerationStore, request_key
 from reasoning.types import Completion, Failure, InputError, Request, Result, SamplingParams
 
 

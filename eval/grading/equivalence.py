@@ -57,7 +57,7 @@ from importlib import metadata
 from eval.grading.boxed import last_boxed
 from eval.grading.extract import extract_answer
 from eval.grading.fast_paths import (  # noqa: F401  (re-exported: tests and callers import these from here)
-    _VAR_PREFIX,
+    VAR_PREFIX,
     MAX_NUMBER_DIGITS,
     MAX_POWER_EXPONENT,
     REL_TOL,
@@ -66,7 +66,7 @@ from eval.grading.fast_paths import (  # noqa: F401  (re-exported: tests and cal
     Struct,
     Term,
     Value,
-    _shape,
+    answer_shape,
     choice_letter,
     numbers_equal,
     parse_number,
@@ -76,7 +76,7 @@ from eval.grading.fast_paths import (  # noqa: F401  (re-exported: tests and cal
     structs_equal,
     values_equal,
 )
-from eval.grading.normalize import _CONTROL, _strip_delims, light_normalize, normalize
+from eval.grading.normalize import CONTROL_CHARS, strip_delims, light_normalize, normalize
 from eval.records import Grade
 
 GRADER_NAME = "parafuse-grader"
@@ -151,7 +151,7 @@ def analyze_gold(gold: str) -> Gold | None:
     """Everything the fast paths need about one gold (cached); None when the gold is empty."""
     if "\\boxed" in gold or "\\fbox" in gold:
         gold = last_boxed(gold) or ""
-    raw = _strip_delims(_CONTROL.sub("", gold)).strip()
+    raw = strip_delims(CONTROL_CHARS.sub("", gold)).strip()
     if raw.endswith(".") and not raw.endswith(".."):
         raw = raw[:-1].rstrip()
     if not raw:
@@ -160,7 +160,7 @@ def analyze_gold(gold: str) -> Gold | None:
     value = parse_value(raw)
     return Gold(raw=raw.replace("\\varnothing", "\\emptyset"), norm=norm, value=value,
                 struct=parse_struct(raw) if value is None else None, choice=choice_letter(raw, gold=True),
-                has_eq="=" in norm, shape=_shape(norm), text=_text_words(raw))
+                has_eq="=" in norm, shape=answer_shape(norm), text=_text_words(raw))
 
 
 _TEXT_GOLD = re.compile(r"\\text(?:bf|rm)?\s*\{\s*([A-Za-z][A-Za-z ]*)\s*\}")
@@ -281,7 +281,7 @@ class Grader:
         if g.value is not None or g.struct is not None:
             target = ans
             if not g.has_eq:  # "x = 3" against a gold without "="
-                m = _VAR_PREFIX.match(light_normalize(ans))
+                m = VAR_PREFIX.match(light_normalize(ans))
                 if m:
                     target = light_normalize(ans)[m.end():]
             verdict = None
@@ -299,10 +299,10 @@ class Grader:
             if re.fullmatch(r"[a-z]+", words):
                 self.stats["text"] += 1
                 return Grade(words == g.text, ans, extractor, "text")
-        if g.shape and _shape(norm) and g.shape != _shape(norm):
+        if g.shape and answer_shape(norm) and g.shape != answer_shape(norm):
             self.stats["structure"] += 1
             return Grade(False, ans, extractor, "structure")
-        mv_ans = _CONTROL.sub("", ans).replace("\\varnothing", "\\emptyset")
+        mv_ans = CONTROL_CHARS.sub("", ans).replace("\\varnothing", "\\emptyset")
         return g.raw, mv_ans, ans, extractor
 
     def grade_many(self, pairs: Sequence[tuple[str, str]], progress: bool = False) -> list[Grade]:

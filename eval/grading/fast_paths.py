@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from eval.grading.normalize import _unwrap, light_normalize, normalize
+from eval.grading.normalize import unwrap, light_normalize, normalize
 
 MAX_POWER_EXPONENT = 10_000  # a^b with b above this is refused before SymPy evaluates it
 REL_TOL = 1e-6
@@ -67,7 +67,7 @@ _LATEX_FRAC = re.compile(r"([+-]?)\\frac\s*" + _FRAC_ARG + r"\s*" + _FRAC_ARG)
 _MIXED_SLASH = re.compile(r"([+-]?)(\d+)\s+(\d+)\s*/\s*(\d+)")
 _MIXED_LATEX = re.compile(r"([+-]?)(\d+)\s*\\frac\s*(?:\{\s*(\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))")
 _POWER = re.compile(r"([+-]?)(\d+)\^\{?([+-]?\d+)\}?")
-_VAR_PREFIX = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?=\S)")
+VAR_PREFIX = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?=\S)")
 
 
 def _strip_units(t: str) -> tuple[str, bool]:
@@ -416,7 +416,7 @@ _CHOICE_PRED = (
 def choice_letter(s: str, gold: bool = False) -> str | None:
     """The letter of a multiple-choice answer ("(B)", "\\text{B}", "B) 12"), upper case; else None."""
     t = normalize(s)
-    t = _unwrap(t)
+    t = unwrap(t)
     if gold:
         m = _CHOICE_GOLD.fullmatch(t)
         return m.group(1) if m else None
@@ -430,7 +430,7 @@ def choice_letter(s: str, gold: bool = False) -> str | None:
 # ------------------------------------------------------------------ structure guard
 
 
-def _shape(t: str) -> str | None:
+def answer_shape(t: str) -> str | None:
     """Outer bracket shape of a normalised answer: set | seq (tuple/interval) | None."""
     if t.startswith("\\{") and t.endswith("\\}"):
         return "set"

@@ -10,9 +10,9 @@ _DELIMS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _LEFT_RIGHT = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big|bigg|Bigg)(?![A-Za-z])")
 _SPACING = re.compile(r"(?<!\\)\\[!,;: ]|\\q?quad(?![A-Za-z])|~")
 _WRAPPERS = re.compile(r"\\(?:text|textbf|textrm|textit|mathrm|mathbf|mbox|boxed)\s*\{")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-def _strip_delims(s: str) -> str:
+def strip_delims(s: str) -> str:
     s = s.strip()
     changed = True
     while changed:
@@ -25,7 +25,7 @@ def _strip_delims(s: str) -> str:
     return s
 
 
-def _unwrap(s: str) -> str:
+def unwrap(s: str) -> str:
     """`\\text{(B)}` -> `(B)` when the wrapper spans the whole string (repeatedly)."""
     while True:
         m = _WRAPPERS.match(s)
@@ -36,15 +36,15 @@ def _unwrap(s: str) -> str:
 
 def light_normalize(s: str) -> str:
     """Normalise LaTeX noise but keep the spaces (the numeric parser needs them for mixed numbers)."""
-    s = _CONTROL.sub("", s).replace("\u2212", "-").replace("\u00a0", " ").strip()
+    s = CONTROL_CHARS.sub("", s).replace("\u2212", "-").replace("\u00a0", " ").strip()
     if s.endswith(".") and not s.endswith(".."):
         s = s[:-1]
-    s = _strip_delims(s)
+    s = strip_delims(s)
     s = _LEFT_RIGHT.sub("", s)
     s = re.sub(r"\\[dt]frac(?![A-Za-z])", r"\\frac", s)
     s = s.replace("\\displaystyle", "").replace("\\varnothing", "\\emptyset")
     s = _SPACING.sub(" ", s)
-    s = _unwrap(s.strip())
+    s = unwrap(s.strip())
     s = s.strip()
     if s.endswith(".") and not s.endswith(".."):
         s = s[:-1].rstrip()

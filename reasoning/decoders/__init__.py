@@ -9,7 +9,7 @@ it resumable.
 
     from reasoning.decoders import get_decoder, run_decodes
     decode, Config = get_decoder("threadweaver")
-    [res] = run_decodes(engine, "threadweaver", [("q1", messages, Config(max_tokens=256))])
+    [res] = run_decodes(engine, "threadweaver", [("q1", messages, Config.from_dict({"max_tokens": 256}))])
 """
 from __future__ import annotations
 
@@ -18,32 +18,24 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from reasoning.decoders.base import DecodeResult, DecoderConfig
+from reasoning.decoders.base import DecodeResult, DecoderConfig, Segment
 from reasoning.decoders.parallel_r1 import ParallelR1Config
 from reasoning.decoders.parathinker import ParaThinkerConfig
 from reasoning.decoders.threadweaver import ThreadWeaverConfig
 from reasoning.engines.base import Engine
+from reasoning.methods import METHODS, REGISTRY, get_method
 from reasoning.types import InputError
 
-METHODS = ("parallel_r1", "threadweaver", "parathinker")
-CONFIGS: dict[str, type[DecoderConfig]] = {
-    "parallel_r1": ParallelR1Config, "threadweaver": ThreadWeaverConfig, "parathinker": ParaThinkerConfig,
-}
+# method name -> decoder config class, read from the method registry
+CONFIGS: dict[str, type[DecoderConfig]] = {name: method.config_class for name, method in REGISTRY.items()}
 
 Job = tuple[str, "str | Sequence[Mapping[str, str]]", DecoderConfig]  # (key, prompt or messages, config)
 
 
 def get_decoder(method: str) -> tuple[Callable[..., Any], type[DecoderConfig]]:
-    """(async decode function, config class) of a method."""
-    if method not in CONFIGS:
-        raise InputError(f"unknown decoding method {method!r}; choose one of: {', '.join(METHODS)}")
-    if method == "parallel_r1":
-        from reasoning.decoders.parallel_r1 import decode
-    elif method == "threadweaver":
-        from reasoning.decoders.threadweaver import decode
-    else:
-        from reasoning.decoders.parathinker import decode
-    return decode, CONFIGS[method]
+    """(async decode function, config class) of a registered method."""
+    entry = get_method(method)
+    return entry.decode, entry.config_class
 
 
 async def adecode_many(engine: Engine, method: str, jobs: Sequence[Job], concurrency: int = 8,
@@ -91,8 +83,7 @@ def run_decodes(engine: Engine, method: str, jobs: Sequence[Job], concurrency: i
         try:
             return await adecode_many(engine, method, jobs, concurrency, done)
         finally:
-            if hasattr(engine, "aclose"):  # the openai engine's HTTP session belongs to this loop
-                await engine.aclose()
+            await engine.aclose()  # the openai engine's HTTP session belongs to this loop
 
     try:
         return asyncio.run(main())
@@ -100,5 +91,5 @@ def run_decodes(engine: Engine, method: str, jobs: Sequence[Job], concurrency: i
         bar.close()
 
 
-__all__ = ["CONFIGS", "METHODS", "DecodeResult", "DecoderConfig", "ParaThinkerConfig", "ParallelR1Config",
+__all__ = ["CONFIGS", "METHODS", "DecodeResult", "DecoderConfig", "Segment", "ParaThinkerConfig", "ParallelR1Config",
            "ThreadWeaverConfig", "adecode_many", "get_decoder", "run_decodes"]

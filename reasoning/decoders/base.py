@@ -20,51 +20,74 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from reasoning.engines.base import Engine
 from reasoning.inputs import derive_seed
-from reasoning.types import Completion, InputError, Request, SamplingParams
+from reasoning.sampling import Sampling, sampling
+from reasoning.settings import from_dict, nested, setting, to_dict
+from reasoning.types import Completion, InputError, Request
+
+# A decoder's sampling block also answers to the flat names older configs and flags used.
+SAMPLING_ALIASES = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens", "seed": "seed"}
 
 ROLES = ("main", "path", "thread", "summary", "join")
 BRANCH_ROLES = ("path", "thread")
-
-
-def _f(default, help: str):
-    return field(default=default, metadata={"help": help})
+GENERATED, INSERTED = "generated", "inserted"
 
 
 @dataclass
 class DecoderConfig:
     """Settings every decoder has. Each method's config adds its own phase caps and switches."""
 
-    temperature: float = _f(1.0, "sampling temperature of every request (0 = greedy)")
-    top_p: float = _f(1.0, "nucleus sampling mass of every request")
-    seed: int | None = _f(0, "base seed; each request's seed is derived from it, the decode key, the request's "
-                             "role, block and branch index (None: unseeded)")
-    max_total_tokens: int | None = _f(None, "response-length cap: a main request is cut to what is left of it, and "
-                                            "none is issued once this many tokens were generated in all (a forked "
-                                            "block is still summarized); None = no cap")
-    force_open: bool = _f(False, "test/bench aid: the decoder itself opens the first parallel block instead of "
-                                 "waiting for the model to, so a model that never emits the tags still forks")
+    # Decoder settings that must be positive integers when set (an explicit list, not a name pattern).
+    POSITIVE: ClassVar[tuple[str, ...]] = ("max_total_tokens",)
+
+    sampling: Sampling = nested(sampling(temperature=1.0, top_p=1.0, max_tokens=1024, seed=0),
+                                "sampling of every request; max_tokens caps each main (sequential) request, seed is "
+                                "the base seed each request derives its own from (with the decode key, role, block "
+                                "and branch; none: unseeded)", prefix="", aliases=SAMPLING_ALIASES)
+    max_total_tokens: int | None = setting(None, "response-length cap: a main request is cut to what is left of it, "
+                                                 "and none is issued once this many tokens were generated in all (a "
+                                                 "forked block is still summarized); none = no cap")
+    logprobs: bool = setting(False, "ask every request for the sampled tokens' log-probs (training rollouts); the "
+                                    "segments of the result carry them")
+    force_open: bool = setting(False, "test/bench aid: the decoder itself opens the first parallel block instead of "
+                                      "waiting for the model to, so a model that never emits the tags still forks")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_dict(self)
 
     def check(self) -> None:
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.name.startswith(("max_", "num_")) and v is not None and (not isinstance(v, int) or v < 1):
-                raise InputError(f"decoder setting {f.name} must be a positive integer, got {v!r}")
-        SamplingParams(temperature=self.temperature, top_p=self.top_p)  # range checks
+        for name in self.POSITIVE + DecoderConfig.POSITIVE:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise InputError(f"decoder setting {name} must be a positive integer, got {value!r}")
+        self.sampling.params()  # range checks
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> DecoderConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise InputError(f"unknown settings {unknown} for {cls.__name__}; known: {sorted(known)}")
-        return cls(**d)
+    def from_dict(cls, data: Mapping[str, Any]) -> DecoderConfig:
+        """From a plain dict: nested `sampling: {...}` or the flat names (`temperature`, `max_tokens`)."""
+        return from_dict(cls, data, cls.__name__)
+
+
+@dataclass
+class Segment:
+    """One piece of a decoded trace, in order: text the model generated, or text the decoder inserted.
+
+    A generated segment holds the sampled `token_ids` (and `logprobs` when they were asked
+    for) of the request it came from (`request`, an index into `DecodeResult.requests`). When
+    the model stopped on a tag the decoder then writes, that tag is part of the generated
+    segment (the model sampled it). `stop_string`: the sampled ids end with this stop string,
+    which the trace does not hold (the decoder wrote another closing tag instead).
+    """
+
+    text: str
+    source: str  # "generated" | "inserted"
+    request: int | None = None
+    token_ids: list[int] | None = None
+    logprobs: list[float] | None = None
+    stop_string: str | None = None
 
 
 @dataclass
@@ -84,6 +107,7 @@ class DecodeResult:
     blocks: int = 0  # parallel blocks that were forked
     stop_reason: str = ""  # why decoding ended: eos | length | block_limit | iteration_cap | token_budget | ...
     validation_errors: list[str] = field(default_factory=list)  # the format validator's complaints
+    segments: list[Segment] = field(default_factory=list)  # the trace piece by piece: "".join(texts) == text
 
     @property
     def prompt_tokens(self) -> int:
@@ -96,7 +120,7 @@ class DecodeResult:
 
 
 class Decoding:
-    """The running state of one decode: the text so far, and the usage of each request issued."""
+    """The running state of one decode: the text so far, its segments, and the usage of each request."""
 
     def __init__(self, engine: Engine, source: str | Sequence[Mapping[str, str]], cfg: DecoderConfig,
                  method: str, key: str = ""):
@@ -110,6 +134,7 @@ class Decoding:
                 raise InputError("a decode needs a prompt: raw text or a non-empty list of messages")
             self.base = engine.render_chat(msgs)
         self.text = ""
+        self.segments: list[Segment] = []
         self.requests: list[dict[str, Any]] = []
         self.total = 0
         self.critical = 0
@@ -125,9 +150,11 @@ class Decoding:
                 temperature: float | None = None) -> Request:
         """A raw-text request continuing the trace (plus `suffix`) with a seed of its own."""
         where = f"{self.key}/{role}/{block}/{index}"
-        seed = None if self.cfg.seed is None else derive_seed(self.cfg.seed, where)
-        params = SamplingParams(temperature=self.cfg.temperature if temperature is None else temperature,
-                                top_p=self.cfg.top_p, max_tokens=max_tokens, stop=tuple(stop), seed=seed)
+        base = self.cfg.sampling.seed
+        seed = None if base is None else derive_seed(base, where)
+        params = self.cfg.sampling.params(max_tokens=max_tokens, stop=tuple(stop), seed=seed,
+                                          logprobs=self.cfg.logprobs,
+                                          **({} if temperature is None else {"temperature": temperature}))
         # key_extra keeps otherwise identical unseeded branch requests apart in a generation store.
         return Request(prompt=self.base + self.text + suffix, params=params, id=f"{self.key}/{role}/{block}/{index}",
                        key_extra=f"{self.method}:{where}")
@@ -143,7 +170,7 @@ class Decoding:
 
     async def sequential(self, role: str, stop: Sequence[str], max_tokens: int, block: int, suffix: str = "",
                          close: str | None = None, capped: bool = True) -> Completion:
-        """One request on the critical path; its text (after `suffix`) is appended to the trace.
+        """One request on the critical path; `suffix` (inserted) and its text (generated) join the trace.
 
         `capped`: its max_tokens is also held to what is left of `max_total_tokens` (main requests;
         summaries are not, so a forked block is always closed).
@@ -157,26 +184,52 @@ class Decoding:
         self.requests.append(self._usage(req, res, role, block, 0, close))
         self.total += c.tokens
         self.critical += c.tokens
-        self.text += suffix + c.text
+        self.insert(suffix)
+        self.generated(c, len(self.requests) - 1)
         return c
 
     async def branches(self, role: str, suffixes: Sequence[str], stops: Sequence[Sequence[str]], max_tokens: int,
-                       closes: Sequence[str], temperature: float | None = None) -> list[Completion]:
+                       closes: Sequence[str], temperature: float | None = None) -> list[Branch]:
         """One block's branch requests, issued at once; the trace is left as it was (the caller joins)."""
         block = self.blocks
         reqs = [self.request(s, st, max_tokens, role, block, i, temperature)
                 for i, (s, st) in enumerate(zip(suffixes, stops))]
         results = await asyncio.gather(*(self.engine.agenerate(r) for r in reqs))
+        out = []
         for i, (req, res) in enumerate(zip(reqs, results)):
             self.requests.append(self._usage(req, res, role, block, i, closes[i]))
+            out.append(Branch(res.completions[0], len(self.requests) - 1))
         tokens = [res.completions[0].tokens for res in results]
         self.total += sum(tokens)
         self.critical += max(tokens, default=0)
         self.blocks += 1
-        return [res.completions[0] for res in results]
+        return out
+
+    # ---- the trace, segment by segment ------------------------------------------------------------
+    def generated(self, completion: Completion, request: int) -> None:
+        """Text the model wrote (a completion of request number `request`), appended to the trace."""
+        seg = Segment(completion.text, GENERATED, request, completion.token_ids, completion.logprobs)
+        # A stop string the engine cut from the text is still in the sampled ids: it is claimed by the
+        # next insert when the decoder writes the same tag, else recorded on the segment.
+        if completion.stop_string is not None and not completion.text.endswith(completion.stop_string):
+            seg.stop_string = completion.stop_string
+        if seg.text or seg.token_ids:
+            self.segments.append(seg)
+        self.text += completion.text
 
     def insert(self, text: str) -> None:
         """Text the decoder writes itself (tags, forced closes): part of the trace, no tokens generated."""
+        if not text:
+            return
+        last = self.segments[-1] if self.segments else None
+        if last is not None and last.source == GENERATED and last.stop_string and text.startswith(last.stop_string):
+            # The model sampled this tag and stopped on it: it belongs to the generated segment.
+            last.text += last.stop_string
+            self.text += last.stop_string
+            text, last.stop_string = text[len(last.stop_string):], None
+            if not text:
+                return
+        self.segments.append(Segment(text, INSERTED))
         self.text += text
 
     # ---- the result -------------------------------------------------------------------------
@@ -184,7 +237,27 @@ class Decoding:
         return DecodeResult(text=self.text, format=self.method, requests=self.requests, total_tokens=self.total,
                             critical_path_tokens=self.critical, wall_s=time.perf_counter() - self.t0,
                             blocks=self.blocks, stop_reason=stop_reason,
-                            validation_errors=validate(self.method, self.text))
+                            validation_errors=validate(self.method, self.text), segments=self.segments)
+
+
+@dataclass
+class Branch:
+    """One branch of a block: its completion and the number of the request that produced it."""
+
+    completion: Completion
+    request: int
+
+    @property
+    def text(self) -> str:
+        return self.completion.text
+
+    @property
+    def stop_string(self) -> str | None:
+        return self.completion.stop_string
+
+    @property
+    def tokens(self) -> int:
+        return self.completion.tokens
 
 
 def ended_by(c: Completion) -> str:
@@ -195,23 +268,7 @@ def ended_by(c: Completion) -> str:
 
 
 def validate(fmt: str, text: str) -> list[str]:
-    """The format validator's problems with `text` (an empty list when it is valid or no validator exists)."""
-    try:
-        from reasoning.formats import get_format
+    """The format validator's problems with `text` (empty when it is valid)."""
+    from reasoning.methods import get_method
 
-        module = get_format(fmt)
-    except (ImportError, AttributeError, KeyError, ValueError):
-        return []
-    try:
-        out = module.validate(text)
-    except Exception as e:  # noqa: BLE001 - a validator that rejects by raising: its message is the problem
-        return [f"{type(e).__name__}: {e}"]
-    if out is None or out is True:
-        return []
-    if out is False:
-        return ["invalid"]
-    if isinstance(out, str):
-        return [out] if out else []
-    if hasattr(out, "errors"):
-        out = out.errors
-    return [str(e) for e in out]
+    return [str(e) for e in get_method(fmt).format.validate(text)]

@@ -1,4 +1,5 @@
-"""Parallel-R1 decoding on a stock engine (research/parallel_thinking.md §1.6).
+"""Parallel-R1 decoding on a stock engine (Parallel-R1, arXiv 2509.07980: the rollout procedure of its
+released code).
 
     loop, up to `max_blocks` blocks:
       main     continue the trace, stop on `<Parallel>` (eos or the length cap ends the decode)
@@ -16,7 +17,7 @@ What follows the reference (`ParallelThinkingAgentLoopV3.run`) and what is a swi
   - After the `max_blocks`-th block (reference 4) the reference stops, even with no final answer
     written (`continue_after_limit` = False). With it on, one more main request continues the
     trace, no longer stopping on `<Parallel>`.
-  - Per-request caps: `max_tokens` (main), `max_path_tokens` (reference 4096, larger than its
+  - Per-request caps: `sampling.max_tokens` (main), `max_path_tokens` (reference 4096, larger than its
     3000-token response cap), `max_summary_tokens`; `max_total_tokens` is the response cap.
 Not reproduced (training/engine-side): the structured attention mask and position ids of the
 Unseen variant. Here the summary and later text are sampled with plain causal attention over
@@ -27,28 +28,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from reasoning.decoders.base import DecodeResult, DecoderConfig, Decoding, _f, ended_by
+from reasoning.decoders.base import DecodeResult, DecoderConfig, Decoding, ended_by
 from reasoning.engines.base import Engine
+from reasoning.formats.tags import PARALLEL_R1
+from reasoning.settings import setting
 
-OPEN, CLOSE = "<Parallel>", "</Parallel>"
-PATH, END_PATH = "<Path>", "</Path>"
-SUMMARY, END_SUMMARY = "<Summary>", "</Summary>"
+OPEN, CLOSE, PATH, END_PATH, SUMMARY, END_SUMMARY = PARALLEL_R1
 
 
 @dataclass
 class ParallelR1Config(DecoderConfig):
     """Parallel-R1 decoding (defaults follow the reference rollout scripts where they exist)."""
 
-    num_paths: int = _f(2, "paths forked per <Parallel> block (reference 2)")
-    max_blocks: int = _f(4, "parallel blocks per response; the reference stops after the last one (reference 4)")
-    max_tokens: int = _f(1024, "cap on each main (sequential) request")
-    max_path_tokens: int = _f(1024, "cap on each path request (reference 4096)")
-    max_summary_tokens: int = _f(512, "cap on each summary request")
-    path_temperature: float | None = _f(1.0, "temperature of path requests (reference forces 1.0); "
+    num_paths: int = setting(2, "paths forked per <Parallel> block (reference 2)")
+    max_blocks: int = setting(4, "parallel blocks per response; the reference stops after the last one (reference 4)")
+    POSITIVE = ("num_paths", "max_blocks", "max_path_tokens", "max_summary_tokens")
+
+    max_path_tokens: int = setting(1024, "cap on each path request (reference 4096)")
+    max_summary_tokens: int = setting(512, "cap on each summary request")
+    path_temperature: float | None = setting(1.0, "temperature of path requests (reference forces 1.0); "
                                              "None = the run's temperature")
-    newline_before_summary: bool = _f(True, "write `</Parallel>\\n<Summary>` as the reference does; off: "
+    newline_before_summary: bool = setting(True, "write `</Parallel>\\n<Summary>` as the reference does; off: "
                                             "`</Parallel><Summary>`")
-    continue_after_limit: bool = _f(False, "after the block limit, continue sequentially (one main request that "
+    continue_after_limit: bool = setting(False, "after the block limit, continue sequentially (one main request that "
                                            "no longer stops on <Parallel>) instead of stopping as the reference does")
 
 
@@ -64,19 +66,22 @@ async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]], cfg:
         if d.blocks >= cfg.max_blocks:
             if not cfg.continue_after_limit:
                 return d.result("block_limit")
-            c = await d.sequential("main", (), cfg.max_tokens, d.blocks)
+            c = await d.sequential("main", (), cfg.sampling.max_tokens, d.blocks)
             return d.result(ended_by(c))
         if forced:  # the decoder opens the first block itself
             forced = False
             d.insert(OPEN)
         else:
-            c = await d.sequential("main", (OPEN,), cfg.max_tokens, d.blocks)
+            c = await d.sequential("main", (OPEN,), cfg.sampling.max_tokens, d.blocks)
             if c.stop_string != OPEN:
                 return d.result(ended_by(c))
             d.insert(OPEN)
         paths = await d.branches("path", [PATH] * cfg.num_paths, [(END_PATH,)] * cfg.num_paths,
                                  cfg.max_path_tokens, [END_PATH] * cfg.num_paths, cfg.path_temperature)
-        d.insert("".join(PATH + p.text + END_PATH for p in paths))
+        for path in paths:
+            d.insert(PATH)
+            d.generated(path.completion, path.request)
+            d.insert(END_PATH)
         d.insert(CLOSE + ("\n" if cfg.newline_before_summary else "") + SUMMARY)
         await d.sequential("summary", (END_SUMMARY,), cfg.max_summary_tokens, d.blocks - 1, close=END_SUMMARY,
                            capped=False)

@@ -1,4 +1,5 @@
-"""ParaThinker decoding on a stock engine (research/parallel_thinking.md §3.5).
+"""ParaThinker decoding on a stock engine (ParaThinker, arXiv 2509.04475: inference, which the paper runs
+in a patched vLLM).
 
     paths    P requests at once from the same prompt; path i is forced to start with `<think{i}>`
              and stops on `</think{i}>` (by default on any end tag, see below); the decoder closes
@@ -39,8 +40,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from reasoning.decoders.base import DecodeResult, DecoderConfig, Decoding, _f, ended_by
+from reasoning.decoders.base import SAMPLING_ALIASES, DecodeResult, DecoderConfig, Decoding, ended_by
 from reasoning.engines.base import Engine
+from reasoning.sampling import Sampling, sampling
+from reasoning.settings import nested, setting
 from reasoning.types import InputError
 
 MAX_PATHS = 8
@@ -53,17 +56,24 @@ END_TAGS = ("</think>",) + tuple(f"</think{i}>" for i in range(1, MAX_PATHS + 1)
 class ParaThinkerConfig(DecoderConfig):
     """ParaThinker decoding (defaults follow the reference example)."""
 
-    temperature: float = _f(0.5, "sampling temperature of every request (reference example 0.5)")
-    num_paths: int = _f(4, f"parallel paths P, each with its own <think_i> tag (reference example 4, at most "
+    POSITIVE = ("num_paths", "max_path_tokens", "max_summary_tokens")
+
+    sampling: Sampling = nested(sampling(temperature=0.5, top_p=1.0, max_tokens=1024, seed=0),
+                                "sampling of every request (reference example: temperature 0.5); there is no main "
+                                "request: max_tokens caps each path unless max_path_tokens is set",
+                                prefix="", aliases=SAMPLING_ALIASES)
+    num_paths: int = setting(4, f"parallel paths P, each with its own <think_i> tag (reference example 4, at most "
                            f"{MAX_PATHS})")
-    max_path_tokens: int = _f(1024, "cap on each path request (reference example 16384)")
-    max_summary_tokens: int = _f(512, "cap on the summary request")
-    summary_prefix: str = _f(REFERENCE_SUMMARY_PREFIX, "text forced after <summary> before the summary is sampled "
+    max_path_tokens: int | None = setting(None, "cap on each path request (none: sampling.max_tokens; reference "
+                                                "example 16384)")
+    max_summary_tokens: int = setting(512, "cap on the summary request")
+    summary_prefix: str = setting(REFERENCE_SUMMARY_PREFIX, "text forced after <summary> before the summary is sampled "
                                                        "(the reference's template; '' for a free summary)")
-    stop_on_any_end_tag: bool = _f(True, "end a path on any </think>, </think1..8> or </summary>, as the reference "
+    stop_on_any_end_tag: bool = setting(True, "end a path on any </think>, </think1..8> or </summary>, as the "
+                                              "reference "
                                          "does (the path is still closed with its own tag); off: only its own tag")
-    force_open: bool = _f(False, "no effect: ParaThinker's paths always open at the prompt")
-    assistant_prefix: str = _f("", "text the decoder writes at the start of the assistant turn, before the paths "
+    force_open: bool = setting(False, "no effect: ParaThinker's paths always open at the prompt")
+    assistant_prefix: str = setting("", "text the decoder writes at the start of the assistant turn, before the paths "
                                     "(e.g. '<think>' when the chat template does not add it)")
 
     def check(self) -> None:
@@ -84,8 +94,12 @@ async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]], cfg:
     # Its own end tag first: a server that takes only a few stop strings gets the one that matters.
     stops = [(close,) + tuple(t for t in END_TAGS if t != close) if cfg.stop_on_any_end_tag else (close,)
              for close in closes]
-    paths = await d.branches("path", opens, stops, cfg.max_path_tokens, closes)
-    d.insert("".join(o + p.text + c for o, p, c in zip(opens, paths, closes)))
+    path_cap = cfg.max_path_tokens if cfg.max_path_tokens is not None else cfg.sampling.max_tokens
+    paths = await d.branches("path", opens, stops, path_cap, closes)
+    for opener, path, closer in zip(opens, paths, closes):
+        d.insert(opener)
+        d.generated(path.completion, path.request)
+        d.insert(closer)
     c = await d.sequential("summary", (END_SUMMARY,), cfg.max_summary_tokens, 0,
                            suffix=SUMMARY + cfg.summary_prefix, close=END_SUMMARY, capped=False)
     d.insert(END_SUMMARY)

@@ -1,4 +1,5 @@
-"""ThreadWeaver fork-join decoding on a stock engine (research/parallel_thinking.md §2.4).
+"""ThreadWeaver fork-join decoding on a stock engine (ThreadWeaver, arXiv 2512.07843: inference with an
+off-the-shelf engine, one request per thread, as its released controller does).
 
     loop, at most `max_iterations` times:
       main     continue the trace, stop on `</Outlines>` (eos or the length cap ends the decode)
@@ -18,36 +19,39 @@ The continuation after a join is role "join" in the usage rows; it is on the cri
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from reasoning.decoders.base import DecodeResult, DecoderConfig, Decoding, _f, ended_by
+from reasoning.decoders.base import SAMPLING_ALIASES, DecodeResult, DecoderConfig, Decoding, ended_by
 from reasoning.engines.base import Engine
+from reasoning.formats.tags import THREADWEAVER
+from reasoning.formats.threadweaver import split_numbered
+from reasoning.sampling import Sampling, sampling
+from reasoning.settings import nested, setting
 from reasoning.types import InputError
 
-OUTLINES, END_OUTLINES = "<Outlines>", "</Outlines>"
-THREAD, END_THREAD = "<Thread>", "</Thread>"
-OUTLINE_NUMBER = re.compile(r"<Outline>\s*([0-9]+(?:\.[0-9]+)*)\s*:")
+_, _, PARALLEL, END_PARALLEL, OUTLINES, END_OUTLINES, OUTLINE, _, THREAD, END_THREAD, CONCLUSION, _ = THREADWEAVER
 
 
 @dataclass
 class ThreadWeaverConfig(DecoderConfig):
     """ThreadWeaver decoding (defaults follow the reference controller)."""
 
-    temperature: float = _f(0.6, "sampling temperature of every request (reference trajectory generation 0.6; "
-                                 "RL rollouts 1.0)")
-    top_p: float = _f(0.95, "nucleus sampling mass of every request (reference 0.95)")
-    max_iterations: int = _f(32, "controller iterations (main request, fork, join) before it gives up "
+    POSITIVE = ("max_iterations", "max_thread_tokens", "force_outlines")
+
+    sampling: Sampling = nested(sampling(temperature=0.6, top_p=0.95, max_tokens=1024, seed=0),
+                                "sampling of every request (reference: temperature 0.6 for trajectory generation, "
+                                "1.0 in RL rollouts; top_p 0.95); max_tokens caps each main or continuation request",
+                                prefix="", aliases=SAMPLING_ALIASES)
+    max_iterations: int = setting(32, "controller iterations (main request, fork, join) before it gives up "
                                  "(reference 32)")
-    max_tokens: int = _f(1024, "cap on each main (sequential or continuation) request")
-    max_thread_tokens: int = _f(1024, "cap on each thread request")
-    conclusion: bool = _f(False, "after the threads write `\\n<Conclusion>\\n` instead of `\\n` (the shipped RL "
+    max_thread_tokens: int = setting(1024, "cap on each thread request")
+    conclusion: bool = setting(False, "after the threads write `\\n<Conclusion>\\n` instead of `\\n` (the shipped RL "
                                  "config runs without conclusions)")
-    stop_on_truncated_thread: bool = _f(True, "when a thread ends on eos or its cap, close the block with "
+    stop_on_truncated_thread: bool = setting(True, "when a thread ends on eos or its cap, close the block with "
                                               "`\\n</Parallel>` and stop, as the reference does; off: join and "
                                               "continue")
-    force_outlines: int = _f(2, "with force_open: how many numbered outlines the decoder writes for the "
+    force_outlines: int = setting(2, "with force_open: how many numbered outlines the decoder writes for the "
                                 "first block")
 
 
@@ -61,7 +65,11 @@ def outline_numbers(text: str) -> list[str]:
     """The outline numbers of the last `<Outlines>` section of `text`, in order, without repeats
     (none when `text` has no `<Outlines>`)."""
     at = text.rfind(OUTLINES)
-    return list(dict.fromkeys(OUTLINE_NUMBER.findall(text[at:]))) if at >= 0 else []
+    if at < 0:
+        return []
+    # The format's own numbering rule, applied to what follows each <Outline> (closed or not yet).
+    numbers = (split_numbered(chunk)[0] for chunk in text[at:].split(OUTLINE)[1:])
+    return list(dict.fromkeys(n for n in numbers if n is not None))
 
 
 def thread_prefix(n: str, first: bool) -> str:
@@ -71,7 +79,7 @@ def thread_prefix(n: str, first: bool) -> str:
 def forced_block(k: int) -> str:
     """The opening a model would write: `<Parallel>`, then k numbered outlines (test/bench aid)."""
     items = "".join(f"<Outline>{i}: part {i}</Outline>\n" for i in range(1, k + 1))
-    return f"<Parallel>\n{OUTLINES}\n{items}{END_OUTLINES}"
+    return f"{PARALLEL}\n{OUTLINES}\n{items}{END_OUTLINES}"
 
 
 async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]],
@@ -88,7 +96,7 @@ async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]],
             forced = False
             d.insert(forced_block(cfg.force_outlines))
         else:
-            c = await d.sequential("join" if d.blocks else "main", (END_OUTLINES,), cfg.max_tokens, d.blocks)
+            c = await d.sequential("join" if d.blocks else "main", (END_OUTLINES,), cfg.sampling.max_tokens, d.blocks)
             if c.stop_string != END_OUTLINES:
                 return d.result(ended_by(c))
             d.insert(END_OUTLINES)
@@ -99,12 +107,14 @@ async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]],
         threads = await d.branches("thread", [thread_prefix(n, True) for n in numbers],
                                    [(END_THREAD,)] * len(numbers), cfg.max_thread_tokens, [END_THREAD] * len(numbers))
         truncated = False
-        for i, (n, t) in enumerate(zip(numbers, threads)):
-            closed = t.stop_string == END_THREAD
+        for i, (n, thread) in enumerate(zip(numbers, threads)):
+            closed = thread.stop_string == END_THREAD
             truncated |= not closed
-            d.insert(thread_prefix(n, i == 0) + t.text + (END_THREAD if closed else "\n" + END_THREAD))
+            d.insert(thread_prefix(n, i == 0))
+            d.generated(thread.completion, thread.request)
+            d.insert(END_THREAD if closed else "\n" + END_THREAD)
         if truncated and cfg.stop_on_truncated_thread:
-            d.insert("\n</Parallel>")
+            d.insert("\n" + END_PARALLEL)
             return d.result("truncated_thread")
-        d.insert("\n<Conclusion>\n" if cfg.conclusion else "\n")
+        d.insert(f"\n{CONCLUSION}\n" if cfg.conclusion else "\n")
     return d.result("iteration_cap")

@@ -115,6 +115,12 @@ class Engine(ABC):
         """Engine settings for provenance. Never includes secrets."""
         return {"engine": self.kind, "model": self.model}
 
+    async def check_ready(self) -> None:  # noqa: B027 - in-process engines are ready once built
+        """Fail fast, with a clear error, when the engine cannot answer (the openai engine asks its servers)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - engines without per-event-loop resources need not override it
+        """Release what belongs to the running event loop (the openai engine's HTTP session)."""
+
     def close(self) -> None:  # noqa: B027 - engines without resources need not override it
         """Release the model, worker processes or HTTP sessions."""
 

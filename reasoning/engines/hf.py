@@ -73,9 +73,20 @@ class HFEngine(Engine):
             gen["min_new_tokens"] = p.min_tokens
         if p.ignore_eos:
             gen["eos_token_id"] = None
+        if p.logprobs:  # raw logits per step: log-probs under the model, before temperature and top_p
+            gen.update(return_dict_in_generate=True, output_logits=True)
         with torch.inference_mode():
             out = self.lm.generate(**ids, **gen)
-        completions = [self._completion(row[prompt_len:].tolist(), p) for row in out]
+        sequences = out.sequences if p.logprobs else out
+        steps = torch.stack(out.logits, dim=1).float().log_softmax(-1) if p.logprobs else None  # (n, T, vocab)
+        completions = []
+        for row, seq in enumerate(sequences):
+            new_ids = seq[prompt_len:].tolist()
+            c = self._completion(new_ids, p)
+            if steps is not None:
+                picked = steps[row, torch.arange(len(c.token_ids)), torch.tensor(c.token_ids, dtype=torch.long)]
+                c.logprobs = picked.tolist()
+            completions.append(c)
         return Result(completions, prompt_tokens=prompt_len, latency_s=time.perf_counter() - t0,
                       engine=self.kind, model=self.model, request_id=req.id)
 
@@ -92,10 +103,13 @@ class HFEngine(Engine):
                 break
         text = self.tokenizer.decode(new_ids[: n_tok - hit_eos], skip_special_tokens=True)
         text, stop = apply_stop(text, p.stop, p.include_stop_str_in_output)
+        if stop is not None and hit_eos:
+            # generate() ended this sequence at its stop string; the EOS after it is batch padding (pad == eos).
+            n_tok, hit_eos = n_tok - 1, False
         if stop is not None:
             finish = "stop"
         elif hit_eos:
             finish = "stop"
         else:
             finish = "length"
-        return Completion(text=text, tokens=n_tok, finish_reason=finish, stop_string=stop)
+        return Completion(text=text, tokens=n_tok, finish_reason=finish, stop_string=stop, token_ids=new_ids[:n_tok])

@@ -49,6 +49,19 @@ class _Server:
     is_vllm: bool | None = None  # probed once (GET /version); vLLM can return exact token ids
 
 
+def choice_logprobs(choice: dict) -> list[float] | None:
+    """The sampled tokens' log-probs of one choice: `logprobs.token_logprobs` (completions API) or
+    `logprobs.content[].logprob` (chat API); None when the server sent none."""
+    block = choice.get("logprobs")
+    if not isinstance(block, dict):
+        return None
+    if block.get("token_logprobs") is not None:
+        return [float(x) if x is not None else float("nan") for x in block["token_logprobs"]]
+    if block.get("content") is not None:
+        return [float(item.get("logprob", float("nan"))) for item in block["content"]]
+    return None
+
+
 def normalize_base_url(url: str) -> str:
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
@@ -175,6 +188,8 @@ class OpenAIEngine(Engine):
             body["min_tokens"] = p.min_tokens  # vLLM/SGLang extensions: sent only when asked for
         if p.ignore_eos:
             body["ignore_eos"] = True
+        if p.logprobs:  # the sampled token's log-prob only: 0 alternatives (completions), no top list (chat)
+            body["logprobs"] = True if req.messages is not None else 0
         body.update(self.extra_body)
         if req.messages is not None:
             body["messages"] = [dict(m) for m in req.messages]
@@ -198,14 +213,14 @@ class OpenAIEngine(Engine):
         finish = "stop" if stop else (choice.get("finish_reason") or "stop")
         ids = choice.get("token_ids")
         return Completion(text=text, tokens=len(ids) if ids is not None else count_tokens(text),
-                          finish_reason=finish, stop_string=stop)
+                          finish_reason=finish, stop_string=stop, token_ids=ids, logprobs=choice_logprobs(choice))
 
     async def _request(self, req: Request, n: int, seed: int | None) -> tuple[list[Completion], int, int, _Server]:
         path, body = self._body(req, n, seed)
         if len(req.params.stop) > MAX_SERVER_STOPS:
             body["stop"] = body["stop"][:MAX_SERVER_STOPS]
-        if n > 1 and await self._all_vllm():
-            body.setdefault("return_token_ids", True)  # exact per-completion token counts
+        if await self._all_vllm():
+            body.setdefault("return_token_ids", True)  # the sampled ids, and exact per-completion token counts
         data, attempts, server = await self._post(path, body)
         usage = data.get("usage") or {}
         choices = sorted(data["choices"], key=lambda c: c.get("index", 0))

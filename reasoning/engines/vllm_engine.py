@@ -85,6 +85,7 @@ class VLLMEngine(Engine):
             n=p.n, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
             stop=list(p.stop) or None, include_stop_str_in_output=p.include_stop_str_in_output,
             seed=p.seed, min_tokens=p.min_tokens, ignore_eos=p.ignore_eos,
+            logprobs=0 if p.logprobs else None,  # 0: the sampled token's log-prob, no alternatives
             output_kind=self._vllm.sampling_params.RequestOutputKind.FINAL_ONLY,
         )
 
@@ -217,8 +218,10 @@ class VLLMEngine(Engine):
             text = strip_trailing_stop(o.text, stop, p.include_stop_str_in_output)
             if stop is None:
                 text, stop = apply_stop(text, p.stop, p.include_stop_str_in_output)
-            completions.append(Completion(text=text, tokens=len(o.token_ids),
-                                          finish_reason=o.finish_reason or "length", stop_string=stop))
+            ids = list(o.token_ids)
+            logprobs = [float(step[t].logprob) for step, t in zip(o.logprobs, ids)] if o.logprobs else None
+            completions.append(Completion(text=text, tokens=len(ids), finish_reason=o.finish_reason or "length",
+                                          stop_string=stop, token_ids=ids, logprobs=logprobs))
         return Result(completions, prompt_tokens=len(out.prompt_token_ids or []), latency_s=latency,
                       engine=self.kind, model=self.model, request_id=req.id)
 

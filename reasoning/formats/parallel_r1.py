@@ -1,6 +1,7 @@
 """Parallel-R1: `<Parallel><Path>..</Path>..</Parallel>` then `<Summary>..</Summary>`.
 
-Grammar (research/parallel_thinking.md §1.1, stricter than the reference checker where the tree
+Grammar (Parallel-R1, "Towards Parallel Thinking via Reinforcement Learning", arXiv 2509.07980;
+stricter than the reference checker where the tree
 needs it):
 
     response := text (block text)*  [a last line "Final Answer: ..." when required]

@@ -1,6 +1,7 @@
 """ParaThinker: `<think1>..</think1>` .. `<thinkP>..</thinkP>` then `<summary>..</summary>`.
 
-Grammar (research/parallel_thinking.md §3.2, §3.5):
+Grammar (ParaThinker, "Native Parallel Thinking as a New Paradigm to Scale LLM Test-time Compute",
+arXiv 2509.04475: its control tokens, sequence layout and released inference engine):
 
     response := [<think>] <think1> body </think1> .. <thinkP> body </thinkP> <summary> join </summary> [text]
 

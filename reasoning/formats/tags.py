@@ -1,4 +1,5 @@
-"""The tag tokens of the three parallel-thinking formats (research/parallel_thinking.md).
+"""The tag tokens of the three parallel-thinking formats (Parallel-R1, arXiv 2509.07980; ThreadWeaver,
+arXiv 2512.07843; ParaThinker, arXiv 2509.04475).
 
 Every tag must be a single, non-special token in a model's tokenizer: the reference
 orchestrators stop on their ids, and TRL decodes with `skip_special_tokens=True`, which

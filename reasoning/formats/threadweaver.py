@@ -1,6 +1,7 @@
 """ThreadWeaver: outlines, one thread per outline and an optional conclusion in a `<Parallel>` block.
 
-Grammar (research/parallel_thinking.md §2.1, §2.4):
+Grammar (ThreadWeaver, "Adaptive Threading for Efficient Parallel Reasoning in Language Models",
+arXiv 2512.07843: its fork-join trajectory format and its released inference controller):
 
     response := text (block text)*            (blocks optionally inside <think> .. </think>)
     block    := <Parallel> [head] <Outlines> (<Outline> N: desc </Outline>)* </Outlines>

@@ -1,1 +1,2 @@
-"""Helpers for tests and benches: local OpenAI-compatible servers (real and fault-injecting)."""
+"""Helpers for the tests and benches of a checkout (not installed with the package): local
+OpenAI-compatible servers (real and fault-injecting) and a scripted synthesis teacher."""

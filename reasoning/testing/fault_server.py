@@ -64,7 +64,7 @@ Responder = Callable[[str, Any, int, int], tuple[str, str]]
 
 
 def load_responder(spec: str) -> Responder:
-    """`package.module:function`, e.g. synthesis.testing:scripted_teacher."""
+    """`package.module:function`, e.g. reasoning.testing.teacher:scripted_teacher."""
     import importlib
 
     module, _, name = spec.partition(":")
@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="echo mode: the model name that /v1/models lists (default echo)")
     p.add_argument("--responder", default=None, metavar="MODULE:FUNCTION",
                    help="echo mode: a function (prompt, seed, index, max_tokens) -> (text, finish_reason) that "
-                        "writes each answer, e.g. synthesis.testing:scripted_teacher (default: made-up words)")
+                        "writes each answer, e.g. reasoning.testing.teacher:scripted_teacher (default: made-up words)")
     p.add_argument("--log", default=None, metavar="FILE",
                    help="append every request received to this JSONL file (it holds Authorization values)")
     return p

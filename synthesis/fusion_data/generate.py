@@ -14,7 +14,7 @@ from reasoning.engines.base import Engine
 from reasoning.fusion import fusion_request
 from reasoning.inputs import seeded, template_request
 from reasoning.store import GenerationStore
-from reasoning.types import InputError, SamplingParams
+from reasoning.types import InputError
 from synthesis.config import FusionDataConfig
 from synthesis.executor import run_jobs
 
@@ -96,11 +96,10 @@ class FusionDataRun:
                 out.candidate_models += [e.model] * len(r.completions)
                 out.tokens["teacher_prompt"] += r.prompt_tokens
                 out.tokens["teacher_completion"] += r.completion_tokens
-            c, rid = self.cfg, f"{p.id}/fusor"
-            params = seeded(SamplingParams(temperature=c.fusor_temperature, max_tokens=c.fusor_max_tokens,
-                                           seed=c.seed), rid)
-            req = fusion_request(p.question, out.candidates, params, c.fusion_template, self.library,
-                                 max_candidate_chars=c.max_candidate_chars, request_id=rid)
+            cfg, rid = self.cfg, f"{p.id}/fusor"
+            params = seeded(cfg.fusor.params(seed=cfg.fusor.base_seed(cfg.seed)), rid)
+            req = fusion_request(p.question, out.candidates, params, cfg.fusion_template, self.library,
+                                 max_candidate_chars=cfg.max_candidate_chars, request_id=rid)
             r = await self.fusor.agenerate(req)
             out.fused, out.fused_finish = r.completions[0].text, r.completions[0].finish_reason
             out.tokens["fusor_prompt"] += r.prompt_tokens
@@ -113,8 +112,8 @@ class FusionDataRun:
         return out
 
     async def _teacher(self, p: Problem, i: int, engine: Engine, n: int):
-        c = self.cfg
-        params = SamplingParams(n=n, temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_tokens, seed=c.seed)
+        cfg = self.cfg
+        params = cfg.teacher.params(n=n, seed=cfg.teacher.base_seed(cfg.seed))
         rid = f"{p.id}/teacher{i}"
-        req = template_request(self.library, c.template, seeded(params, rid), rid, c.system, question=p.question)
+        req = template_request(self.library, cfg.template, seeded(params, rid), rid, cfg.system, question=p.question)
         return await engine.agenerate(req)

@@ -12,7 +12,8 @@ Every request goes through the generation store (`CachedEngine`), so a killed ru
 without sending a finished request again; a reply that cannot be parsed is retried up to
 `fusion_retries` times with a new seed and then recorded as a failure together with every
 reply, so small or misbehaving models show up as counted failures rather than silent gaps.
-Filtering, deduplication and decontamination of the candidates happen in `synthesis.filters`.
+Filtering, deduplication and decontamination of the candidates happen in `synthesis.mathfusion.pipeline`
+(with `synthesis.dedup` and `synthesis.decontam`).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from reasoning.cached_engine import CachedEngine
 from reasoning.engines.base import Engine
 from reasoning.inputs import seeded, template_request
 from reasoning.store import GenerationStore
-from reasoning.types import InputError, Result, SamplingParams
+from reasoning.types import InputError, Result
 from synthesis.config import MathFusionConfig
 from synthesis.consensus import Consensus, consensus
 from synthesis.dedup import Fingerprint, fingerprint
@@ -92,31 +93,31 @@ class MathFusionRun:
                  library: PromptLibrary | None = None, progress: bool = True):
         self.cfg = cfg
         self.library = library or default_library()
-        self.fuser = CachedEngine(engine, store)
-        self.solver = CachedEngine(solver, store) if solver is not None else self.fuser
+        # "fusor" is Fusion-of-N's word; MathFusion's model that writes the fused problems is the fusion engine.
+        self.fusion_engine = CachedEngine(engine, store)
+        self.solver = CachedEngine(solver, store) if solver is not None else self.fusion_engine
         self.progress = progress
-        self.fuse_params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens,
-                                          seed=cfg.seed)
-        self.solve_params = SamplingParams(n=cfg.num_solutions, temperature=cfg.solve_temperature,
-                                           top_p=cfg.top_p if cfg.solve_temperature > 0 else 1.0,
-                                           max_tokens=cfg.solve_max_tokens, seed=cfg.seed)
+        self.fuse_params = cfg.fuse.params(seed=cfg.fuse.base_seed(cfg.seed))
+        # Greedy solutions ignore the nucleus: top_p 1 keeps their store key free of a value that does nothing.
+        self.solve_params = cfg.solve.params(n=cfg.num_solutions, seed=cfg.solve.base_seed(cfg.seed),
+                                             top_p=cfg.solve.top_p if cfg.solve.temperature > 0 else 1.0)
         self._count = {"ok": 0, "failed": 0, "tokens": 0}
 
     def template(self, strategy: str) -> str:
         return f"{self.cfg.fusion_template_dir}/{strategy}"
 
     def run(self, jobs: Sequence[FusionJob]) -> list[FusionOutcome]:
-        engines = [self.fuser] + ([self.solver] if self.solver is not self.fuser else [])
+        engines = [self.fusion_engine] + ([self.solver] if self.solver is not self.fusion_engine else [])
         return run_jobs(jobs, self._job, self.cfg.concurrency, engines=engines, progress=self.progress,
                         desc="mathfusion", postfix=lambda: dict(self._count))
 
     @property
     def requests_sent(self) -> int:
-        return self.fuser.calls + (self.solver.calls if self.solver is not self.fuser else 0)
+        return self.fusion_engine.calls + (self.solver.calls if self.solver is not self.fusion_engine else 0)
 
     @property
     def requests_from_store(self) -> int:
-        return self.fuser.hits + (self.solver.hits if self.solver is not self.fuser else 0)
+        return self.fusion_engine.hits + (self.solver.hits if self.solver is not self.fusion_engine else 0)
 
     async def _job(self, job: FusionJob) -> FusionOutcome:
         out = FusionOutcome(job)
@@ -139,7 +140,7 @@ class MathFusionRun:
             req = template_request(self.library, self.template(job.strategy), seeded(self.fuse_params, rid), rid,
                                    self.cfg.system, key_suffix=f"#attempt{attempt}" if attempt else "",
                                    problem_1=job.a.question, problem_2=job.b.question)
-            res = await self.fuser.agenerate(req)
+            res = await self.fusion_engine.agenerate(req)
             out.fuse_tokens.add(res)
             c = res.completions[0]
             try:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gc
-import json
 import sys
 import threading
 import time
@@ -12,12 +11,13 @@ from typing import Any
 
 from prompts import PromptLibrary, default_library
 from reasoning.engines.base import Engine
-from reasoning.store import GenerationStore, read_jsonl
+from reasoning.jsonl import read_jsonl, write_jsonl_atomic as write_jsonl
+from reasoning.run_folder import RunFolder
 from synthesis.config import MathFusionConfig
 from synthesis.mathfusion.card import card_body
 from synthesis.mathfusion.generate import MathFusionRun, make_jobs
 from synthesis.mathfusion.rows import build_rows, features, original_rows, stats
-from synthesis.output import push_to_hub, write_card, write_dataset, write_jsonl
+from synthesis.output import push_to_hub, write_card, write_dataset
 from synthesis.pairing import Pair, make_embedder, pair_problems
 from synthesis.sources import Pool, load_pool, prepare_pool
 
@@ -94,11 +94,11 @@ def _decontaminator(cfg: MathFusionConfig, log: Log):
 
 def provenance(cfg: MathFusionConfig, engine: Engine, solver: Engine | None, library: PromptLibrary,
                embedder: str) -> dict[str, dict[str, Any]]:
-    from parafuse import __version__
+    from synthesis.output import generator_name
 
     base = {"engine": engine.kind, "fusion_model": engine.model, "solver_model": (solver or engine).model,
             "solve_template": f"{cfg.solve_template}@{library.version(cfg.solve_template)}",
-            "seed": cfg.seed, "embedder": embedder, "generator": f"parafuse {__version__}"}
+            "seed": cfg.seed, "embedder": embedder, "generator": generator_name()}
     out = {}
     for s in cfg.strategies:
         name = f"{cfg.fusion_template_dir}/{s}"
@@ -114,8 +114,8 @@ def synthesize_mathfusion(cfg: MathFusionConfig, engine: Engine, out_dir: Path, 
     library = library or default_library()
     for s in cfg.strategies:  # a missing or broken template fails now, not after the pairing
         library.variables(f"{cfg.fusion_template_dir}/{s}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    folder = RunFolder(out_dir)
+    folder.start(cfg.to_dict())
     pools = load_pools(cfg, log)
     decontaminator = _decontaminator(cfg, log)
     built: list = []
@@ -136,7 +136,7 @@ def synthesize_mathfusion(cfg: MathFusionConfig, engine: Engine, out_dir: Path, 
     gc.freeze()
     threading.Thread(target=_prewarm, name="prewarm", daemon=True).start()
     t0 = time.perf_counter()
-    with GenerationStore(out_dir / "store.jsonl") as store:
+    with folder.store() as store:
         run = MathFusionRun(cfg, engine, store, solver=solver, library=library, progress=progress)
         outcomes = run.run(jobs)
     elapsed = time.perf_counter() - t0
@@ -147,20 +147,20 @@ def synthesize_mathfusion(cfg: MathFusionConfig, engine: Engine, out_dir: Path, 
         originals = original_rows([p for pool in pools for p in pool.problems])
         rows.kept[:0] = originals
         log(f"{len(originals)} seed problems written with their own solutions (strategy 'original')")
-    st = stats(outcomes, rows)
-    st.update(requests_sent=run.requests_sent, requests_from_store=run.requests_from_store,
-              generation_s=round(elapsed, 2), pools=[p.summary() for p in pools])
+    run_stats = stats(outcomes, rows)
+    run_stats.update(requests_sent=run.requests_sent, requests_from_store=run.requests_from_store,
+                     generation_s=round(elapsed, 2), pools=[p.summary() for p in pools])
     write_dataset(out_dir, rows.kept, features())
-    write_jsonl(out_dir / "removed.jsonl", rows.removed)
-    write_jsonl(out_dir / "failures.jsonl", rows.failures)
-    (out_dir / "stats.json").write_text(json.dumps(st, indent=1))
+    folder.write_rows("removed.jsonl", rows.removed)
+    folder.write_failures(rows.failures)
+    folder.write_stats(run_stats)
     prov = {k: v for k, v in per_strategy[cfg.strategies[0]].items() if k != "fusion_template"}
     prov["fusion_templates"] = ", ".join(p["fusion_template"] for p in per_strategy.values())
-    write_card(out_dir, "MathFusion data", card_body(st, st["pools"], prov),
+    write_card(out_dir, "MathFusion data", card_body(run_stats, run_stats["pools"], prov),
                ["synthetic", "math", "mathfusion", "parafuse"], cfg.to_dict())
     if hub_repo:
         log(f"pushed to the Hub: {push_to_hub(out_dir, hub_repo, hub_private)}")
-    return st
+    return run_stats
 
 
 def _safe(name: str) -> str:

@@ -55,7 +55,7 @@ def candidate_row(o: FusionOutcome, provenance: dict[str, Any]) -> dict[str, Any
 def original_rows(problems) -> list[dict[str, Any]]:
     """Seed problems with their own (human) solutions, as MathFusionQA includes them next to the
     fused ones. Problems whose source has no solution are left out."""
-    from parafuse import __version__
+    from synthesis.output import generator_name
 
     out = []
     for p in problems:
@@ -65,7 +65,7 @@ def original_rows(problems) -> list[dict[str, Any]]:
         out.append({"id": f"original/{p.id}", "strategy": "original", "source": p.benchmark, "problem": p.question,
                     "solution": solution, "answer": p.gold,
                     "messages": [{"role": "user", "content": p.question}, {"role": "assistant", "content": solution}],
-                    "answers": [], "num_solutions": 0, "generator": f"parafuse {__version__}"})
+                    "answers": [], "num_solutions": 0, "generator": generator_name()})
     return out
 
 

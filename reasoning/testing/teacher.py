@@ -1,6 +1,6 @@
 """A scripted teacher for tests and benches: well-formed synthesis replies with no model behind them.
 
-Plug it into the fault server (`--responder synthesis.testing:scripted_teacher`) or wrap it in a
+Plug it into the fault server (`--responder reasoning.testing.teacher:scripted_teacher`) or wrap it in a
 test engine. It answers MathFusion fusion prompts with the three requested sections (and, for
 a seeded share of attempts, with a malformed reply, so retries and failure records get
 exercised), solve prompts with a boxed number on which most samples agree, and Fusion-of-N
