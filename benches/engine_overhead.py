@@ -7,7 +7,10 @@ bodies at the same concurrency, so the difference is the engine's own overhead (
 bookkeeping, thread and queue hand-off, result objects, the token ids it keeps). The two sides
 run back to back in each repetition, in alternating order, and each repetition gives one paired
 ratio: the figure is the median of at least 7 paired ratios, with their spread, so a slow start
-or a noisy neighbour on this 2-core machine moves both sides of a pair, not the result.
+or a noisy neighbour on this 2-core machine moves both sides of a pair, not the result. Each run
+opens its connections untimed first, and the warm-up is a whole workload per side (vLLM's CPU
+build compiles kernels per new batch size). The client's CPU milliseconds per request are reported
+too: they measure the engine's own cost without the server's stalls.
 
 Prints progress and a table on stderr, then exactly one JSON line on stdout:
 `ratio` = parafuse requests/s over raw client requests/s; `target` = the ratio we aim for.
@@ -25,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import aiohttp
@@ -54,13 +58,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repetitions", type=int, default=7,
                    help="timed runs per side, interleaved in alternating order; the ratio is the median of the "
                         "paired per-repetition ratios")
-    p.add_argument("--warmup", type=int, default=8, help="untimed requests each side sends first")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed requests each side sends first (default: as many as a timed run). vLLM's CPU "
+                        "build compiles its kernels for each new batch size it meets, a stall of seconds: a "
+                        "warm-up as large as the workload meets them all before anything is timed")
     p.add_argument("--max-model-len", type=int, default=1024, help="the server's --max-model-len")
     p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                    help="extra argument for the vLLM server, repeatable (e.g. --server-arg=--enforce-eager)")
+    p.add_argument("--server-cores", default="0",
+                   help="CPU build of vLLM: the cores its server's OpenMP threads are bound to "
+                        "(VLLM_CPU_OMP_THREADS_BIND; 'auto' = all). On a 2-core machine the clients need a core of "
+                        "their own: when they preempt a spin-waiting OpenMP thread the server stalls for seconds, "
+                        "and the timings measure that, not the client")
     p.add_argument("--target", type=float, default=0.95, help="the ratio parafuse should reach")
     args = p.parse_args(argv)
     require_positive(p, args, ("requests", "concurrency", "max_tokens", "repetitions"))
+    if args.warmup is None:
+        args.warmup = args.requests
     return args
 
 
@@ -87,8 +101,10 @@ def extra_body(ignore_eos: bool) -> dict:
 def raw_body(req: Request, extra: dict) -> tuple[str, dict]:
     """The same JSON body the openai engine sends for `req`, written out by hand."""
     p = req.params
+    # return_token_ids: the engine asks a vLLM server for the sampled ids (Completion.token_ids), so the
+    # floor asks for them too: both sides make the server do the same work.
     body = {"model": SERVED_NAME, "n": p.n, "temperature": p.temperature, "top_p": p.top_p,
-            "max_tokens": p.max_tokens, **extra}
+            "max_tokens": p.max_tokens, "return_token_ids": True, **extra}
     if req.messages is not None:
         return "/chat/completions", {**body, "messages": [dict(m) for m in req.messages]}
     return "/completions", {**body, "prompt": req.prompt}
@@ -115,9 +131,17 @@ class Run:
         return self.completion_tokens / self.seconds
 
 
-def run_parafuse(url: str, requests: list[Request], concurrency: int, extra: dict) -> Run:
+def connection_openers(concurrency: int, api: str) -> list[Request]:
+    """One one-token request per connection a run will hold open, sent untimed before it."""
+    return make_requests(concurrency, 1, api, seed=2)
+
+
+def run_parafuse(url: str, requests: list[Request], concurrency: int, extra: dict,
+                 openers: Sequence[Request] = ()) -> Run:
     """Through the public engine API, as a user would: make_engine + iter_results."""
     engine = make_engine("openai", SERVED_NAME, base_url=url, max_concurrency=concurrency, extra_body=extra)
+    for _ in engine.iter_results(list(openers)):  # open the connections before the clock starts
+        pass
     t0, c0 = time.perf_counter(), time.process_time()
     tokens = failures = 0
     try:
@@ -132,28 +156,41 @@ def run_parafuse(url: str, requests: list[Request], concurrency: int, extra: dic
     return Run("parafuse", seconds, len(requests), failures, tokens, cpu)
 
 
-async def _raw_all(url: str, bodies: list[tuple[str, dict]], concurrency: int) -> list[tuple[str, int] | None]:
+async def _raw_all(url: str, bodies: list[tuple[str, dict]], concurrency: int,
+                   openers: list[tuple[str, dict]]) -> tuple[list[tuple[str, int] | None], float, float]:
+    """(results, wall seconds, CPU seconds) of the timed bodies, after the untimed openers."""
     sem = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
 
         async def one(path: str, body: dict) -> tuple[str, int] | None:
-            async with sem, session.post(url + path, json=body) as resp:
-                if resp.status != 200:
-                    return None
-                data = await resp.json()
+            async with sem:
+                for attempt in range(3):
+                    try:
+                        async with session.post(url + path, json=body) as resp:
+                            if resp.status != 200:
+                                return None
+                            data = await resp.json()
+                        break
+                    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                        # The server closed a kept-alive connection as it was reused: any correct
+                        # client (the engine too) sends the request again.
+                        if attempt == 2:
+                            return None
             choice = data["choices"][0]
             text = choice["text"] if "text" in choice else choice["message"]["content"]
             return text, data["usage"]["completion_tokens"]
 
-        return await asyncio.gather(*(one(path, body) for path, body in bodies))
+        await asyncio.gather(*(one(path, body) for path, body in openers))  # open the connections first
+        t0, c0 = time.perf_counter(), time.process_time()
+        results = await asyncio.gather(*(one(path, body) for path, body in bodies))
+        return results, time.perf_counter() - t0, time.process_time() - c0
 
 
-def run_raw(url: str, requests: list[Request], concurrency: int, extra: dict) -> Run:
+def run_raw(url: str, requests: list[Request], concurrency: int, extra: dict,
+            openers: Sequence[Request] = ()) -> Run:
     """The floor to compare against: the least a correct asyncio client has to do."""
     bodies = [raw_body(r, extra) for r in requests]
-    t0, c0 = time.perf_counter(), time.process_time()
-    results = asyncio.run(_raw_all(url, bodies, concurrency))
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    results, seconds, cpu = asyncio.run(_raw_all(url, bodies, concurrency, [raw_body(r, extra) for r in openers]))
     done = [r for r in results if r is not None]
     return Run("raw", seconds, len(requests), len(results) - len(done), sum(t for _, t in done), cpu)
 
@@ -171,11 +208,15 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, list[Run]]:
             client(url, warm, args.concurrency, extra)
             log(f"warmed up {name} with {len(warm)} requests")
     requests = make_requests(args.requests, args.max_tokens, args.api)
+    # Both clients open their connections (one per request in flight) untimed: a burst of new TCP
+    # connections on a loaded 2-core machine sometimes waits seconds for a SYN to be retried, which
+    # would time the kernel, not the client.
+    openers = connection_openers(args.concurrency, args.api)
     runs: dict[str, list[Run]] = {name: [] for name in CLIENTS}
     for rep in range(args.repetitions):
         order = list(CLIENTS) if rep % 2 == 0 else list(CLIENTS)[::-1]
         for name in order:
-            run = CLIENTS[name](url, requests, args.concurrency, extra)
+            run = CLIENTS[name](url, requests, args.concurrency, extra, openers)
             runs[name].append(run)
             log(f"rep {rep + 1}/{args.repetitions} {name:>8}: {run.seconds:7.2f} s  "
                 f"{run.requests_per_s:8.2f} req/s  {run.tokens_per_s:9.1f} tok/s  "
@@ -206,6 +247,9 @@ def summarize(runs: dict[str, list[Run]], args: argparse.Namespace, server_start
         "spread": {"min": round(min(paired), 4), "q1": round(quartiles[0], 4), "q3": round(quartiles[2], 4),
                    "max": round(max(paired), 4)},
         "ratio_of_medians": round(med["parafuse"]["requests_per_s"] / med["raw"]["requests_per_s"], 4),
+        # The client's own cost, free of the server's stalls: CPU milliseconds per request, median over runs.
+        "client_cpu_ms_per_request": {name: round(1000 * statistics.median(r.cpu_seconds for r in rs) / args.requests,
+                                                  4) for name, rs in runs.items()},
         "meets_target": ratio >= args.target,
         "parafuse": {k: round(v, 3) for k, v in med["parafuse"].items()},
         "raw": {k: round(v, 3) for k, v in med["raw"].items()},
@@ -239,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="parafuse-bench-") as workdir:
         model = args.model or tiny_model_dir(workdir)
         t0 = time.perf_counter()
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", args.server_cores)  # read by vllm-cpu only
         server = start_vllm_server(model, served_name=SERVED_NAME, max_model_len=args.max_model_len,
                                    extra_args=args.server_arg, log_dir=os.path.join(workdir, "logs"))
         try:
@@ -246,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
             start_s = time.perf_counter() - t0
             log(f"vLLM server up in {start_s:.1f} s at {server.url}")
             runs = measure(server.url, args)
+        except Exception:
+            log("the vLLM server's last lines:\n" + server.log_tail(40))
+            raise
         finally:
             server.stop()
     summary = summarize(runs, args, start_s)

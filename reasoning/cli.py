@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from dataclasses import dataclass
 
-from reasoning.engines import add_engine_args, engine_from_args, engine_identity
+from reasoning.engines import add_engine_args, engine_from_args, engine_identity, ensure_ready
 from reasoning.sampling import Sampling, sampling
 from reasoning.settings import add_config_args, config_from_args, nested, setting
 from reasoning.types import SamplingParams
@@ -108,7 +107,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 0
     engine = engine_from_args(args)
     try:
-        asyncio.run(ready(engine))
+        ensure_ready(engine)
         results, summary = run_requests(engine, requests, store, progress=not args.no_progress)
         if summary.failed == 0:
             store.compact(keys)
@@ -123,10 +122,3 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 1
     return 0
 
-
-async def ready(engine) -> None:
-    """Check once, before any work, that the engine can answer (a server that is not there fails here)."""
-    try:
-        await engine.check_ready()
-    finally:
-        await engine.aclose()

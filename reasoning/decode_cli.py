@@ -7,7 +7,6 @@ and sends only the rest. --out gets one row per prompt.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import sys
@@ -15,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reasoning.engines import add_engine_args, engine_from_args, engine_identity
+from reasoning.engines import add_engine_args, engine_from_args, engine_identity, ensure_ready
 from reasoning.methods import METHODS, REGISTRY, get_method
 from reasoning.sampling import Sampling
 from reasoning.settings import Leaf, add_leaf_arg, build, flatten, leaves, read_yaml
@@ -125,7 +124,6 @@ def store_path(out: Path) -> Path:
 def cmd_decode(args: argparse.Namespace) -> int:
     from prompts import PromptLibrary
     from reasoning.cached_engine import CachedEngine
-    from reasoning.cli import ready
     from reasoning.decoders import DecodeResult, run_decodes
     from reasoning.inputs import requests_from_jsonl
     from reasoning.jsonl import read_jsonl, write_jsonl_atomic
@@ -167,7 +165,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         cached = CachedEngine(engine, store)
         out.parent.mkdir(parents=True, exist_ok=True)
         try:
-            asyncio.run(ready(engine))
+            ensure_ready(engine)
             with open(out, "a", encoding="utf-8") as sink:
 
                 def done(job: int, res: DecodeResult | BaseException) -> None:

@@ -31,6 +31,12 @@ from reasoning.types import Completion, InputError, Request
 # A decoder's sampling block also answers to the flat names older configs and flags used.
 SAMPLING_ALIASES = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens", "seed": "seed"}
 
+
+def sampling_block(help: str, temperature: float, top_p: float, max_tokens: int = 1024, seed: int | None = 0):
+    """A decoder config's `sampling` field: unprefixed flags (`--temperature`), the method's defaults."""
+    return nested(sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed), help, prefix="",
+                  aliases=SAMPLING_ALIASES)
+
 ROLES = ("main", "path", "thread", "summary", "join")
 BRANCH_ROLES = ("path", "thread")
 GENERATED, INSERTED = "generated", "inserted"
@@ -43,10 +49,9 @@ class DecoderConfig:
     # Decoder settings that must be positive integers when set (an explicit list, not a name pattern).
     POSITIVE: ClassVar[tuple[str, ...]] = ("max_total_tokens",)
 
-    sampling: Sampling = nested(sampling(temperature=1.0, top_p=1.0, max_tokens=1024, seed=0),
-                                "sampling of every request; max_tokens caps each main (sequential) request, seed is "
-                                "the base seed each request derives its own from (with the decode key, role, block "
-                                "and branch; none: unseeded)", prefix="", aliases=SAMPLING_ALIASES)
+    sampling: Sampling = sampling_block("sampling of every request; max_tokens caps each main (sequential) request, "
+                                        "seed is the base seed each request derives its own from (with the decode "
+                                        "key, role, block and branch; none: unseeded)", temperature=1.0, top_p=1.0)
     max_total_tokens: int | None = setting(None, "response-length cap: a main request is cut to what is left of it, "
                                                  "and none is issued once this many tokens were generated in all (a "
                                                  "forked block is still summarized); none = no cap")

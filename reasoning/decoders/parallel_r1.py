@@ -58,31 +58,31 @@ async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]], cfg:
                  key: str = "") -> DecodeResult:
     """Decode one prompt (raw text, or chat messages rendered with the engine's template)."""
     cfg = cfg or ParallelR1Config()
-    d = Decoding(engine, source, cfg, "parallel_r1", key)
+    decoding = Decoding(engine, source, cfg, "parallel_r1", key)
     forced = cfg.force_open
     while True:
-        if d.remaining() is not None and d.remaining() <= 0:
-            return d.result("token_budget")
-        if d.blocks >= cfg.max_blocks:
+        if decoding.remaining() is not None and decoding.remaining() <= 0:
+            return decoding.result("token_budget")
+        if decoding.blocks >= cfg.max_blocks:
             if not cfg.continue_after_limit:
-                return d.result("block_limit")
-            c = await d.sequential("main", (), cfg.sampling.max_tokens, d.blocks)
-            return d.result(ended_by(c))
+                return decoding.result("block_limit")
+            c = await decoding.sequential("main", (), cfg.sampling.max_tokens, decoding.blocks)
+            return decoding.result(ended_by(c))
         if forced:  # the decoder opens the first block itself
             forced = False
-            d.insert(OPEN)
+            decoding.insert(OPEN)
         else:
-            c = await d.sequential("main", (OPEN,), cfg.sampling.max_tokens, d.blocks)
+            c = await decoding.sequential("main", (OPEN,), cfg.sampling.max_tokens, decoding.blocks)
             if c.stop_string != OPEN:
-                return d.result(ended_by(c))
-            d.insert(OPEN)
-        paths = await d.branches("path", [PATH] * cfg.num_paths, [(END_PATH,)] * cfg.num_paths,
-                                 cfg.max_path_tokens, [END_PATH] * cfg.num_paths, cfg.path_temperature)
+                return decoding.result(ended_by(c))
+            decoding.insert(OPEN)
+        paths = await decoding.branches("path", [PATH] * cfg.num_paths, [(END_PATH,)] * cfg.num_paths,
+                                        cfg.max_path_tokens, [END_PATH] * cfg.num_paths, cfg.path_temperature)
         for path in paths:
-            d.insert(PATH)
-            d.generated(path.completion, path.request)
-            d.insert(END_PATH)
-        d.insert(CLOSE + ("\n" if cfg.newline_before_summary else "") + SUMMARY)
-        await d.sequential("summary", (END_SUMMARY,), cfg.max_summary_tokens, d.blocks - 1, close=END_SUMMARY,
-                           capped=False)
-        d.insert(END_SUMMARY)
+            decoding.insert(PATH)
+            decoding.generated(path.completion, path.request)
+            decoding.insert(END_PATH)
+        decoding.insert(CLOSE + ("\n" if cfg.newline_before_summary else "") + SUMMARY)
+        await decoding.sequential("summary", (END_SUMMARY,), cfg.max_summary_tokens, decoding.blocks - 1,
+                                  close=END_SUMMARY, capped=False)
+        decoding.insert(END_SUMMARY)

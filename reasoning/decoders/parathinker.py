@@ -40,10 +40,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from reasoning.decoders.base import SAMPLING_ALIASES, DecodeResult, DecoderConfig, Decoding, ended_by
+from reasoning.decoders.base import DecodeResult, DecoderConfig, Decoding, ended_by, sampling_block
 from reasoning.engines.base import Engine
-from reasoning.sampling import Sampling, sampling
-from reasoning.settings import nested, setting
+from reasoning.sampling import Sampling
+from reasoning.settings import setting
 from reasoning.types import InputError
 
 MAX_PATHS = 8
@@ -58,10 +58,9 @@ class ParaThinkerConfig(DecoderConfig):
 
     POSITIVE = ("num_paths", "max_path_tokens", "max_summary_tokens")
 
-    sampling: Sampling = nested(sampling(temperature=0.5, top_p=1.0, max_tokens=1024, seed=0),
-                                "sampling of every request (reference example: temperature 0.5); there is no main "
-                                "request: max_tokens caps each path unless max_path_tokens is set",
-                                prefix="", aliases=SAMPLING_ALIASES)
+    sampling: Sampling = sampling_block("sampling of every request (reference example: temperature 0.5); there is "
+                                        "no main request: max_tokens caps each path unless max_path_tokens is set",
+                                        temperature=0.5, top_p=1.0)
     num_paths: int = setting(4, f"parallel paths P, each with its own <think_i> tag (reference example 4, at most "
                            f"{MAX_PATHS})")
     max_path_tokens: int | None = setting(None, "cap on each path request (none: sampling.max_tokens; reference "
@@ -87,20 +86,20 @@ async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]], cfg:
                  key: str = "") -> DecodeResult:
     """Decode one prompt (raw text, or chat messages rendered with the engine's template)."""
     cfg = cfg or ParaThinkerConfig()
-    d = Decoding(engine, source, cfg, "parathinker", key)
-    d.insert(cfg.assistant_prefix)
+    decoding = Decoding(engine, source, cfg, "parathinker", key)
+    decoding.insert(cfg.assistant_prefix)
     opens = [f"<think{i}>" for i in range(1, cfg.num_paths + 1)]
     closes = [f"</think{i}>" for i in range(1, cfg.num_paths + 1)]
     # Its own end tag first: a server that takes only a few stop strings gets the one that matters.
     stops = [(close,) + tuple(t for t in END_TAGS if t != close) if cfg.stop_on_any_end_tag else (close,)
              for close in closes]
     path_cap = cfg.max_path_tokens if cfg.max_path_tokens is not None else cfg.sampling.max_tokens
-    paths = await d.branches("path", opens, stops, path_cap, closes)
+    paths = await decoding.branches("path", opens, stops, path_cap, closes)
     for opener, path, closer in zip(opens, paths, closes):
-        d.insert(opener)
-        d.generated(path.completion, path.request)
-        d.insert(closer)
-    c = await d.sequential("summary", (END_SUMMARY,), cfg.max_summary_tokens, 0,
-                           suffix=SUMMARY + cfg.summary_prefix, close=END_SUMMARY, capped=False)
-    d.insert(END_SUMMARY)
-    return d.result(ended_by(c))
+        decoding.insert(opener)
+        decoding.generated(path.completion, path.request)
+        decoding.insert(closer)
+    c = await decoding.sequential("summary", (END_SUMMARY,), cfg.max_summary_tokens, 0,
+                                  suffix=SUMMARY + cfg.summary_prefix, close=END_SUMMARY, capped=False)
+    decoding.insert(END_SUMMARY)
+    return decoding.result(ended_by(c))

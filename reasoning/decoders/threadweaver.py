@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from reasoning.decoders.base import SAMPLING_ALIASES, DecodeResult, DecoderConfig, Decoding, ended_by
+from reasoning.decoders.base import DecodeResult, DecoderConfig, Decoding, ended_by, sampling_block
 from reasoning.engines.base import Engine
 from reasoning.formats.tags import THREADWEAVER
 from reasoning.formats.threadweaver import split_numbered
-from reasoning.sampling import Sampling, sampling
-from reasoning.settings import nested, setting
+from reasoning.sampling import Sampling
+from reasoning.settings import setting
 from reasoning.types import InputError
 
 _, _, PARALLEL, END_PARALLEL, OUTLINES, END_OUTLINES, OUTLINE, _, THREAD, END_THREAD, CONCLUSION, _ = THREADWEAVER
@@ -39,10 +39,9 @@ class ThreadWeaverConfig(DecoderConfig):
 
     POSITIVE = ("max_iterations", "max_thread_tokens", "force_outlines")
 
-    sampling: Sampling = nested(sampling(temperature=0.6, top_p=0.95, max_tokens=1024, seed=0),
-                                "sampling of every request (reference: temperature 0.6 for trajectory generation, "
-                                "1.0 in RL rollouts; top_p 0.95); max_tokens caps each main or continuation request",
-                                prefix="", aliases=SAMPLING_ALIASES)
+    sampling: Sampling = sampling_block("sampling of every request (reference: temperature 0.6 for trajectory "
+                                        "generation, 1.0 in RL rollouts; top_p 0.95); max_tokens caps each main or "
+                                        "continuation request", temperature=0.6, top_p=0.95)
     max_iterations: int = setting(32, "controller iterations (main request, fork, join) before it gives up "
                                  "(reference 32)")
     max_thread_tokens: int = setting(1024, "cap on each thread request")
@@ -86,35 +85,36 @@ async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]],
                  cfg: ThreadWeaverConfig | None = None, key: str = "") -> DecodeResult:
     """Decode one prompt (raw text, or chat messages rendered with the engine's template)."""
     cfg = cfg or ThreadWeaverConfig()
-    d = Decoding(engine, source, cfg, "threadweaver", key)
+    decoding = Decoding(engine, source, cfg, "threadweaver", key)
     forced = cfg.force_open
     for _ in range(cfg.max_iterations):
-        if d.remaining() is not None and d.remaining() <= 0:
-            return d.result("token_budget")
-        start = len(d.text)  # outlines count only when written in this iteration, never an earlier block's
+        if decoding.remaining() is not None and decoding.remaining() <= 0:
+            return decoding.result("token_budget")
+        start = len(decoding.text)  # outlines count only when written in this iteration, never an earlier block's
         if forced:
             forced = False
-            d.insert(forced_block(cfg.force_outlines))
+            decoding.insert(forced_block(cfg.force_outlines))
         else:
-            c = await d.sequential("join" if d.blocks else "main", (END_OUTLINES,), cfg.sampling.max_tokens, d.blocks)
+            role = "join" if decoding.blocks else "main"
+            c = await decoding.sequential(role, (END_OUTLINES,), cfg.sampling.max_tokens, decoding.blocks)
             if c.stop_string != END_OUTLINES:
-                return d.result(ended_by(c))
-            d.insert(END_OUTLINES)
-        numbers = outline_numbers(d.text[start:])
+                return decoding.result(ended_by(c))
+            decoding.insert(END_OUTLINES)
+        numbers = outline_numbers(decoding.text[start:])
         if not numbers:
             continue
         # Every thread is prompted with the leading newline; in the joined text only the first keeps it.
-        threads = await d.branches("thread", [thread_prefix(n, True) for n in numbers],
-                                   [(END_THREAD,)] * len(numbers), cfg.max_thread_tokens, [END_THREAD] * len(numbers))
+        threads = await decoding.branches("thread", [thread_prefix(n, True) for n in numbers],
+                                          [(END_THREAD,)] * len(numbers), cfg.max_thread_tokens, [END_THREAD] * len(numbers))
         truncated = False
         for i, (n, thread) in enumerate(zip(numbers, threads)):
             closed = thread.stop_string == END_THREAD
             truncated |= not closed
-            d.insert(thread_prefix(n, i == 0))
-            d.generated(thread.completion, thread.request)
-            d.insert(END_THREAD if closed else "\n" + END_THREAD)
+            decoding.insert(thread_prefix(n, i == 0))
+            decoding.generated(thread.completion, thread.request)
+            decoding.insert(END_THREAD if closed else "\n" + END_THREAD)
         if truncated and cfg.stop_on_truncated_thread:
-            d.insert("\n" + END_PARALLEL)
-            return d.result("truncated_thread")
-        d.insert(f"\n{CONCLUSION}\n" if cfg.conclusion else "\n")
-    return d.result("iteration_cap")
+            decoding.insert("\n" + END_PARALLEL)
+            return decoding.result("truncated_thread")
+        decoding.insert(f"\n{CONCLUSION}\n" if cfg.conclusion else "\n")
+    return decoding.result("iteration_cap")

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
 from reasoning.engines.base import Engine
@@ -127,5 +128,17 @@ def engine_from_args(args: argparse.Namespace, prefix: str = "", model: str | No
     return make_engine(kind, model, **options)
 
 
+def ensure_ready(engine: Engine) -> None:
+    """Check once, before any work, that `engine` can answer: a server that is not there fails here,
+    with one clear error, instead of every request failing after its retries."""
+    async def check() -> None:
+        try:
+            await engine.check_ready()
+        finally:
+            await engine.aclose()  # the HTTP session belonged to this short event loop
+
+    asyncio.run(check())
+
+
 __all__ = ["ENGINES", "ENGINE_OPTIONS", "Engine", "add_engine_args", "engine_from_args", "engine_identity",
-           "engine_options", "make_engine"]
+           "engine_options", "ensure_ready", "make_engine"]
