@@ -2,7 +2,9 @@
 
 Generates (gold, model output) pairs: integers, fractions, decimals, percentages, LaTeX expressions
 (roots, pi, polynomials, powers), sets, intervals, tuples, multiple-choice letters, `x = v` answers,
-text answers, and outputs with no final answer at all; about 40 % of them wrong. Each output is a
+text answers, outputs with no final answer at all, and the real-world formats: unanchored endings,
+several answers, `Final Answer:` sentences, golds with units, thousands separators, clock times,
+scientific notation, plain words and float noise, and lettered choices; about 40 % of them wrong. Each output is a
 few sentences of reasoning with inline math and numbers, then the answer in one of the usual
 forms (`\\boxed{}`, `Final Answer:`, `#### N`, "the answer is ...").
 
@@ -107,9 +109,11 @@ def gen_pair(rng: random.Random) -> tuple[str, str, str, bool]:  # noqa: C901 - 
     """(kind, gold, output, intended verdict)."""
     kind = rng.choices(
         ["int", "frac", "decimal", "percent", "sqrt", "pi", "poly", "power", "set", "interval", "tuple",
-         "choice", "assign", "text", "none", "matrix", "expr"],
-        weights=[22, 12, 8, 4, 6, 4, 5, 3, 4, 5, 3, 6, 4, 2, 4, 2, 8])[0]
+         "choice", "assign", "text", "none", "matrix", "expr", *NEW_KINDS],
+        weights=[22, 12, 8, 4, 6, 4, 5, 3, 4, 5, 3, 6, 4, 2, 4, 2, 8] + [3] * len(NEW_KINDS))[0]
     wrong = rng.random() < 0.4
+    if kind in NEW_KINDS:
+        return (kind, *NEW_KINDS[kind](rng, wrong))
     if kind == "int":
         g = rng.choice([rng.randint(0, 99), rng.randint(100, 9999), rng.randint(10_000, 2_000_000)])
         p = g + rng.choice([-10, -1, 1, 2, 100]) if wrong else g
@@ -249,6 +253,96 @@ def gen_pair(rng: random.Random) -> tuple[str, str, str, bool]:  # noqa: C901 - 
     return kind, str(g), text[: rng.randint(len(text) // 2, len(text))], False
 
 
+# ---- the real-world formats: each (rng, wrong) -> (gold, output, intended verdict) ----------------
+
+def _unanchored(rng, wrong):
+    g = rng.randint(2, 99)
+    p = g + 1 if wrong else g
+    end = rng.choice([f"\n${p}$", f"\nA: {p}", f"\n**Answer:** {p}", f"\n\n{p}",
+                      f"\nSo we get $\\frac{{{2 * p}}}{{2}}$."])
+    return str(g), reasoning(rng) + end, not wrong
+
+
+def _multi(rng, wrong):
+    a, b = rng.sample(range(-9, 10), 2)
+    pa, pb = (a, b + 20) if wrong else (a, b)
+    if rng.random() < 0.5:
+        gold = [f"x={a}", f"x={b}"] if rng.random() < 0.5 else [str(a), str(b)]
+        shown = f"\\boxed{{{pb}}} and \\boxed{{{pa}}}"
+    else:
+        gold = f"({a},{b}),({b},{a})"
+        shown = f"\\boxed{{({pb},{pa})}} and \\boxed{{({pa},{pb})}}"
+    return gold, reasoning(rng) + " The solutions are " + shown + ".", not wrong
+
+
+def _sentence(rng, wrong):
+    g = rng.randint(2, 500)
+    p = g + 3 if wrong else g
+    end = rng.choice([f"\nFinal Answer: The smallest such $n$ is {p}.",
+                      f"\nFinal Answer: It takes {p} minutes in total.",
+                      f"\nFinal Answer: We need $x = {p}$ for the balance."])
+    return str(g), reasoning(rng) + end, not wrong
+
+
+def _units(rng, wrong):
+    g = rng.randint(2, 900)
+    p = g + 1 if wrong else g
+    unit = rng.choice(["marbles", "km", "cm", "apples"])
+    gold = rng.choice([f"{g} ({unit})", f"{g} {unit}", f"{g} \\text{{ {unit}}}"])
+    return gold, wrap(rng, str(p), plain=str(p)), not wrong
+
+
+def _thousands(rng, wrong):
+    g = rng.randint(1_000, 999_999)
+    p = g + 10 if wrong else g
+    gold = rng.choice([f"{g:,}", f"{g:,}".replace(",", "{,}"), f"{g:,}".replace(",", "\\,"), str(g)])
+    return gold, wrap(rng, rng.choice([str(p), f"{p:,}"])), not wrong
+
+
+def _clock(rng, wrong):
+    h, m = rng.randint(1, 12), rng.choice([0, 15, 30, 45])
+    half = rng.choice(["a.m.", "p.m."])
+    gold = f"\\text{{{h}:{m:02d} {half}}}"
+    same, other = ("am", "pm") if half == "a.m." else ("pm", "am")
+    return gold, wrap(rng, f"{h}:{m:02d} \\text{{ {other if wrong else same}}}"), not wrong
+
+
+def _scientific(rng, wrong):
+    mantissa, exp = rng.randint(11, 99) / 10, rng.randint(3, 30)
+    p_exp = exp + 1 if wrong else exp
+    if rng.random() < 0.5:
+        return f"{mantissa}e{exp}", wrap(rng, f"{mantissa} \\times 10^{{{p_exp}}}"), not wrong
+    return f"{mantissa} \\times 10^{{{exp}}}", wrap(rng, f"{mantissa}e{p_exp}"), not wrong
+
+
+def _word_gold(rng, wrong):
+    g = rng.choice(["yes", "no", "March", "blue", "Alice"])
+    p = rng.choice([w for w in ("yes", "no", "March", "blue", "Alice") if w != g]) if wrong else g
+    shown = rng.choice([p, p.capitalize(), f"\\text{{{p}}}"])
+    return g, reasoning(rng) + f" So the answer is {shown}.", not wrong
+
+
+def _float_gold(rng, wrong):
+    value = Fraction(rng.randint(1, 999), rng.choice([3, 7, 9, 11]))
+    gold = f"{float(value):.10f}"
+    shown = f"{float(value + (Fraction(1, 100) if wrong else 0)):.6f}"
+    return gold, wrap(rng, shown, plain=shown), not wrong
+
+
+def _lettered_choice(rng, wrong):
+    letter, value = rng.choice("ABCD"), rng.randint(10, 99)
+    gold = f"({letter}) {value}"
+    if rng.random() < 0.5:
+        said = rng.choice([c for c in "ABCD" if c != letter]) if wrong else letter
+        return gold, reasoning(rng) + f" So the answer is ({said}).", not wrong
+    return gold, wrap(rng, str(value + 1 if wrong else value)), not wrong
+
+
+NEW_KINDS = {"unanchored": _unanchored, "multi": _multi, "sentence": _sentence, "units": _units,
+             "thousands": _thousands, "clock": _clock, "scientific": _scientific, "word_gold": _word_gold,
+             "float_gold": _float_gold, "lettered": _lettered_choice}
+
+
 def generate(n: int, seed: int) -> list[tuple[str, str, str, bool]]:
     rng = random.Random(seed)
     return [gen_pair(rng) for _ in range(n)]
@@ -260,10 +354,13 @@ def generate(n: int, seed: int) -> list[tuple[str, str, str, bool]]:
 def run_math_verify(pairs: list[tuple[str, str]]) -> tuple[list[bool], float]:
     from math_verify import parse, verify
 
+    def as_latex(gold) -> str:  # a list gold: its parts as one comma-separated answer
+        return "$" + (", ".join(gold) if isinstance(gold, list) else gold) + "$"
+
     for gold, text in pairs[:5]:  # warm-up: regex compilation and SymPy caches
-        verify(parse("$" + gold + "$"), parse(text))
+        verify(parse(as_latex(gold)), parse(text))
     t0 = time.perf_counter()
-    verdicts = [bool(verify(parse("$" + gold + "$"), parse(text))) for gold, text in pairs]
+    verdicts = [bool(verify(parse(as_latex(gold)), parse(text))) for gold, text in pairs]
     return verdicts, time.perf_counter() - t0
 
 
@@ -329,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
         "disagreements": len(disagreements),
         "parafuse_vs_intended": round(pf_vs, 4),
         "math_verify_vs_intended": round(mv_vs, 4),
+        "parafuse_false_positives": sum(g.correct and not w for g, w in zip(grades, intended)),
+        "math_verify_false_positives": sum(m and not w for m, w in zip(mv, intended)),
+        "parafuse_by_extractor": dict(Counter(g.extractor for g in grades).most_common()),
         "parafuse_correct": sum(g.correct for g in grades),
         "math_verify_correct": sum(mv),
         "math_verify_items": stats["math_verify_items"],

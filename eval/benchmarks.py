@@ -56,7 +56,9 @@ from reasoning.types import InputError
 
 GOLD_FORMATS = ("auto", "gsm8k", "math", "aime", "amc")
 GENERIC_HELP = ("for any other JSONL file use --data FILE --question-field Q --answer-field A "
-                "[--id-field I] [--gold-format auto|gsm8k|math|aime|amc]")
+                "[--id-field I] [--gold-format auto|gsm8k|math|aime|amc] [--choices-field C]")
+# An "auto" gold with this many words of prose is a worked solution, not an answer.
+MAX_AUTO_GOLD_WORDS = 12
 
 _INT = re.compile(r"[+-]?\d+")
 _DEC = re.compile(r"[+-]?(\d+\.\d*|\.\d+)")
@@ -172,7 +174,24 @@ def _gold_auto(value: Any) -> tuple[str | None, str | None]:
     if num is not None:
         return num, None
     text = _text(value)
+    if text is not None and len(re.findall(r"[A-Za-z]{2,}", re.sub(r"\$[^$]*\$|\\[A-Za-z]+", " ", text))) \
+            > MAX_AUTO_GOLD_WORDS:
+        return None, (f"{_describe(value)} reads as a worked solution, not a final answer (no \\boxed{{}} or "
+                      "'####' to take it from); pass --answer-field with the field that holds the answer")
     return (text, None) if text is not None else (None, f"empty or unusable answer {_describe(value)}")
+
+
+def _gold_list(parser, values: list[Any]) -> tuple[list[str] | str | None, str | None]:
+    """Several gold answers (a list value): each parsed; one item is that item."""
+    parts = []
+    for k, item in enumerate(values):
+        gold, err = parser(item)
+        if err:
+            return None, f"item {k}: {err}"
+        parts.append(gold)
+    if not parts:
+        return None, "the answer list is empty"
+    return (parts[0] if len(parts) == 1 else parts), None
 
 
 GOLD_PARSERS: dict[str, Callable[[Any], tuple[str | None, str | None]]] = {
@@ -190,6 +209,8 @@ def parse_gold(value: Any, gold_format: str = "auto") -> tuple[str | None, str |
         raise InputError(f"unknown gold format {gold_format!r}; choose one of {', '.join(GOLD_FORMATS)}")
     if value is None:
         return None, "the answer is null"
+    if isinstance(value, (list, tuple)):
+        return _gold_list(GOLD_PARSERS[gold_format], list(value))
     return GOLD_PARSERS[gold_format](value)
 
 
@@ -330,10 +351,57 @@ def _level(value: Any) -> Any:
     return value
 
 
+def _question(row: dict[str, Any], question_field: str, where: str) -> str:
+    """The problem text: one field, several fields joined in order ("body,question"), or a template
+    naming fields in braces ("{body} {question}")."""
+    if "{" in question_field:
+        names = re.findall(r"\{([^{}]+)\}", question_field)
+        values = {}
+        for name in names:
+            value = _get(row, name)
+            if value is _MISSING:
+                raise InputError(f"{where}: --question-field template names {name!r}, which this record lacks "
+                                 f"(fields: {sorted(row)})")
+            values[name] = value
+        return re.sub(r"\{([^{}]+)\}", lambda m: str(values[m.group(1)]), question_field).strip()
+    names = [n.strip() for n in question_field.split(",") if n.strip()] if "," in question_field \
+        else [question_field]
+    parts = []
+    for name in names:
+        value = _get(row, name)
+        if value is _MISSING:
+            raise InputError(f"{where}: no field {name!r} (fields: {sorted(row)}); "
+                             "pass --question-field with the field that holds the problem text")
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"{where}: field {name!r} must be non-empty text, got {_describe(value)}; "
+                             "fix that record or remove it")
+        parts.append(value.strip())
+    return " ".join(parts)
+
+
+_LETTERS = "ABCDEFGHIJ"
+
+
+def _with_choices(gold: Any, choices: Any) -> tuple[Any, str | None]:
+    """A letter (or 0-based index) gold with the benchmark's choices -> "(D) 42": letter or text is right."""
+    if isinstance(choices, dict):  # {"A": "12", "B": "42"}
+        choices = [choices[k] for k in sorted(choices)]
+    if not isinstance(choices, (list, tuple)) or not choices:
+        return gold, None
+    key = str(gold).strip().strip("()").strip() if gold is not None else ""
+    if key.isdigit() and int(key) < len(choices):
+        index = int(key)
+    elif len(key) == 1 and key.upper() in _LETTERS[: len(choices)]:
+        index = _LETTERS.index(key.upper())
+    else:
+        return gold, None  # the gold is already the answer's text
+    return f"({_LETTERS[index]}) {str(choices[index]).strip()}", None
+
+
 def _build(rows: list[tuple[int, dict[str, Any]]], *, name: str, where: Callable[[int], str],
            question_field: str, answer_field: str, id_field: str | None, gold_format: str,
            solution_field: str | None = None, answer_required: bool = False,
-           reference_field: str | None = None) -> list[Problem]:
+           reference_field: str | None = None, choices_field: str | None = None) -> list[Problem]:
     """Turn (position, record) pairs into Problems (the shared core of every loader)."""
     if gold_format not in GOLD_PARSERS:
         raise InputError(f"unknown gold format {gold_format!r}; choose one of {', '.join(GOLD_FORMATS)}")
@@ -347,18 +415,22 @@ def _build(rows: list[tuple[int, dict[str, Any]]], *, name: str, where: Callable
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     for pos, row in rows:
-        q = _get(row, question_field)
-        if q is _MISSING:
-            raise InputError(f"{where(pos)}: no field {question_field!r} (fields: {sorted(row)}); "
-                             "pass --question-field with the field that holds the problem text")
-        if not isinstance(q, str) or not q.strip():
-            raise InputError(f"{where(pos)}: field {question_field!r} must be non-empty text, got {_describe(q)}; "
-                             "fix that record or remove it")
+        q = _question(row, question_field, where(pos))
 
         raw = _get(row, answer_field)
         gold, err = None, None
         if raw is not _MISSING and raw is not None and not (isinstance(raw, str) and not raw.strip()):
-            gold, err = parser(raw)
+            if isinstance(raw, (list, tuple)):
+                gold, err = _gold_list(parser, list(raw))
+            else:
+                gold, err = parser(raw)
+            if not err and isinstance(gold, str) and row.get("is_multiple_answer") is True:
+                from eval.grading.fast_paths import split_top_level
+
+                parts = [part.strip() for part in split_top_level(gold) if part.strip()]
+                gold = parts if len(parts) > 1 else gold
+            if not err and choices_field is not None:
+                gold, err = _with_choices(gold, _get(row, choices_field))
             if err:
                 err = f"{where(pos)}: field {answer_field!r}: {err}"
         elif solution_field is not None and isinstance(_get(row, solution_field), str):
@@ -415,8 +487,14 @@ def _check_limit(limit: int | None) -> None:
 
 def load_file(path: str | os.PathLike, question_field: str, answer_field: str, id_field: str | None = None,
               gold_format: str = "auto", name: str | None = None, limit: int | None = None,
-              solution_field: str | None = None) -> list[Problem]:
+              solution_field: str | None = None, choices_field: str | None = None) -> list[Problem]:
     """Problems from any JSONL file (`--data FILE --question-field Q --answer-field A`).
+
+    `question_field` may join several fields in order ("body,question") or be a template naming
+    fields in braces ("{body} Question: {question}"). An answer that is a list is a gold with
+    several parts (graded as a set), as is a string gold of a record with `is_multiple_answer:
+    true`. With `choices_field`, a letter or 0-based index gold names one of the record's choices
+    and either the letter or the choice's text is accepted.
 
     A record without the question field raises InputError naming file:line and the field. An
     answer field absent from every record is a wrong field name and raises too; one absent or
@@ -431,7 +509,8 @@ def load_file(path: str | os.PathLike, question_field: str, answer_field: str, i
         raise InputError(f"data file {path} has no records")
     problems = _build(rows, name=name or path.stem, where=lambda pos: f"{path}:{pos}",
                       question_field=question_field, answer_field=answer_field, id_field=id_field,
-                      gold_format=gold_format, answer_required=True, reference_field=solution_field)
+                      gold_format=gold_format, answer_required=True, reference_field=solution_field,
+                      choices_field=choices_field)
     return problems if limit is None else problems[:limit]
 
 

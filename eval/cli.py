@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from eval.config import EvalConfig
+from eval.grading.regrade import GradeSettings
 from reasoning.engines import add_engine_args, engine_from_args, engine_identity
 from reasoning.settings import add_config_args, config_from_args
 from reasoning.types import InputError
@@ -40,6 +41,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_engine_args(r, model_required=False)
     add_engine_args(r, prefix="fusor-", inherit=True, with_model=False)  # the fusor's model is --fusor-model
     r.set_defaults(func=cmd_run, parser=r)
+
+    grade = esub.add_parser(
+        "grade", help="grade predictions you already have (JSONL in, graded JSONL out; resumable)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Grade each line's prediction against its gold with the grader `eval run` uses (same\n"
+                    "settings, same verdict). Every output row is the input row plus correct, answer, extractor\n"
+                    "(the extraction tier that found the answer) and reason. Rows are written a chunk at a time:\n"
+                    "after Ctrl-C, rerun the same command and only the rest is graded.\n\nexample:\n"
+                    "  parafuse eval grade --input outputs.jsonl --gold-field answer --prediction-field output \\\n"
+                    "      --out graded.jsonl")
+    grade.add_argument("--input", required=True, help="JSONL file, one (gold, prediction) pair per line")
+    grade.add_argument("--gold-field", required=True,
+                       help="field holding the gold answer (a list: several answers, graded as a set; a.b for "
+                            "nested fields)")
+    grade.add_argument("--prediction-field", required=True, help="field holding the model's output text")
+    grade.add_argument("--out", required=True, help="graded JSONL (resumable)")
+    grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_args(grade, GradeSettings, group="grading")
+    grade.set_defaults(func=cmd_grade, parser=grade)
 
     rep = esub.add_parser("report", help="write report.md and a self-contained report.html with plots",
                           description="Compare one or more run directories: accuracy vs tokens with the Pareto "
@@ -94,6 +114,16 @@ def summary_table(results: dict) -> str:
     for name in ("pass@k", "maj@k", "avg@k"):
         lines.append(f"{name}: " + " ".join(f"{v:.3f}" for v in m[name]))
     return "\n".join(lines)
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from eval.grading.regrade import grade_file, summary_line
+
+    settings = config_from_args(GradeSettings, args, args.parser)
+    summary = grade_file(args.input, args.out, args.gold_field, args.prediction_field, settings,
+                         progress=not args.no_progress)
+    print(summary_line(summary, args.out), file=sys.stderr)
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -12,8 +12,9 @@ from reasoning.types import InputError
 
 # Fields that decide what the sample pool is. A run directory holds one pool; adding
 # strategies or budgets later reuses it, changing any of these would mix two experiments.
-IDENTITY = ("benchmark", "data", "question_field", "answer_field", "limit", "engine", "model", "n", "pool",
-            "template", "template_version", "system", "seed", "allow_last_number")
+IDENTITY = ("benchmark", "data", "question_field", "answer_field", "id_field", "gold_format", "choices_field",
+            "limit", "engine", "model", "n", "pool", "template", "template_version", "system", "seed",
+            "allow_last_number")
 
 
 @dataclass
@@ -23,8 +24,16 @@ class EvalConfig:
     benchmark: str = setting("gsm8k", "gsm8k | math500 | aime24 | aime25 | amc23, or a name for --data")
     data_dir: str | None = setting(None, "read the benchmark from a local copy laid out like ../shared/data")
     data: str | None = setting(None, "a JSONL file of your own problems (with question_field and answer_field)")
-    question_field: str = setting("question", "field holding the question in --data")
-    answer_field: str = setting("answer", "field holding the gold answer in --data")
+    question_field: str = setting("question", "field holding the question in --data; several fields joined in order "
+                                              "(body,question) or a template ('{body} {question}')")
+    answer_field: str = setting("answer", "field holding the gold answer in --data (a list value: several answers, "
+                                          "graded as a set)")
+    id_field: str | None = setting(None, "field holding each problem's id in --data (default: a hash of the question)")
+    gold_format: str = setting("auto", "how to read the gold in --data: auto (a number, text, the last \\boxed{} or "
+                                       "'#### N') | gsm8k | math | aime | amc",
+                               choices=("auto", "gsm8k", "math", "aime", "amc"))
+    choices_field: str | None = setting(None, "field holding a multiple-choice problem's choices in --data (a list "
+                                              "or letter -> text); the gold is then a letter or an index")
     limit: int | None = setting(None, "evaluate only the first N problems")
     engine: str = setting("hf", "hf | vllm | openai")
     model: str = setting("", "model directory, Hub id, or served model name")
@@ -49,6 +58,11 @@ class EvalConfig:
                              "sampling of the Fusion-of-N fusor's answer", aliases={"fusor_max_tokens": "max_tokens"})
     fusion_template: str = setting("fusion/fuse", "Fusion-of-N prompt template")
     allow_last_number: bool = setting(False, "grade a sample with no boxed/Final Answer by its last number")
+    strict_extraction: bool = setting(False, "only anchored answers (boxed, Final Answer, ####, 'the answer is'): "
+                                             "no fallback to an unanchored output's last math span, answer label "
+                                             "or last line")
+    float_tol: float = setting(1e-6, "relative tolerance for decimal golds stored as floats (10+ significant digits, "
+                                     "e.g. 0.6666666667); other golds compare exactly")
     grader_timeout: float = setting(5.0, "hard per-item grading time limit in seconds")
     epsilon: float = setting(0.01, "saturation: the budget N* where the marginal gain falls below this")
 

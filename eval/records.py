@@ -16,7 +16,7 @@ class Problem:
 
     id: str  # stable across runs: the benchmark's own id, or a hash of the question text
     question: str
-    gold: str | None
+    gold: str | list[str] | None  # several parts: graded as a set
     benchmark: str
     gold_error: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. MATH level/subject, source line
@@ -31,7 +31,9 @@ class Grade:
 
     correct: bool
     answer: str | None  # the extracted answer (None when nothing was extracted)
-    extractor: str  # which rule found it: boxed | final_answer | hashes | answer_is | last_number | none
+    # which rule found it: boxed | final_answer | hashes | answer_is | answer_label | last_math | last_line |
+    # last_number | none, with "+parts" when several answers were compared as a set
+    extractor: str
     reason: str = ""  # why it was judged so: exact | numeric | math_verify | no_answer | timeout | ...
 
     def to_dict(self) -> dict[str, Any]:

@@ -138,7 +138,7 @@ def _summary_table(runs: list[Run]) -> Table:
         strategies += [s for s in r.strategies() if s not in strategies]
     header = ["run", "benchmark", "model", "n", "strategies"]
     header += [f"{s} acc % @max N" for s in strategies]
-    header += ["pass@1 %", "pass@k % (max k)", "maj@k % (max k)", "graded", "excluded", "grader"]
+    header += ["pass@1 %", "pass@k % (max k)", "maj@k % (max k)", "graded", "excluded", "by fallback %", "grader"]
     rows = []
     for r in runs:
         row = [r.label, r.benchmark, r.model, _fmt(r.config.get("n")), ", ".join(r.strategies()) or "–"]
@@ -153,7 +153,8 @@ def _summary_table(runs: list[Run]) -> Table:
                 "–" if kmaj is None else f"{_pct(mk)} (k={kmaj})"]
         total, graded = r.problems.get("total"), r.problems.get("graded")
         row.append(f"{_fmt(graded)}/{_fmt(total)}" if graded is not None or total is not None else "–")
-        row += [_fmt(r.problems.get("excluded")), _grader_text(r.grader)]
+        share = r.extraction.get("fallback_share")
+        row += [_fmt(r.problems.get("excluded")), "–" if share is None else _pct(share), _grader_text(r.grader)]
         rows.append(row)
     return header, rows
 

@@ -30,6 +30,7 @@ class Run:
     metrics: dict[str, Any] = field(default_factory=dict)
     points: list[dict[str, Any]] = field(default_factory=list)
     fits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extraction: dict[str, Any] = field(default_factory=dict)  # answers per extraction tier, fallback share
 
     @property
     def benchmark(self) -> str:
@@ -62,7 +63,7 @@ def load_run(run_dir: Path) -> Run:
     return Run(label=str(data.get("label") or run_dir.name), path=run_dir, config=dict(data.get("config") or {}),
                versions=dict(data.get("versions") or {}), grader=data.get("grader"),
                problems=dict(data.get("problems") or {}), metrics=dict(data.get("metrics") or {}),
-               points=points, fits=fits)
+               points=points, fits=fits, extraction=dict(data.get("extraction") or {}))
 
 
 def unique_labels(runs: list[Run]) -> None:

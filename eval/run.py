@@ -12,6 +12,7 @@ import dataclasses
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -64,8 +65,21 @@ def load_problems(cfg: EvalConfig) -> list[Problem]:
     from eval.benchmarks import load_benchmark, load_file
 
     if cfg.data:
-        return load_file(cfg.data, cfg.question_field, cfg.answer_field, name=cfg.benchmark)[: cfg.limit]
+        return load_file(cfg.data, cfg.question_field, cfg.answer_field, id_field=cfg.id_field,
+                         gold_format=cfg.gold_format, name=cfg.benchmark, choices_field=cfg.choices_field)[: cfg.limit]
     return load_benchmark(cfg.benchmark, data_dir=cfg.data_dir, limit=cfg.limit)
+
+
+def extraction_summary(extractors: Sequence[str]) -> dict[str, Any]:
+    """How the pool's answers were found: counts per extraction tier, and the share found by a fallback tier."""
+    from collections import Counter
+
+    from eval.grading.extract import FALLBACK_TIERS
+
+    counts = Counter(extractors)
+    fallback = sum(n for tier, n in counts.items() if tier.split("+")[0] in FALLBACK_TIERS)
+    return {"by_extractor": dict(counts.most_common()), "fallback_share": fallback / len(extractors) if extractors
+            else 0.0}
 
 
 def versions() -> dict[str, str]:
@@ -85,8 +99,6 @@ class EvalRun:
 
     def __init__(self, cfg: EvalConfig, engine: Engine, out_dir: Path, fusor: Engine | None = None,
                  library: PromptLibrary | None = None, progress: bool = True):
-        from eval.grading.equivalence import Grader
-
         unknown = [s for s in cfg.strategies if s not in STRATEGIES]
         if unknown:
             raise InputError(f"unknown strategy {unknown}; choose from {', '.join(STRATEGIES)}")
@@ -94,7 +106,9 @@ class EvalRun:
         self.out_dir, self.progress = Path(out_dir), progress
         self.library = library or PromptLibrary()
         cfg.template_version = self.library.version(cfg.template)
-        self.grader = Grader(timeout_s=cfg.grader_timeout, allow_last_number=cfg.allow_last_number)
+        from eval.grading.regrade import make_grader
+
+        self.grader = make_grader(cfg)  # the same grader `eval grade` builds: one verdict per pair
         self.label = f"{Path(cfg.model).name or cfg.model}@{cfg.benchmark}"
 
     # ---- generation -------------------------------------------------------------------------
@@ -311,6 +325,7 @@ class EvalRun:
             "problems": {"total": len(problems), "graded": len(graded), "excluded": len(excluded),
                          "excluded_ids": excluded},
             "metrics": _jsonable(pool_metrics(per_problem)),
+            "extraction": extraction_summary([s.extractor for p in graded for s in pool[p.id]]),
             "points": [pt.to_dict() for pt in points], "fits": fits,
             "wall_s": round(time.perf_counter() - t0, 3),
         }

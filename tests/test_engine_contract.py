@@ -127,10 +127,10 @@ def test_a_caller_that_gives_up_does_not_break_the_engine(engine):
     """An abandoned agenerate (its event loop closed since) must not stop later requests."""
     async def impatient():
         try:
-            await asyncio.wait_for(engine.agenerate(chat(max_tokens=64, seed=3)), timeout=0.001)
+            # Long enough that no engine can answer before the timer fires, even on a loaded machine.
+            await asyncio.wait_for(engine.agenerate(chat(max_tokens=1024, seed=3, ignore_eos=True)), timeout=0.001)
         finally:
-            if hasattr(engine, "aclose"):
-                await engine.aclose()
+            await engine.aclose()
 
     with pytest.raises(asyncio.TimeoutError):
         asyncio.run(impatient())

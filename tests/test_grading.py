@@ -8,7 +8,7 @@ import pytest
 
 from eval.grading import equivalence
 from eval.grading.equivalence import Grader, normalize, parse_number, precheck
-from eval.grading.extract import extract_answer, gold_from_gsm8k, gold_from_math, normalize_aime
+from eval.grading.extract import extract_answer
 from eval.grading.pool import MathVerifyJudge
 from eval.records import Grade
 
@@ -339,16 +339,15 @@ def test_last_number_fallback_is_opt_in():
         assert not on.grade("3000", text).correct
 
 
-def test_gold_helpers():
-    assert gold_from_gsm8k("Natalia sold 48/2 = 24 clips.\n#### 1,234") == "1234"
-    assert gold_from_gsm8k("a #### 3 #### 72") == "72"
-    assert gold_from_math(r"Thus $x=\boxed{\frac{1}{2}}$.") == r"\frac{1}{2}"
-    assert gold_from_math("no box") is None
-    assert normalize_aime("007") == "7"
-    assert normalize_aime(" 070 ") == "70"
-    assert normalize_aime("000") == "0"
-    assert normalize_aime(42) == "42"
-    assert normalize_aime("3/4") == "3/4"
+def test_gold_parsers():
+    from eval.benchmarks import parse_gold
+
+    assert parse_gold("Natalia sold 48/2 = 24 clips.\n#### 1,234", "gsm8k") == ("1234", None)
+    assert parse_gold("a #### 3 #### 72", "gsm8k") == ("72", None)
+    assert parse_gold(r"Thus $x=\boxed{\frac{1}{2}}$.", "math") == (r"\frac{1}{2}", None)
+    assert parse_gold("007", "aime") == ("7", None) and parse_gold(" 070 ", "aime") == ("70", None)
+    assert parse_gold("000", "aime") == ("0", None) and parse_gold(42, "aime") == ("42", None)
+    assert parse_gold("3/4", "aime")[0] is None
 
 
 def test_normalization_helpers():

@@ -78,3 +78,15 @@ def last_boxed(text: str) -> str | None:
                 return text[start:end].strip()
     bare = list(_BARE.finditer(text))
     return bare[-1].group(1).strip() if bare else None
+
+
+def boxed_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, content) of every complete \\boxed{...} in `text`, in order (nested boxes: the outer)."""
+    match = _matching_braces(text) if "box" in text else {}
+    out: list[tuple[int, int, str]] = []
+    for m in _OPEN.finditer(text):
+        end = match.get(m.end() - 1)
+        if end is None or (out and m.start() < out[-1][1]):  # unclosed, or inside the previous box
+            continue
+        out.append((m.start(), end + 1, text[m.end():end].strip()))
+    return out

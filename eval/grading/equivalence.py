@@ -55,8 +55,9 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from eval.grading.boxed import last_boxed
-from eval.grading.extract import extract_answer
+from eval.grading.extract import extract_answer, extract_parts
 from eval.grading.fast_paths import (  # noqa: F401  (re-exported: tests and callers import these from here)
+    FLOAT_GOLD_REL_TOL,
     VAR_PREFIX,
     MAX_NUMBER_DIGITS,
     MAX_POWER_EXPONENT,
@@ -68,6 +69,9 @@ from eval.grading.fast_paths import (  # noqa: F401  (re-exported: tests and cal
     Value,
     answer_shape,
     choice_letter,
+    choice_with_value,
+    parse_clock,
+    split_top_level,
     numbers_equal,
     parse_number,
     parse_struct,
@@ -76,7 +80,7 @@ from eval.grading.fast_paths import (  # noqa: F401  (re-exported: tests and cal
     structs_equal,
     values_equal,
 )
-from eval.grading.normalize import CONTROL_CHARS, strip_delims, light_normalize, normalize
+from eval.grading.normalize import CONTROL_CHARS, light_normalize, normalize, strip_delims, unwrap
 from eval.records import Grade
 
 GRADER_NAME = "parafuse-grader"
@@ -85,6 +89,7 @@ MAX_ANSWER_CHARS = 1000  # longer "answers" are not answers (MATH's longest gold
 MAX_BRACE_DEPTH = 50
 MAX_POWER_DIGITS = 100_000  # integer powers with more digits than this are refused too (see fast_paths)
 MAX_FACTORIAL = 5_000
+MAX_PARTS = 8  # a multi-part answer with more parts than this is compared as one string
 ANSWER_RECORD_CHARS = 300  # Grade.answer is cut to this for too_long answers
 
 
@@ -143,7 +148,9 @@ class Gold:
     choice: str | None
     has_eq: bool
     shape: str | None
-    text: str | None  # the words of a \text{...} gold, lower case, spaces removed
+    text: str | None  # the words of a \text{...} or plain-word gold, lower case, spaces removed
+    clock: tuple[int, int, int] | None = None  # a clock-time gold: (hour 0-23, minute, second)
+    choice_value: str | None = None  # the choice's own text, for a gold written "(D) 42"
 
 
 @functools.lru_cache(maxsize=65536)
@@ -158,17 +165,42 @@ def analyze_gold(gold: str) -> Gold | None:
         return None
     norm = normalize(raw)
     value = parse_value(raw)
+    choice = choice_letter(raw, gold=True)
+    lettered = None if choice else choice_with_value(raw)
+    if lettered:
+        choice, choice_value = lettered
+    else:
+        choice_value = None
     return Gold(raw=raw.replace("\\varnothing", "\\emptyset"), norm=norm, value=value,
-                struct=parse_struct(raw) if value is None else None, choice=choice_letter(raw, gold=True),
-                has_eq="=" in norm, shape=answer_shape(norm), text=_text_words(raw))
+                struct=parse_struct(raw) if value is None else None, choice=choice,
+                has_eq="=" in norm, shape=answer_shape(norm), text=_text_words(raw), clock=parse_clock(raw),
+                choice_value=choice_value)
 
 
-_TEXT_GOLD = re.compile(r"\\text(?:bf|rm)?\s*\{\s*([A-Za-z][A-Za-z ]*)\s*\}")
+_TEXT_GOLD = re.compile(r"\\text(?:bf|rm)?\s*\{\s*([A-Za-z][A-Za-z '-]*)\s*\}")
+# A gold of plain words (a name, yes/no, a month, a colour): two or more letters, at most four words.
+_WORD_GOLD = re.compile(r"[A-Za-z][A-Za-z'-]+(?:\s+[A-Za-z][A-Za-z'-]*){0,3}")
+_ARTICLES = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
 
 
 def _text_words(raw: str) -> str | None:
-    m = _TEXT_GOLD.fullmatch(raw.strip())
-    return m.group(1).replace(" ", "").lower() if m else None
+    raw = raw.strip()
+    m = _TEXT_GOLD.fullmatch(raw)
+    if m:
+        raw = m.group(1)
+    elif not _WORD_GOLD.fullmatch(raw):
+        return None
+    return words_key(raw)
+
+
+def unwrap_text(answer: str) -> str:
+    """An answer without its math delimiters and a whole-answer \\text{} wrapper."""
+    return unwrap(light_normalize(answer))
+
+
+def words_key(text: str) -> str:
+    """Text compared as words: lower case, no leading article, no spaces, quotes or hyphens."""
+    return re.sub(r"[\s'-]+", "", _ARTICLES.sub("", text.strip())).lower()
 
 
 def _version(dist: str) -> str:
@@ -195,21 +227,28 @@ class Grader:
             the first item that needs math-verify, or with `start()`.
         allow_last_number: let extraction fall back to the last number in the text.
         memory_limit_mb: address-space limit of each worker (None: no limit).
+        strict_extraction: no fallback extraction tiers (answer_label, last_math, last_line) for
+            outputs without an anchor: only boxed, Final Answer, #### and "the answer is".
+        float_tol: relative tolerance for a decimal gold written out as a float (10+ significant
+            digits, e.g. "0.6666666667"); other golds compare exactly.
 
     Safe to share between threads (calls are serialised). Close it, or use it as a context manager.
     """
 
     def __init__(self, timeout_s: float = 5.0, workers: int | None = None, allow_last_number: bool = False,
-                 memory_limit_mb: int | None = 4096) -> None:
+                 memory_limit_mb: int | None = 4096, strict_extraction: bool = False,
+                 float_tol: float = FLOAT_GOLD_REL_TOL) -> None:
         from eval.grading.pool import JudgePool
 
         self.timeout_s = float(timeout_s)
         self.workers = int(workers) if workers else _default_workers()
         self.allow_last_number = bool(allow_last_number)
+        self.strict_extraction = bool(strict_extraction)
+        self.float_tol = float(float_tol)
         self.memory_limit_mb = memory_limit_mb
         self._pool = JudgePool(self.workers, self.timeout_s, memory_limit_mb=memory_limit_mb)
-        self.stats = {"pairs": 0, "exact": 0, "numeric": 0, "choice": 0, "text": 0, "structure": 0,
-                      "math_verify_items": 0, "deduplicated": 0}
+        self.stats = {"pairs": 0, "exact": 0, "numeric": 0, "choice": 0, "text": 0, "clock": 0, "structure": 0,
+                      "parts": 0, "math_verify_items": 0, "deduplicated": 0}
 
     # -- identity
 
@@ -229,8 +268,13 @@ class Grader:
             "workers": self.workers,
             "start_method": self._pool.start_method,
             "allow_last_number": self.allow_last_number,
+            "strict_extraction": self.strict_extraction,
+            "extraction_tiers": "boxed, final_answer, hashes, answer_is" + (
+                "" if self.strict_extraction else ", answer_label, last_math, last_line") + (
+                ", last_number" if self.allow_last_number else ""),
+            "float_gold_rel_tol": self.float_tol,
             "fast_paths": "exact, choice, numeric (numbers, surds, multiples of pi, tuples/intervals/sets/"
-                          "matrices of them), text, structure",
+                          "matrices of them), clock, text, structure; several answers matched part by part",
             "numeric_rel_tol": REL_TOL,
             "percent": "a % side matches the other value as is or /100",
             "max_answer_chars": MAX_ANSWER_CHARS,
@@ -261,7 +305,8 @@ class Grader:
 
     def _prejudge(self, gold, text) -> Grade | tuple[str, str, str | None, str]:
         """A final Grade from extraction and the fast paths, or (mv_gold, mv_answer, answer, extractor)."""
-        ans, extractor = extract_answer(text if isinstance(text, str) else "", self.allow_last_number)
+        ans, extractor = extract_answer(text if isinstance(text, str) else "", self.allow_last_number,
+                                        self.strict_extraction)
         if ans is None:
             return Grade(False, None, extractor, "no_answer")
         g = analyze_gold(str(gold)) if gold is not None else None
@@ -275,9 +320,20 @@ class Grader:
         if norm and norm == g.norm:
             self.stats["exact"] += 1
             return Grade(True, ans, extractor, "exact")
-        if g.choice:
+        if g.choice and g.choice_value is None:
             self.stats["choice"] += 1
             return Grade(choice_letter(ans) == g.choice, ans, extractor, "choice")
+        if g.choice_value is not None:  # "(D) 42": the letter, or the choice's own value
+            letter = choice_letter(ans)
+            if letter is not None:
+                self.stats["choice"] += 1
+                return Grade(letter == g.choice, ans, extractor, "choice")
+            g = analyze_gold(g.choice_value) or g
+        if g.clock is not None:
+            clock = parse_clock(ans)
+            if clock is not None:
+                self.stats["clock"] += 1
+                return Grade(clock == g.clock, ans, extractor, "clock")
         if g.value is not None or g.struct is not None:
             target = ans
             if not g.has_eq:  # "x = 3" against a gold without "="
@@ -287,15 +343,15 @@ class Grader:
             verdict = None
             if g.value is not None:
                 v = parse_value(target)
-                verdict = values_equal(g.value, v) if v is not None else None
+                verdict = values_equal(g.value, v, self.float_tol) if v is not None else None
             else:
-                st = parse_struct(target)
-                verdict = structs_equal(g.struct, st) if st is not None else None
+                struct = parse_struct(target)
+                verdict = structs_equal(g.struct, struct, self.float_tol) if struct is not None else None
             if verdict is not None:
                 self.stats["numeric"] += 1
                 return Grade(verdict, ans, extractor, "numeric")
         if g.text is not None:
-            words = normalize(ans).lower()
+            words = words_key(unwrap_text(ans))
             if re.fullmatch(r"[a-z]+", words):
                 self.stats["text"] += 1
                 return Grade(words == g.text, ans, extractor, "text")
@@ -305,10 +361,76 @@ class Grader:
         mv_ans = CONTROL_CHARS.sub("", ans).replace("\\varnothing", "\\emptyset")
         return g.raw, mv_ans, ans, extractor
 
+    # -- several answers
+
+    def _parts(self, gold, text) -> tuple[list[str], list[str], str] | None:
+        """(gold parts, predicted parts, extractor) when the pair is graded part by part, else None.
+
+        A gold has several parts when it is a list, holds several \\boxed{}, or (when the output
+        ends with a run of boxes) its top-level comma-separated items match their number.
+        """
+        if isinstance(gold, (list, tuple)):
+            gold_parts = [str(g) for g in gold if str(g).strip()]
+        elif isinstance(gold, str) and gold.count("\\boxed") + gold.count("\\fbox") >= 2:
+            from eval.grading.boxed import boxed_spans
+
+            gold_parts = [content for _, _, content in boxed_spans(gold)]
+        else:
+            gold_parts = []
+        boxes = extract_parts(text) if isinstance(text, str) else []
+        if len(gold_parts) < 2 and len(boxes) >= 2 and isinstance(gold, str) and parse_value(gold) is None:
+            split = [p.strip() for p in split_top_level(strip_delims(gold.strip())) if p.strip()]
+            gold_parts = split if len(split) == len(boxes) else []
+        if not 2 <= len(gold_parts) <= MAX_PARTS:
+            return None
+        if len(boxes) >= len(gold_parts):
+            return gold_parts, boxes[-len(gold_parts):], "boxed+parts"
+        ans, extractor = extract_answer(text if isinstance(text, str) else "", self.allow_last_number,
+                                        self.strict_extraction)
+        if ans is None:
+            return gold_parts, [], extractor
+        pred = [p.strip() for p in split_top_level(strip_delims(ans)) if p.strip()]
+        return gold_parts, pred, extractor + "+parts"
+
+    def _grade_parts(self, items: list[tuple[int, list[str], list[str], str]], results: list) -> None:
+        """Grade each multi-part item: correct when its parts pair up one to one, each pair equivalent."""
+        sub, where = [], []
+        for k, (_, gold_parts, pred_parts, _) in enumerate(items):
+            if len(pred_parts) == len(gold_parts):
+                for gi, gp in enumerate(gold_parts):
+                    for pi, pp in enumerate(pred_parts):
+                        sub.append((gp, "\\boxed{" + pp + "}"))
+                        where.append((k, gi, pi))
+        verdicts = self.grade_many(sub) if sub else []
+        ok: dict[int, set[tuple[int, int]]] = {}
+        for (k, gi, pi), grade in zip(where, verdicts):
+            if grade.correct:
+                ok.setdefault(k, set()).add((gi, pi))
+        for k, (i, gold_parts, pred_parts, extractor) in enumerate(items):
+            answer = ", ".join(pred_parts) if pred_parts else None
+            if not pred_parts:
+                results[i] = Grade(False, None, extractor, "no_answer")
+            elif len(pred_parts) != len(gold_parts):
+                results[i] = Grade(False, answer, extractor, "parts_count")
+            else:
+                matched = _perfect_matching(len(gold_parts), ok.get(k, set()))
+                results[i] = Grade(matched, answer, extractor, "parts" if matched else "parts_mismatch")
+            self.stats["parts"] += 1
+
     def grade_many(self, pairs: Sequence[tuple[str, str]], progress: bool = False) -> list[Grade]:
-        """Grade (gold, text) pairs; the result list is in the same order."""
+        """Grade (gold, text) pairs; the result list is in the same order.
+
+        A gold may be a list of answers (graded as a set: every part matched by one predicted part).
+        """
         n = len(pairs)
         results: list[Grade | None] = [None] * n
+        multi = []
+        for i, (gold, text) in enumerate(pairs):
+            parts = self._parts(gold, text)
+            if parts is not None:
+                multi.append((i, *parts))
+        if multi:
+            self._grade_parts(multi, results)
         bar = None
         if progress:
             from tqdm import tqdm
@@ -319,6 +441,12 @@ class Grader:
         first: dict[tuple[str, str], int] = {}
         dups: dict[int, list[int]] = {}
         for i, (gold, text) in enumerate(pairs):
+            if results[i] is not None:  # graded part by part above
+                if bar is not None:
+                    bar.update(1)
+                continue
+            if isinstance(gold, (list, tuple)):  # a one-item list is that item
+                gold = gold[0] if gold else None
             r = self._prejudge(gold, text)
             if isinstance(r, Grade):
                 results[i] = r
@@ -360,3 +488,19 @@ class Grader:
     @property
     def pool_stats(self) -> dict:
         return dict(self._pool.stats)
+
+
+def _perfect_matching(size: int, edges: set[tuple[int, int]]) -> bool:
+    """Whether gold parts 0..size-1 and predicted parts 0..size-1 pair up one to one along `edges`."""
+    partner: dict[int, int] = {}  # predicted part -> gold part
+
+    def place(gold: int, seen: set[int]) -> bool:
+        for pred in range(size):
+            if (gold, pred) in edges and pred not in seen:
+                seen.add(pred)
+                if pred not in partner or place(partner[pred], seen):
+                    partner[pred] = gold
+                    return True
+        return False
+
+    return all(place(gold, set()) for gold in range(size))

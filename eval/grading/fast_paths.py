@@ -15,6 +15,12 @@ MAX_POWER_EXPONENT = 10_000  # a^b with b above this is refused before SymPy eva
 REL_TOL = 1e-6
 _REL_TOL = Fraction(str(REL_TOL))  # exact, so 0.333333 vs 1/3 (relative error exactly 1e-6) is in
 MAX_NUMBER_DIGITS = 400  # plain numbers longer than this are left to the other checks
+# A decimal gold with this many significant digits was stored as a float ("1234.0999999996",
+# "0.6666666667"): it matches within FLOAT_GOLD_REL_TOL. Shorter decimals and integers stay exact,
+# so "0.333" is not 1/3 and "145.0" is exactly 145.
+FLOAT_NOISE_DIGITS = 10
+FLOAT_GOLD_REL_TOL = 1e-6
+MAX_SCI_EXPONENT = 400
 
 
 # ------------------------------------------------------------------ plain numbers
@@ -67,6 +73,11 @@ _LATEX_FRAC = re.compile(r"([+-]?)\\frac\s*" + _FRAC_ARG + r"\s*" + _FRAC_ARG)
 _MIXED_SLASH = re.compile(r"([+-]?)(\d+)\s+(\d+)\s*/\s*(\d+)")
 _MIXED_LATEX = re.compile(r"([+-]?)(\d+)\s*\\frac\s*(?:\{\s*(\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))")
 _POWER = re.compile(r"([+-]?)(\d+)\^\{?([+-]?\d+)\}?")
+# Scientific notation, the whole value only (never a "2e" inside an expression): 6.0e23, 6.0\times10^{23}.
+_SCI_E = re.compile(r"([+-]?\d+(?:\.\d+)?)[eE]([+-]?\d{1,3})")
+_SCI_TIMES = re.compile(r"([+-]?\d+(?:\.\d+)?)(?:\\times|\\cdot|×|\*)10\^\{?([+-]?\d{1,3})\}?")
+_PAREN_UNIT = re.compile(r"(?<=[\d}])\s*\(\s*[A-Za-z][A-Za-z .]*\)\s*$")  # "7 (marbles)"
+_THIN_THOUSANDS = re.compile(r"(?<=\d)(?:\\,|\\ |\\thinspace\s*|\u2009|\u202f)(?=\d{3}(?!\d))")
 VAR_PREFIX = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?=\S)")
 
 
@@ -75,6 +86,7 @@ def _strip_units(t: str) -> tuple[str, bool]:
     percent = False
     for _ in range(4):
         before = t
+        t = _PAREN_UNIT.sub("", t)
         m = _TEXT_UNIT.search(t)
         if m:
             word = m.group(1).strip().lower()
@@ -112,7 +124,7 @@ def _frac_args(m: re.Match, first: int) -> tuple[int, int]:
 
 def parse_number(s: str) -> Number | None:
     """The value of a plain number written in any of the usual ways; None for anything else."""
-    t = light_normalize(s)
+    t = light_normalize(_THIN_THOUSANDS.sub("", s))  # "10\,000": a thin space between thousands
     if not t or len(t) > MAX_NUMBER_DIGITS or not any(c.isdigit() for c in t):
         return None
     t = _DOLLAR.sub("", t).replace("{,}", ",")
@@ -155,6 +167,13 @@ def parse_number(s: str) -> Number | None:
             v = Fraction(base) ** exp
             v = -v if m.group(1) == "-" else v
             return Number(v, "int" if v.denominator == 1 else "frac", percent)
+        m = _SCI_E.fullmatch(t) or _SCI_TIMES.fullmatch(t)
+        if m:
+            mantissa, exp = m.group(1), int(m.group(2))
+            if abs(exp) > MAX_SCI_EXPONENT:
+                return None
+            digits = mantissa.lstrip("+-").replace(".", "").lstrip("0")
+            return Number(Fraction(mantissa) * Fraction(10) ** exp, "dec", percent, sig=len(digits))
         m = _SLASH.fullmatch(t)
         if m:
             if int(m.group(3)) == 0:
@@ -194,16 +213,20 @@ def _candidates(n: Number, other_percent: bool) -> list[tuple[Fraction, int]]:
     return out
 
 
-def numbers_equal(gold: Number, pred: Number) -> bool:
+def numbers_equal(gold: Number, pred: Number, float_tol: float = FLOAT_GOLD_REL_TOL) -> bool:
     """Exact rational equality, with one tolerance: a decimal against a fraction that has no finite
     decimal expansion (1/3, 3/23) matches when it is within REL_TOL of it, or is the fraction
     correctly rounded to the written places, with 6+ significant digits or 6+ places (and 4+
     significant digits): 0.130435 for 3/23, 0.033333 for 1/30, not 0.000033 for 1/30000.
     Percent either way (module doc)."""
     kinds = {gold.kind, pred.kind}
+    noisy = gold.kind == "dec" and gold.sig >= FLOAT_NOISE_DIGITS  # a float written out in full
+    tol = Fraction(str(float_tol))
     for a, places_a in _candidates(gold, pred.percent):
         for b, places_b in _candidates(pred, gold.percent):
             if a == b:
+                return True
+            if noisy and abs(a - b) <= tol * max(abs(a), abs(b)):
                 return True
             if kinds == {"dec", "frac"}:
                 if gold.kind == "frac":
@@ -280,10 +303,10 @@ def parse_value(s: str) -> Value | None:
     return v if v is not None else parse_term(s)
 
 
-def values_equal(a: Value, b: Value) -> bool | None:
+def values_equal(a: Value, b: Value, float_tol: float = FLOAT_GOLD_REL_TOL) -> bool | None:
     """Equal, not equal, or None when the two kinds cannot be compared without SymPy."""
     if isinstance(a, Number) and isinstance(b, Number):
-        return numbers_equal(a, b)
+        return numbers_equal(a, b, float_tol)
     if type(a) is not type(b):
         return None
     return a == b  # Term: same family, coefficient and square-free radicand; Infinity: same sign
@@ -294,7 +317,7 @@ def values_equal(a: Value, b: Value) -> bool | None:
 _MATRIX = re.compile(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[lcr|]*\})?(.*)\\end\{\1\}")
 
 
-def _split_top(t: str, sep: str = ",") -> list[str]:
+def split_top_level(t: str, sep: str = ",") -> list[str]:
     parts, depth, start, i = [], 0, 0, 0
     while i < len(t):
         ch = t[i]
@@ -348,15 +371,15 @@ def parse_struct(s: str) -> Struct | None:
             return None
         return Struct("matrix", tuple(cells))
     if t.startswith("\\{") and t.endswith("\\}"):
-        items = _values(_split_top(t[2:-2]))
+        items = _values(split_top_level(t[2:-2]))
         return Struct("set", items) if items else None
     if len(t) >= 2 and t[0] in "([" and t[-1] in ")]" and _match_bracket(t) == len(t) - 1:
-        parts = _split_top(t[1:-1])
+        parts = split_top_level(t[1:-1])
         if len(parts) >= 2:
             items = _values(parts)
             return Struct("seq", items, t[0] + t[-1]) if items else None
         return None
-    parts = _split_top(t)
+    parts = split_top_level(t)
     if len(parts) >= 2:
         items = _values(parts)
         return Struct("set", items) if items else None
@@ -376,11 +399,11 @@ def _match_bracket(t: str) -> int:
     return -1
 
 
-def structs_equal(a: Struct, b: Struct) -> bool | None:
+def structs_equal(a: Struct, b: Struct, float_tol: float = FLOAT_GOLD_REL_TOL) -> bool | None:
     if a.kind != b.kind:
         return None
     if a.kind == "set":
-        verdicts = [[values_equal(x, y) for y in b.items] for x in a.items]
+        verdicts = [[values_equal(x, y, float_tol) for y in b.items] for x in a.items]
         if any(v is None for row in verdicts for v in row):
             return None
         return all(any(row) for row in verdicts) and all(any(col) for col in zip(*verdicts))
@@ -395,7 +418,7 @@ def structs_equal(a: Struct, b: Struct) -> bool | None:
         if len(ra) != len(rb):
             return False
         for x, y in zip(ra, rb):
-            v = values_equal(x, y)
+            v = values_equal(x, y, float_tol)
             if v is None:
                 return None
             result = result and v
@@ -411,6 +434,38 @@ _CHOICE_PRED = (
     re.compile(r"([A-J])[.:)].+"),  # B) 12, B. 12
     re.compile(r"(?:option|choice|answer)\(?([A-Ja-j])\)?[.:]?", re.IGNORECASE),  # option B
 )
+
+
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(?:\\text\s*\{\s*)?(?:\\,|\\ |~)?\s*([AaPp])\.?\s*[Mm]\.?\s*\}?")
+_CLOCK_24 = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+
+
+def parse_clock(s: str) -> tuple[int, int, int] | None:
+    """(hour 0-23, minute, second) of a clock time ("3:15 p.m.", "3:15 \\text{ pm}", "15:15"); else None."""
+    t = unwrap(light_normalize(s)).strip()
+    m = _CLOCK.fullmatch(t)
+    if m:
+        hour, minute = int(m.group(1)), int(m.group(2))
+        if not 1 <= hour <= 12 or minute > 59:
+            return None
+        hour = hour % 12 + (12 if m.group(4).lower() == "p" else 0)
+        return hour, minute, int(m.group(3) or 0)
+    m = _CLOCK_24.fullmatch(t)
+    if m and int(m.group(1)) <= 23 and int(m.group(2)) <= 59:
+        return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    return None
+
+
+_CHOICE_WITH_VALUE = re.compile(r"\(?([A-J])[).:]\s*(.+)|\(([A-J])\)\s*(.+)")
+
+
+def choice_with_value(gold: str) -> tuple[str, str] | None:
+    """(letter, the choice's own text) of a gold written as "(D) 42" or "D) 42"; else None."""
+    m = _CHOICE_WITH_VALUE.fullmatch(unwrap(light_normalize(gold)))
+    if not m:
+        return None
+    letter, value = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    return letter, value.strip()
 
 
 def choice_letter(s: str, gold: bool = False) -> str | None:

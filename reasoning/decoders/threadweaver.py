@@ -105,7 +105,8 @@ async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]],
             continue
         # Every thread is prompted with the leading newline; in the joined text only the first keeps it.
         threads = await decoding.branches("thread", [thread_prefix(n, True) for n in numbers],
-                                          [(END_THREAD,)] * len(numbers), cfg.max_thread_tokens, [END_THREAD] * len(numbers))
+                                          [(END_THREAD,)] * len(numbers), cfg.max_thread_tokens,
+                                          [END_THREAD] * len(numbers))
         truncated = False
         for i, (n, thread) in enumerate(zip(numbers, threads)):
             closed = thread.stop_string == END_THREAD
