@@ -128,7 +128,7 @@ def test_a_caller_that_gives_up_does_not_break_the_engine(engine):
     async def impatient():
         try:
             # Long enough that no engine can answer before the timer fires, even on a loaded machine.
-            await asyncio.wait_for(engine.agenerate(chat(max_tokens=1024, seed=3, ignore_eos=True)), timeout=0.001)
+            await asyncio.wait_for(engine.agenerate(chat(max_tokens=256, seed=3, ignore_eos=True)), timeout=0.001)
         finally:
             await engine.aclose()
 
