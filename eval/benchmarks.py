@@ -289,10 +289,26 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
 }
 
 
+# Generated tasks: no file, no Hub; a level picks the difficulty, the split the seed.
+GENERATED = {"arith": "procedural arithmetic word problems with exact answers (levels 1-4; reasoning.tasks.arith)"}
+
+
 def describe_benchmarks() -> str:
     """One line per benchmark, for --help and error messages."""
-    return "\n".join(f"  {s.name:<8} {s.description} [hub {s.hub_id}; local <data-dir>/{s.local_path}]"
-                     for s in BENCHMARKS.values())
+    return "\n".join([f"  {s.name:<8} {s.description} [hub {s.hub_id}; local <data-dir>/{s.local_path}]"
+                      for s in BENCHMARKS.values()] + [f"  {name:<8} {text} [generated: --level N]"
+                                                       for name, text in GENERATED.items()])
+
+
+def load_arith(level: int = 2, limit: int | None = None, split: str = "test") -> list[Problem]:
+    """The arith task as Problems: the first `limit` (default 200) problems of a level's split."""
+    from reasoning.tasks.arith import generate
+
+    _check_limit(limit)
+    count = 200 if limit is None else limit
+    return [Problem(id=p.id, question=p.question, gold=str(p.answer), benchmark="arith",
+                    meta={"level": level, "combine": p.combine, "people": len(p.people), "independent": p.independent})
+            for p in generate(level, count, split)]
 
 
 # --------------------------------------------------------------------------- reading
@@ -515,13 +531,17 @@ def load_file(path: str | os.PathLike, question_field: str, answer_field: str, i
 
 
 def _unknown(name: str) -> InputError:
-    return InputError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}.\n"
+    return InputError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS) + sorted(GENERATED))}.\n"
                       f"{describe_benchmarks()}\n{GENERIC_HELP}")
 
 
-def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, limit: int | None = None) -> list[Problem]:
+def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, limit: int | None = None,
+                   level: int = 2) -> list[Problem]:
     """The problems of a registered benchmark: from `<data_dir>/<spec.local_path>` when data_dir is
-    given, else from the Hugging Face Hub. `limit` keeps the first N (ids do not depend on it)."""
+    given, else from the Hugging Face Hub; `arith` is generated (`level`). `limit` keeps the first N
+    (ids do not depend on it)."""
+    if str(name).strip().lower() == "arith":
+        return load_arith(level, limit)
     spec = BENCHMARKS.get(str(name).strip().lower())
     if spec is None:
         raise _unknown(name)

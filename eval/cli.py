@@ -61,6 +61,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_args(grade, GradeSettings, group="grading")
     grade.set_defaults(func=cmd_grade, parser=grade)
 
+    task = esub.add_parser(
+        "task", help="write a generated task (arith) as JSONL, for training, synthesis or any other tool",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write problems of a generated task to a JSONL file: one record per problem with id,\n"
+                    "question, answer and metadata, loadable with datasets.load_dataset('json', data_files=FILE)\n"
+                    "and usable as `synth mathfusion --input FILE`. The train split never holds a test question.\n\n"
+                    "example:\n  parafuse eval task arith --level 2 --split train --count 5000 --out arith-train.jsonl")
+    task.add_argument("name", choices=("arith",), help="the task")
+    task.add_argument("--level", type=int, default=2, help="difficulty level 1-4 (default 2)")
+    task.add_argument("--split", choices=("train", "test"), default="train", help="split (default train)")
+    task.add_argument("--count", type=int, default=1000, help="problems to write (default 1000)")
+    task.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    task.add_argument("--out", required=True, help="JSONL file to write")
+    task.set_defaults(func=cmd_task)
+
     rep = esub.add_parser("report", help="write report.md and a self-contained report.html with plots",
                           description="Compare one or more run directories: accuracy vs tokens with the Pareto "
                                       "frontier, pass@k and maj@k vs k, saturation fits, per-benchmark tables.")
@@ -123,6 +138,18 @@ def cmd_grade(args: argparse.Namespace) -> int:
     summary = grade_file(args.input, args.out, args.gold_field, args.prediction_field, settings,
                          progress=not args.no_progress)
     print(summary_line(summary, args.out), file=sys.stderr)
+    return 0
+
+
+def cmd_task(args: argparse.Namespace) -> int:
+    from reasoning.jsonl import write_jsonl_atomic
+    from reasoning.tasks.arith import generate
+
+    problems = generate(args.level, args.count, args.split, args.seed)
+    write_jsonl_atomic(args.out, [p.to_record() for p in problems])
+    independent = sum(p.independent for p in problems)
+    print(f"wrote {len(problems)} arith level-{args.level} {args.split} problems to {args.out} "
+          f"({independent} with independent parts)", file=sys.stderr)
     return 0
 
 

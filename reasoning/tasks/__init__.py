@@ -1,0 +1,1 @@
+"""Procedural tasks with exact answers that the toolkit embeds (no hub needed): `arith`."""
