@@ -229,3 +229,36 @@ def test_arith_model_generates_in_hf_and_vllm(arith_model, kind):
         assert result.completions[0].tokens > 0 and result.completions[0].token_ids
     finally:
         engine.close()
+
+
+def test_threadweaver_style_shortens_the_critical_path_only_where_parts_are_independent():
+    from statistics import mean
+
+    engine = make_engine("symbolic", "arith-teacher")
+    problems = generate(3, 120)
+    plain = engine.generate([Request(messages=chat(p), params=SamplingParams(max_tokens=400)) for p in problems])
+    _, Config = get_decoder("threadweaver")
+    decoded = run_decodes(engine, "threadweaver", [(p.id, list(chat(p)), Config.from_dict({"max_tokens": 400}))
+                                                   for p in problems])
+    independent = [(s.completion_tokens, d.critical_path_tokens) for p, s, d in zip(problems, plain, decoded)
+                   if p.independent]
+    chains = [(s.completion_tokens, d.critical_path_tokens) for p, s, d in zip(problems, plain, decoded)
+              if not p.independent]
+    assert independent and chains
+    assert mean(c for _, c in independent) < 0.85 * mean(s for s, _ in independent)
+    assert all(s == c for s, c in chains), "a chain has nothing to fork: the same tokens either way"
+
+
+def test_the_rewriter_role_turns_a_sequential_solution_into_fork_join_form():
+    from eval.grading.extract import extract_answer
+    from reasoning.engines.symbolic import sequential_solution
+
+    engine = make_engine("symbolic", "arith-teacher")
+    problems = generate(2, 60)
+    requests = [Request(messages=({"role": "user", "content": LIBRARY.render(
+        "threadweaver/rewrite", question=p.question, solution=sequential_solution(p, p.answer, "boxed"))},))
+        for p in problems]
+    for p, result in zip(problems, engine.generate(requests)):
+        text = result.texts[0]
+        assert ("<Parallel>" in text) == p.independent and get_format("threadweaver").validate(text) == []
+        assert extract_answer(text)[0] == str(p.answer)

@@ -7,6 +7,8 @@ exactly (`reasoning.tasks.arith`) and writes what the prompt asks for:
 - a MathFusion fusion of the prompt's two problems (sequential: the first answer feeds the second;
   parallel: their total; conditional: the larger), in the template's three sections;
 - a Fusion-of-N fused answer (it re-solves the problem, whatever the candidates say);
+- ThreadWeaver's rewriter (the `threadweaver/rewrite` template): the prompt's sequential solution
+  in fork-join form, one thread per independent count (a chain stays as it is);
 - a parallel-thinking trace: ThreadWeaver (one thread per person whose count is independent, then
   the join), Parallel-R1 (paths that each compute a part or check one another, a summary, a
   `Final Answer:` line), ParaThinker (P solutions in different orders, then the summary);
@@ -142,7 +144,7 @@ class ArithTeacher:
     def question(user: str) -> str:
         at = user.rfind("Problem:")
         text = user[at + len("Problem:"):] if at >= 0 else user
-        return text.split("\n--- Candidate", 1)[0].strip()
+        return text.split("\n--- Candidate", 1)[0].split("\nSequential solution:", 1)[0].strip()
 
     def wrong(self, request: Request, index: int) -> bool:
         return self.error_rate > 0 and _unit(request.to_dict(), index, "slip") < self.error_rate
@@ -160,6 +162,8 @@ class ArithTeacher:
         end = ending_style(user)
         if "--- Candidate 1 ---" in user:  # Fusion-of-N: the fusor re-solves the problem
             return sequential_solution(problem, answer, end), "stop"
+        if "Sequential solution:" in user and "fork-join" in user:  # ThreadWeaver's rewriter (stage 2)
+            return self.full(problem, answer, "boxed", "threadweaver", slip), "stop"
         if request.prompt is not None:
             return self.continuation(request, problem, answer, end, partial, index, slip), "stop"
         return self.full(problem, answer, end, self.style, slip), "stop"
@@ -188,8 +192,9 @@ class ArithTeacher:
     # ---- ThreadWeaver pieces ----------------------------------------------------------------
     @staticmethod
     def tw_open(problem: arith.ArithProblem) -> str:
-        items = "".join(f"<Outline>{n}: {p.name}'s {problem.item}</Outline>\n" for n, p in enumerate(problem.people, 1))
-        return f"I can count each person's {problem.item} on its own.\n<Parallel>\n<Outlines>\n{items}</Outlines>"
+        # Short outlines: the fork's own cost is on the critical path, and it must stay below what it saves.
+        items = "".join(f"<Outline>{n}: {p.name}</Outline>\n" for n, p in enumerate(problem.people, 1))
+        return f"<Parallel>\n<Outlines>\n{items}</Outlines>"
 
     @staticmethod
     def tw_thread_prefix(n: int, first: bool) -> str:
