@@ -34,6 +34,7 @@ bench:
 	$(VENV)/bin/python benches/grading.py
 	$(VENV)/bin/python benches/fork_join.py
 	$(VENV)/bin/python benches/synth_mathfusion.py
+	$(VENV)/bin/python benches/synth_traces.py
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -38,7 +38,6 @@ Prints progress and a table on stderr, then exactly one JSON line on stdout.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import heapq
 import json
@@ -55,14 +54,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 
 from benchlib.common import REPO, emit, fault_server_process, log, parser, require_positive
+from benchlib.replay import RawRun, process_cpu_s, run_raw, stored_requests
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MODEL = "teacher"
 RESPONDER = "reasoning.testing.teacher:scripted_teacher"
-MAX_SERVER_STOPS = 4  # what the openai engine sends at most (the OpenAI API's limit)
 STEP_ID = re.compile(r"^(?P<job>.+)/(?:fuse(?:/\d+)?|solve)$")  # request ids: JOB/fuse, JOB/fuse/2, JOB/solve
 
 
@@ -98,15 +96,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.data_dir.is_dir():
         p.error(f"--data-dir {args.data_dir} is not a directory (the shared data with gsm8k/ etc.)")
     return args
-
-
-def process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a live process so far (Linux /proc); None where unreadable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def children_cpu_s() -> float:
@@ -195,66 +184,6 @@ def run_pipeline(url: str, args: argparse.Namespace, out_dir: Path, server: subp
                        timeline=[(round(t, 3), line[:160]) for t, line in timeline])
 
 
-# ---- the ceiling: the same requests, no dependencies, a bare client ---------------------------
-@dataclass
-class RawRun:
-    wall_s: float
-    requests: int
-    failures: int
-    cpu_s: float  # this process's CPU time during the replay
-    server_cpu_s: float | None
-
-
-def raw_body(request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The body the openai engine builds for a stored request (`Request.to_dict`), written out by hand."""
-    p = request["params"]
-    body: dict[str, Any] = {"model": MODEL, "n": p["n"], "temperature": p["temperature"], "top_p": p["top_p"],
-                            "max_tokens": p["max_tokens"]}
-    if p.get("stop"):
-        body["stop"] = list(p["stop"])[:MAX_SERVER_STOPS]
-    if p.get("seed") is not None:
-        body["seed"] = p["seed"]
-    if p.get("min_tokens"):
-        body["min_tokens"] = p["min_tokens"]
-    if p.get("ignore_eos"):
-        body["ignore_eos"] = True
-    if request.get("messages") is not None:
-        return "/chat/completions", {**body, "messages": request["messages"]}
-    return "/completions", {**body, "prompt": request["prompt"]}
-
-
-def stored_requests(store: Path) -> list[dict[str, Any]]:
-    """One request per store row: each row is one request the pipeline sent (ok or failed)."""
-    with open(store, encoding="utf-8") as f:
-        return [json.loads(line)["request"] for line in f if line.strip()]
-
-
-async def _replay(url: str, bodies: list[tuple[str, dict]], concurrency: int) -> list[bool]:
-    sem = asyncio.Semaphore(concurrency)
-    connector = aiohttp.TCPConnector(limit=0)  # aiohttp's default pool stops at 100 connections
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=300)) as session:
-
-        async def one(path: str, body: dict) -> bool:
-            async with sem, session.post(url + path, json=body) as resp:
-                if resp.status != 200:
-                    return False
-                data = await resp.json()
-            return len(data["choices"]) == body["n"]
-
-        return await asyncio.gather(*(one(path, body) for path, body in bodies))
-
-
-def run_raw(url: str, requests: list[dict[str, Any]], concurrency: int, server: subprocess.Popen) -> RawRun:
-    bodies = [raw_body(r) for r in requests]
-    srv0 = process_cpu_s(server.pid)
-    t0, c0 = time.perf_counter(), time.process_time()
-    ok = asyncio.run(_replay(url, bodies, concurrency))
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    srv1 = process_cpu_s(server.pid)
-    return RawRun(wall_s=wall, requests=len(bodies), failures=len(ok) - sum(ok), cpu_s=cpu,
-                  server_cpu_s=None if srv0 is None or srv1 is None else srv1 - srv0)
-
-
 # ---- what a perfect pipeline would take ------------------------------------------------------
 def job_chains(requests: list[dict[str, Any]]) -> list[int] | None:
     """Requests per job (fuse attempts, then the solve), jobs in the order they first appear; None
@@ -308,7 +237,7 @@ def measure(url: str, server: subprocess.Popen, args: argparse.Namespace,
         if chains is not None:
             pipe.ideal_dependent_s = ideal_with_dependencies_s(chains, args.concurrency, args.job_concurrency,
                                                                args.delay_s)
-        raw = run_raw(url, requests, args.concurrency, server)
+        raw = run_raw(url, requests, args.concurrency, server, MODEL)
         log(f"rep {rep + 1}/{args.repetitions}      raw: {raw.wall_s:7.2f} s wall  "
             f"{pipe.jobs / raw.wall_s:7.2f} rows/s  "
             f"requests={raw.requests} failures={raw.failures}  cpu {raw.cpu_s:.1f} s")

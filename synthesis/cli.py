@@ -41,6 +41,22 @@ For open-ended prompts use --template generic/user (the prompt field is --questi
 """
 
 
+TRACES_EXAMPLE = """\
+examples:
+  # ThreadWeaver two-stage data on the embedded arith task, with the symbolic teacher
+  parafuse eval task arith --level 3 --split train --count 2000 --out arith-train.jsonl
+  parafuse synth traces --method threadweaver --input arith-train.jsonl --engine symbolic --model arith-teacher \\
+      --out runs/tw-traces
+
+  # Parallel-R1 cold-start data from GSM8K with a served teacher, strict format check, written as ThreadWeaver
+  parafuse synth traces --method parallel_r1 --input gsm8k-train --data-dir ../shared/data --limit 1000 \\
+      --engine openai --base-url http://localhost:8000/v1 --model Qwen/Qwen3-32B --format-mode strict --out runs/pr1
+
+Rerun the same command after a crash or Ctrl-C: finished requests come from DIR/store.jsonl.
+Changing a filter setting and rerunning regenerates nothing.
+"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     synth = sub.add_parser("synth", help="synthesize training data: MathFusion, Fusion-of-N",
                            description="Data synthesis pipelines. Every run is resumable and writes a dataset "
@@ -64,6 +80,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--teacher", action="append", default=None, dest="teachers", metavar="SPEC",
                    help="a teacher: ENGINE:MODEL[@BASE_URL][*N]; repeat for a pool (N samples from it, default 1)")
     f.set_defaults(func=cmd_fusion, parser=f)
+
+    from synthesis.traces.config import TracesConfig
+
+    t = ssub.add_parser("traces", help="parallel-thinking training traces: Parallel-R1, ThreadWeaver, ParaThinker",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=TRACES_EXAMPLE,
+                        description="Ask a teacher for the training data of a parallel-thinking method and keep only "
+                                    "what passes that method's filters (format, independence, answer, speedup); "
+                                    "every rejection is recorded with its reason.")
+    _common(t, TracesConfig)
+    t.set_defaults(func=cmd_traces, parser=t)
 
 
 def _common(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
@@ -157,6 +183,22 @@ def cmd_fusion(args: argparse.Namespace) -> int:
         fusor.close()
         for teacher, _ in teachers:
             teacher.close()
+    print(summary(stats, args.out), file=sys.stderr)
+    gc.freeze()
+    return 0
+
+
+def cmd_traces(args: argparse.Namespace) -> int:
+    from prompts import PromptLibrary
+    from synthesis.traces import TracesConfig, summary, synthesize_traces
+
+    cfg = _settings(TracesConfig, args)
+    engine = engine_from_args(args)
+    try:
+        stats = synthesize_traces(cfg, engine, Path(args.out), library=PromptLibrary(args.prompts_dir),
+                                  progress=not args.no_progress, hub_repo=args.push_to_hub, hub_private=args.private)
+    finally:
+        engine.close()
     print(summary(stats, args.out), file=sys.stderr)
     gc.freeze()
     return 0

@@ -11,6 +11,7 @@ old file or the new one, never half of one.
 """
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ def _atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+@functools.lru_cache(maxsize=1)
 def generator_name() -> str:
     """`parafuse X.Y.Z`, the installed distribution that wrote a dataset (provenance of every row)."""
     from importlib import metadata

@@ -16,3 +16,4 @@ def legacy_policy(request, index):
     if request.id and "/budget@" in request.id:  # thinking that runs out of its budget
         return "thinking " * (request.params.max_tokens - 1) + f"step{index}", "length"
     return ("So the total is \\boxed{7}." if index % 2 == 0 else "I get \\boxed{8}."), "stop"
+

@@ -144,7 +144,9 @@ class ArithTeacher:
     def question(user: str) -> str:
         at = user.rfind("Problem:")
         text = user[at + len("Problem:"):] if at >= 0 else user
-        return text.split("\n--- Candidate", 1)[0].split("\nSequential solution:", 1)[0].strip()
+        for marker in ("\n--- Candidate", "\n--- Path", "\nSequential solution:", "\n\n"):
+            text = text.split(marker, 1)[0]
+        return text.strip()
 
     def wrong(self, request: Request, index: int) -> bool:
         return self.error_rate > 0 and _unit(request.to_dict(), index, "slip") < self.error_rate
@@ -160,8 +162,10 @@ class ArithTeacher:
             return UNSOLVABLE, "stop"
         answer = problem.answer + (1 if slip else 0)
         end = ending_style(user)
-        if "--- Candidate 1 ---" in user:  # Fusion-of-N: the fusor re-solves the problem
+        if "--- Candidate 1 ---" in user or "--- Path 1 ---" in user:  # a fusor or a summary: it re-solves
             return sequential_solution(problem, answer, end), "stop"
+        if "<Path>" in user and "<Parallel>" in user:  # Parallel-R1's cold-start instruction
+            return self.full(problem, answer, "final_answer", "parallel_r1", slip), "stop"
         if "Sequential solution:" in user and "fork-join" in user:  # ThreadWeaver's rewriter (stage 2)
             return self.full(problem, answer, "boxed", "threadweaver", slip), "stop"
         if request.prompt is not None:

@@ -40,9 +40,63 @@ def parse(text: str, *, require_final_answer: bool = True) -> Trace:
     return checked(_scan(text, require_final_answer))
 
 
-def validate(text: str, *, require_final_answer: bool = True) -> list[FormatError]:
-    """Every problem with `text`, sorted by offset; empty when it is valid."""
+MODES = ("strict", "reference")
+
+
+def validate(text: str, *, require_final_answer: bool = True, mode: str = "strict") -> list[FormatError]:
+    """Every problem with `text`, sorted by offset; empty when it is valid.
+
+    mode="strict": this module's grammar (clean SFT data). mode="reference": the Parallel-R1
+    authors' format check, which only reads the sequence of tags (`reference_problems`); use it for
+    rewards and acceptance rates comparable with the paper's. `require_final_answer` is strict-only.
+    """
+    if mode == "reference":
+        return reference_problems(text)
+    if mode != "strict":
+        raise ValueError(f"unknown validation mode {mode!r}; choose one of {', '.join(MODES)}")
     return _scan(text, require_final_answer)[1]
+
+
+def reference_problems(text: str) -> list[FormatError]:
+    """The Parallel-R1 reference format check: a stack over `<Parallel>` and `<Path>` tags only.
+
+    Accepted as the released checker accepts: at least two paths per block, every `<Summary>`
+    right after a `</Parallel>` (text between them ignored), as many `<Summary>` as `</Parallel>`,
+    nothing left open at the end. Not checked, as there: text between tags, nesting, `<Path>`
+    outside a block, `</Summary>`, a final answer line.
+    """
+    stack: list[list] = []  # open tags: ["<Parallel>", paths closed in it] or ["<Path>"]
+    summaries = closes = 0
+    last_close = -2  # index (in tag order) of the latest </Parallel>
+    for index, m in enumerate(TAG_RE.finditer(text)):
+        tag, at = m.group(), m.start()
+        if tag == "<Parallel>":
+            stack.append(["<Parallel>", 0])
+        elif tag == "<Path>":
+            stack.append(["<Path>"])
+        elif tag == "</Path>":
+            if not stack or stack[-1][0] != "<Path>":
+                return [FormatError("</Path> without an open <Path>", at, tag, NAME)]
+            stack.pop()
+            if stack and stack[-1][0] == "<Parallel>":
+                stack[-1][1] += 1
+        elif tag == "</Parallel>":
+            if not stack or stack[-1][0] != "<Parallel>":
+                return [FormatError("</Parallel> without an open <Parallel>", at, tag, NAME)]
+            if stack[-1][1] < 2:
+                return [FormatError(f"a block with {stack[-1][1]} path(s); at least 2 are needed", at, tag, NAME)]
+            stack.pop()
+            closes += 1
+            last_close = index
+        elif tag == "<Summary>":
+            summaries += 1
+            if last_close != index - 1:
+                return [FormatError("<Summary> not right after a </Parallel>", at, tag, NAME)]
+    if stack:
+        return [FormatError(f"{stack[-1][0]} is never closed", len(text), stack[-1][0], NAME)]
+    if summaries != closes:
+        return [FormatError(f"{closes} block(s) but {summaries} <Summary>", len(text), "<Summary>", NAME)]
+    return []
 
 
 def serialize(trace: Trace) -> str:

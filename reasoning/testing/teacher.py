@@ -65,3 +65,12 @@ def fusor_reply(text: str) -> str:
     votes = Counter(_BOXED.findall(text))
     answer = votes.most_common(1)[0][0] if votes else "0"
     return f"Checking the candidates against each other, the consistent result is {answer}.\n\\boxed{{{answer}}}"
+
+
+def arith_teacher(text: str, seed: Any, index: int, max_tokens: int) -> tuple[str, str]:
+    """The symbolic arith teacher (`reasoning.engines.symbolic`) as a fault-server responder."""
+    from reasoning.engines.symbolic import ArithTeacher
+    from reasoning.types import Request, SamplingParams
+
+    request = Request(messages=({"role": "user", "content": text},), params=SamplingParams(seed=seed))
+    return ArithTeacher()(request, index)
