@@ -405,7 +405,10 @@ def _with_choices(gold: Any, choices: Any) -> tuple[Any, str | None]:
     if not isinstance(choices, (list, tuple)) or not choices:
         return gold, None
     key = str(gold).strip().strip("()").strip() if gold is not None else ""
-    if key.isdigit() and int(key) < len(choices):
+    texts = [str(c).strip() for c in choices]
+    if str(gold).strip() in texts:  # the gold is a choice's own text: that choice
+        index = texts.index(str(gold).strip())
+    elif key.isdigit() and int(key) < len(choices):
         index = int(key)
     elif len(key) == 1 and key.upper() in _LETTERS[: len(choices)]:
         index = _LETTERS.index(key.upper())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from eval.config import EvalConfig
 from eval.grading.regrade import GradeSettings
-from reasoning.engines import add_engine_args, engine_from_args, engine_identity
+from reasoning.engines import add_engine_args, engine_from_args, engine_identity, engine_options
 from reasoning.settings import add_config_args, config_from_args
 from reasoning.types import InputError
 
@@ -46,8 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "grade", help="grade predictions you already have (JSONL in, graded JSONL out; resumable)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Grade each line's prediction against its gold with the grader `eval run` uses (same\n"
-                    "settings, same verdict). Every output row is the input row plus correct, answer, extractor\n"
-                    "(the extraction tier that found the answer) and reason. Rows are written a chunk at a time:\n"
+                    "settings, same verdict). Every output row is the input row plus a `grade` object: correct,\n"
+                    "answer (extracted), extractor (the extraction tier that found it) and reason. Rows are written\n"
+                    "a chunk at a time:\n"
                     "after Ctrl-C, rerun the same command and only the rest is graded.\n\nexample:\n"
                     "  parafuse eval grade --input outputs.jsonl --gold-field answer --prediction-field output \\\n"
                     "      --out graded.jsonl")
@@ -101,8 +102,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = eval_config(args)
     engine = engine_from_args(args)
-    fusor = engine_from_args(args, "fusor-", model=cfg.fusor_model) \
-        if cfg.fusor_model and "fusion" in cfg.strategies else None
+    # A fusor of its own when it names another model or any engine option of its own (--fusor-base-url, ...).
+    own_fusor = cfg.fusor_model or engine_options(args, "fusor-") != engine_options(args)
+    fusor = engine_from_args(args, "fusor-", model=cfg.fusor_model or args.model) \
+        if own_fusor and "fusion" in cfg.strategies else None
     try:
         results = EvalRun(cfg, engine, Path(args.out), fusor=fusor, library=PromptLibrary(args.prompts_dir),
                           progress=not args.no_progress).run()

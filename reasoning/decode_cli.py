@@ -36,6 +36,15 @@ DESCRIPTION = (
 )
 
 
+# What the shared sampling flags mean in a decode (the block's own help speaks of one request).
+DECODER_SAMPLING_HELP = {
+    "sampling.max_tokens": "cap on each main (sequential) request; ParaThinker has none and caps each path with it "
+                           "unless --max-path-tokens is set",
+    "sampling.seed": "base seed: each request derives its own from it, the decode key, its role, block and branch "
+                     "(none: unseeded)",
+}
+
+
 def _leaves_by_flag() -> dict[str, list[tuple[str, Leaf]]]:
     """Every decoder setting (by its dotted name) -> [(method, leaf)], over the registered methods."""
     out: dict[str, list[tuple[str, Leaf]]] = {}
@@ -53,9 +62,8 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
         defaults = {repr(e.default) for _, e in entries}
         shown = defaults.pop() if len(defaults) == 1 else ", ".join(f"{m} {e.default!r}" for m, e in entries)
         only = "" if len(entries) == len(REGISTRY) else f" [{', '.join(m for m, _ in entries)} only]"
-        help_ = f"{leaf.field.metadata['help']}{only} (default {shown})"
-        if leaf.flags[0] in ("--temperature", "--top-p", "--max-tokens", "--seed"):
-            help_ = f"{leaf.field.name.replace('_', ' ')} of every request{only} (default {shown})"
+        text = DECODER_SAMPLING_HELP.get(leaf.dest, leaf.field.metadata["help"])
+        help_ = f"{text}{only} (default {shown})"
         add_leaf_arg(group, leaf, help_)
 
 

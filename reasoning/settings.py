@@ -297,6 +297,10 @@ def flatten(values: Mapping[str, Any], cls, where: str, extra_keys: tuple[str, .
 
 def _flatten(values, cls, path, where, found, extra, extra_keys) -> None:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for f in list(fields.values()):  # a field also answers to its own flag's name (`strategy:` for strategies)
+        flag = (f.metadata.get("flag") or "").lstrip("-").replace("-", "_")
+        if flag and len(flag) > 1 and flag not in fields:
+            fields[flag] = f
     aliases: dict[str, tuple[str, str]] = {}  # old flat name -> (block, field)
     for f in fields.values():
         if _is_nested(f):
@@ -317,7 +321,7 @@ def _flatten(values, cls, path, where, found, extra, extra_keys) -> None:
             sub = _block_type(cls, name)
             _flatten(value, sub, path + (name,), where, found, extra, ())
         elif name in fields:
-            found[path + (name,)] = coerce(cls, fields[name], value, here)
+            found[path + (fields[name].name,)] = coerce(cls, fields[name], value, here)
         elif name in aliases:
             block, sub_name = aliases[name]
             sub = _block_type(cls, block)

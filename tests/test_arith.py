@@ -262,3 +262,11 @@ def test_the_rewriter_role_turns_a_sequential_solution_into_fork_join_form():
         text = result.texts[0]
         assert ("<Parallel>" in text) == p.independent and get_format("threadweaver").validate(text) == []
         assert extract_answer(text)[0] == str(p.answer)
+
+
+def test_train_never_holds_an_eval_question_whatever_its_seed():
+    evaluated = {p.question for p in generate(2, 1000, "test")}  # what `eval run --benchmark arith` reads
+    assert not evaluated & {p.question for p in generate(2, 500, "train", seed=7)}
+    with pytest.raises(InputError, match="holds 1000 problems"):
+        generate(2, 1001, "test")
+    assert parse("Lena starts with as many coins as Omar ends with. How many coins does Lena have now?") is None

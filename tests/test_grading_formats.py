@@ -250,9 +250,10 @@ def test_eval_grade_cli_grades_resumes_and_agrees_with_the_grader(tmp_path, grad
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     expected = grader.grade_many([(g, o) for g, o, _ in cases])
-    assert [(r["correct"], r["extractor"], r["reason"]) for r in rows] == \
+    assert [(r["grade"]["correct"], r["grade"]["extractor"], r["grade"]["reason"]) for r in rows] == \
         [(g.correct, g.extractor, g.reason) for g in expected], "eval grade gives eval run's verdicts"
     assert [r["id"] for r in rows] == list(range(len(cases)))
+    assert [r["gold"] for r in rows] == [g for g, _, _ in cases], "the input's own fields are kept"
     assert "6 correct" in done.stderr and "by extractor:" in done.stderr
     # A rerun grades nothing again; a cut-off last line is repaired and regraded.
     out.write_text(out.read_text()[:-20])
@@ -268,3 +269,34 @@ def test_eval_grade_names_the_line_of_bad_input(tmp_path):
     done = run_cli("eval", "grade", "--input", str(data), "--gold-field", "gold", "--prediction-field", "output",
                    "--out", str(tmp_path / "o.jsonl"))
     assert done.returncode == 2 and "bad.jsonl:2: no field 'output'" in done.stderr
+
+
+def test_eval_grade_regrades_when_the_settings_change(tmp_path):
+    data = write(tmp_path / "pairs.jsonl", [{"gold": "17", "output": "work\nA: 17"}])
+    out = tmp_path / "graded.jsonl"
+    args = ("eval", "grade", "--input", str(data), "--gold-field", "gold", "--prediction-field", "output",
+            "--out", str(out), "--no-progress")
+    assert run_cli(*args).returncode == 0
+    assert json.loads(out.read_text())["grade"]["correct"] is True
+    strict = run_cli(*args, "--strict-extraction")
+    assert strict.returncode == 0 and "(0 already in" in strict.stderr
+    assert json.loads(out.read_text())["grade"]["reason"] == "no_answer"
+
+
+def test_more_boxes_than_gold_parts_is_wrong_and_long_list_golds_are_one_answer(grader):
+    assert grader.grade(["1", "2"], "\\boxed{1}, \\boxed{2}, \\boxed{3}").reason == "parts_count"
+    assert grader.grade(["", "5"], "\\boxed{5}").correct, "a list with one part is that part"
+    assert not grader.grade(["", "5"], "\\boxed{6}").correct
+
+
+def test_final_answer_text_and_subject_first_sentences():
+    assert extract_answer("Final Answer: Both I and II") == ("Both I and II", "final_answer")
+    assert extract_answer("Final Answer: 42 is the number of apples") == ("42", "final_answer")
+    assert extract_answer("there are 12 apples in the set $S$.", allow_last_number=True, strict=True)[0] == "12"
+
+
+def test_a_gold_that_is_a_choice_text_stays_that_choice(tmp_path):
+    from eval.benchmarks import load_file
+
+    data = write(tmp_path / "mc.jsonl", [{"q": "Pick", "options": ["1", "2", "3"], "label": "2"}])
+    assert load_file(data, "q", "label", choices_field="options")[0].gold == "(B) 2"

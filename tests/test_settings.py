@@ -219,3 +219,13 @@ def test_an_existing_eval_run_folder_resumes_with_zero_requests(tmp_path):
     assert engine.calls == [], f"{len(engine.calls)} requests were sent again"
     assert [(p["strategy"], p["budget"], p["accuracy"]) for p in after["points"]] == \
         [(p["strategy"], p["budget"], p["accuracy"]) for p in before["points"]]
+
+
+def test_a_recipe_may_name_a_field_by_its_flag(tmp_path):
+    from eval.cli import eval_config
+    from parafuse.cli import build_parser
+
+    recipe = tmp_path / "eval.yaml"
+    recipe.write_text(f"strategy: plain,fusion\nmodel: m\nout: {tmp_path / 'run'}\nengine: scripted\n")
+    args = build_parser().parse_args(["eval", "run", "--config", str(recipe)])
+    assert eval_config(args).strategies == ("plain", "fusion")

@@ -89,7 +89,7 @@ MAX_ANSWER_CHARS = 1000  # longer "answers" are not answers (MATH's longest gold
 MAX_BRACE_DEPTH = 50
 MAX_POWER_DIGITS = 100_000  # integer powers with more digits than this are refused too (see fast_paths)
 MAX_FACTORIAL = 5_000
-MAX_PARTS = 8  # a multi-part answer with more parts than this is compared as one string
+MAX_PARTS = 8  # a gold with more parts than this is compared as one comma-separated answer
 ANSWER_RECORD_CHARS = 300  # Grade.answer is cut to this for too_long answers
 
 
@@ -383,8 +383,8 @@ class Grader:
             gold_parts = split if len(split) == len(boxes) else []
         if not 2 <= len(gold_parts) <= MAX_PARTS:
             return None
-        if len(boxes) >= len(gold_parts):
-            return gold_parts, boxes[-len(gold_parts):], "boxed+parts"
+        if len(boxes) >= 2:  # the closing run of boxes is the answer: every box counts, extra ones too
+            return gold_parts, boxes, "boxed+parts"
         ans, extractor = extract_answer(text if isinstance(text, str) else "", self.allow_last_number,
                                         self.strict_extraction)
         if ans is None:
@@ -445,8 +445,9 @@ class Grader:
                 if bar is not None:
                     bar.update(1)
                 continue
-            if isinstance(gold, (list, tuple)):  # a one-item list is that item
-                gold = gold[0] if gold else None
+            if isinstance(gold, (list, tuple)):  # one part is that part; too many are one answer
+                parts = [str(g) for g in gold if str(g).strip()]
+                gold = parts[0] if len(parts) == 1 else ", ".join(parts) if parts else None
             r = self._prejudge(gold, text)
             if isinstance(r, Grade):
                 results[i] = r

@@ -26,7 +26,8 @@ Tiers 5-7 are the fallback for outputs with no anchor; they are on by default an
 tier that produced its answer (``extractor``), so a report can show the share graded by fallback.
 
 A ``Final Answer:`` line that holds a sentence ("Final Answer: The smallest such $n$ is 12.")
-gives the answer after its last "is"/"="/"be", else its last math span, else its last number.
+gives the answer after its last "is"/"="/"be" (or the number before it: "42 is the count"), else
+its last math span or number, else the sentence itself (a text answer: "Both I and II").
 `extract_parts` finds several answers: the run of ``\\boxed{}`` that ends the output
 (``\\boxed{(1,2)} and \\boxed{(3,4)}``).
 
@@ -134,11 +135,18 @@ def _answer_in_sentence(sentence: str) -> str | None:
     if spans and (not clauses or spans[-1].end() > clauses[-1].start()):  # "... need $x = \frac12$ ..."
         return _span_text(spans[-1]) or None
     if clauses:
-        ans = _answer_after_phrase(sentence[clauses[-1].end():])
-        if ans:
-            return ans
+        after = _answer_after_phrase(sentence[clauses[-1].end():])
+        if after and any(c.isdigit() for c in after):
+            return after
+        before = list(_NUMBER.finditer(sentence[:clauses[-1].start()]))  # "42 is the number of apples"
+        if before:
+            return before[-1].group(0).replace(",", "")
+        if after:
+            return after
     numbers = list(_NUMBER.finditer(sentence))
-    return numbers[-1].group(0).replace(",", "") if numbers else None
+    if numbers:
+        return numbers[-1].group(0).replace(",", "")
+    return _strip_answer(sentence) or None  # a text answer ("Both I and II"): the sentence itself
 
 
 def _span_text(m: re.Match) -> str:
@@ -186,7 +194,8 @@ def _latex_expressions(text: str, taken: list[tuple[int, int]]) -> list[tuple[in
 
 
 def _last_number(tail: str) -> str | None:
-    spans = [(m.start(), m.end(), _span_text(m)) for m in _MATH_SPAN.finditer(tail)]
+    spans = [(m.start(), m.end(), _span_text(m)) for m in _MATH_SPAN.finditer(tail)
+             if any(c.isdigit() for c in _span_text(m))]  # "$S$" is not a number
     taken = [(a, b) for a, b, _ in spans]
     exprs = _latex_expressions(tail, taken)
     taken += [(a, b) for a, b, _ in exprs]
@@ -217,7 +226,7 @@ def _answer_label(last_line: str) -> str | None:
 
 
 def _last_math(tail: str) -> str | None:
-    spans = list(_MATH_SPAN.finditer(tail))
+    spans = [m for m in _MATH_SPAN.finditer(tail) if any(c.isdigit() for c in _span_text(m))]
     if not spans:
         return None
     after = tail[spans[-1].end():]

@@ -4,13 +4,16 @@
     grade_pair("3/4", "so we get $\\frac{3}{4}$")        # Grade(correct=True, answer='\\frac{3}{4}', ...)
     grade_pairs([(gold, output), ...], strict_extraction=True)
 
-`grade_file` reads JSONL (bad lines name the file and line), writes one row per input line with
-`correct`, `answer`, `extractor` and `reason` added, a chunk at a time, so Ctrl-C loses at most the
-chunk being graded; a rerun keeps the rows already written for the same (line, gold, prediction)
-and grades the rest. The settings are those of `eval run`, and so are the verdicts.
+`grade_file` reads JSONL (bad lines name the file and line), writes one row per input line with a
+`grade` object added (`correct`, the extracted `answer`, `extractor`, `reason`), a chunk at a
+time, so Ctrl-C loses at most the chunk being graded; a rerun keeps the rows already written for
+the same (line, gold, prediction) and grades the rest (rows graded with other settings or another
+grader version are graded again).
+The settings are those of `eval run`, and so are the verdicts.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -72,8 +75,9 @@ def _field(row: dict[str, Any], name: str, where: str) -> Any:
     return value
 
 
-def _row_key(line: int, gold: Any, prediction: Any) -> str:
-    blob = json.dumps([line, gold, prediction], ensure_ascii=False, sort_keys=True)
+def _row_key(line: int, gold: Any, prediction: Any, grading: str) -> str:
+    """A row's resume key: its line, gold and prediction, and how it was graded (settings, grader)."""
+    blob = json.dumps([line, gold, prediction, grading], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -83,6 +87,9 @@ def grade_file(input_path: str | os.PathLike, out_path: str | os.PathLike, gold_
     from reasoning.jsonl import read_jsonl, write_jsonl_atomic
 
     settings = settings or GradeSettings()
+    from eval.grading.equivalence import GRADER_NAME, GRADER_VERSION
+
+    grading = json.dumps([GRADER_NAME, GRADER_VERSION, dataclasses.asdict(settings)], sort_keys=True)
     input_path, out_path = Path(input_path), Path(out_path)
     if not input_path.is_file():
         raise InputError(f"--input {input_path}: no such file")
@@ -94,7 +101,7 @@ def grade_file(input_path: str | os.PathLike, out_path: str | os.PathLike, gold_
         if not isinstance(prediction, str):
             raise InputError(f"{where}: field {prediction_field!r} must be the model's output text, got "
                              f"{type(prediction).__name__}")
-        pairs.append((line, _row_key(line, gold, prediction), gold, prediction))
+        pairs.append((line, _row_key(line, gold, prediction, grading), gold, prediction))
     # Resume: rows already graded for the same line, gold and prediction are kept.
     done: dict[str, dict[str, Any]] = {}
     if out_path.exists():
@@ -109,7 +116,9 @@ def grade_file(input_path: str | os.PathLike, out_path: str | os.PathLike, gold_
             grades = grader.grade_many([(gold, prediction) for _, _, gold, prediction in chunk],
                                        progress=progress and len(todo) > CHUNK)
             for (line, key, _, _), grade in zip(chunk, grades):
-                row = {**rows[line - 1], **grade.to_dict(), "grade_key": key}
+                # The verdict goes under its own key: the input's own fields (a gold called "answer",
+                # a label called "correct") are never overwritten.
+                row = {**rows[line - 1], "grade": grade.to_dict(), "grade_key": key}
                 done[key] = row
                 sink.write(json.dumps(row, ensure_ascii=False) + "\n")
             sink.flush()
@@ -121,10 +130,11 @@ def grade_file(input_path: str | os.PathLike, out_path: str | os.PathLike, gold_
 
 
 def summarize(rows: Sequence[dict[str, Any]], resumed: int = 0, grader: str = "") -> dict[str, Any]:
-    correct = sum(1 for r in rows if r.get("correct"))
+    grades = [r["grade"] for r in rows]
+    correct = sum(1 for g in grades if g.get("correct"))
     return {"pairs": len(rows), "correct": correct, "accuracy": correct / len(rows) if rows else 0.0,
-            "resumed": resumed, "by_extractor": dict(Counter(r.get("extractor") for r in rows).most_common()),
-            "by_reason": dict(Counter(r.get("reason") for r in rows).most_common()), "grader": grader}
+            "resumed": resumed, "by_extractor": dict(Counter(g.get("extractor") for g in grades).most_common()),
+            "by_reason": dict(Counter(g.get("reason") for g in grades).most_common()), "grader": grader}
 
 
 def summary_line(summary: dict[str, Any], out: str) -> str:

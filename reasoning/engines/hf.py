@@ -78,14 +78,16 @@ class HFEngine(Engine):
         with torch.inference_mode():
             out = self.lm.generate(**ids, **gen)
         sequences = out.sequences if p.logprobs else out
-        steps = torch.stack(out.logits, dim=1).float().log_softmax(-1) if p.logprobs else None  # (n, T, vocab)
+        picked = None
+        if p.logprobs:  # step by step: never an (n, steps, vocab) tensor in memory
+            generated = sequences[:, prompt_len:]
+            picked = torch.stack([step.float().log_softmax(-1).gather(-1, generated[:, t:t + 1]).squeeze(-1)
+                                  for t, step in enumerate(out.logits)], dim=1)  # (n, steps)
         completions = []
         for row, seq in enumerate(sequences):
-            new_ids = seq[prompt_len:].tolist()
-            c = self._completion(new_ids, p)
-            if steps is not None:
-                picked = steps[row, torch.arange(len(c.token_ids)), torch.tensor(c.token_ids, dtype=torch.long)]
-                c.logprobs = picked.tolist()
+            c = self._completion(seq[prompt_len:].tolist(), p)
+            if picked is not None:
+                c.logprobs = picked[row, :len(c.token_ids)].tolist()
             completions.append(c)
         return Result(completions, prompt_tokens=prompt_len, latency_s=time.perf_counter() - t0,
                       engine=self.kind, model=self.model, request_id=req.id)

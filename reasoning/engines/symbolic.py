@@ -21,7 +21,8 @@ Which trace a chat request gets is the model name's style: `--model arith-teache
 continuation is read from the text itself (and from the decoder's stop strings at its first
 request), whatever the style. `arith-teacher:STYLE:RATE` makes a share RATE of replies wrong
 (an arithmetic slip in the final answer; for traces, half of them also lose a closing tag),
-chosen by a hash of the request and sample, so filters, votes and rewards have something to catch.
+chosen by a hash of the request and sample, so filters, votes and rewards have something to catch
+(whole traces, not decoder continuations, also lose a closing tag in half of those).
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def _unit(*parts: Any) -> float:
 
 # ---------------------------------------------------------------------------- solutions as text
 
-def person_lines(problem: arith.ArithProblem, person: arith.Person, finals: dict[str, int], label: bool) -> list[str]:
+def person_lines(person: arith.Person, finals: dict[str, int], label: bool) -> list[str]:
     start = finals[person.fed_by] if person.fed_by else person.start
     prefix = f"{person.name}: " if label else ""
     lines = [f"{prefix}{before} {symbol} {operand} = {after}" for before, symbol, operand, after in person.steps(start)]
@@ -110,7 +111,7 @@ def sequential_solution(problem: arith.ArithProblem, answer: int, end: str, orde
     finals = problem.finals()
     people = [problem.people[i] for i in (order or range(len(problem.people)))]
     label = len(problem.people) > 1
-    lines = [line for person in people for line in person_lines(problem, person, finals, label)]
+    lines = [line for person in people for line in person_lines(person, finals, label)]
     joined = combine_line(problem, finals, answer)
     if joined:
         lines.append(joined)
@@ -183,7 +184,7 @@ class ArithTeacher:
             text = (self.r1_open(problem) + "<Parallel>" + paths + "</Parallel>\n<Summary>"
                     + self.r1_summary(problem, answer) + "</Summary>" + self.r1_final(answer))
         elif style == "parathinker":
-            paths = "".join(f"<think{k}>{self.pt_path(problem, answer, k, end)}</think{k}>"
+            paths = "".join(f"<think{k}>{self.pt_path(problem, answer, k)}</think{k}>"
                             for k in range(1, self.num_paths + 1))
             text = paths + "<summary>By analyzing multiple reasoning processes above, I concluded that: The final " \
                            f"answer is \\boxed{{{answer}}}.</summary>"
@@ -207,7 +208,7 @@ class ArithTeacher:
     @staticmethod
     def tw_thread(problem: arith.ArithProblem, n: int) -> str:
         person = problem.people[(n - 1) % len(problem.people)]
-        return " " + "\n".join(person_lines(problem, person, problem.finals(), False)) + "\n"
+        return " " + "\n".join(person_lines(person, problem.finals(), False)) + "\n"
 
     @staticmethod
     def tw_join(problem: arith.ArithProblem, answer: int, end: str) -> str:
@@ -226,8 +227,8 @@ class ArithTeacher:
         finals = problem.finals()
         if problem.independent:  # path i computes person i's count (extra paths check another)
             person = problem.people[index % len(problem.people)]
-            return " ".join(person_lines(problem, person, finals, True))
-        return " ".join(line for p in problem.people for line in person_lines(problem, p, finals, True))
+            return " ".join(person_lines(person, finals, True))
+        return " ".join(line for p in problem.people for line in person_lines(p, finals, True))
 
     @staticmethod
     def r1_summary(problem: arith.ArithProblem, answer: int) -> str:
@@ -240,7 +241,7 @@ class ArithTeacher:
 
     # ---- ParaThinker pieces -----------------------------------------------------------------
     @staticmethod
-    def pt_path(problem: arith.ArithProblem, answer: int, k: int, end: str) -> str:
+    def pt_path(problem: arith.ArithProblem, answer: int, k: int) -> str:
         count = len(problem.people)
         order = [(i + k - 1) % count for i in range(count)] if problem.independent else list(range(count))
         return sequential_solution(problem, answer, "boxed", order)
@@ -255,7 +256,7 @@ class ArithTeacher:
             return f"{answer}}}"
         if m := _THREAD_AT.search(partial):
             return self.tw_thread(problem, int(m.group(1))) + "</Thread>"
-        if "</Thread>" in partial[-12:] or partial.endswith("</Thread>\n"):
+        if "</Thread>" in partial[-12:]:  # after the join: "</Thread>\n"
             return self.tw_join(problem, answer, end)
         if partial.endswith("<Path>"):
             return self.r1_path(problem, branch_index) + "</Path>"
@@ -265,7 +266,7 @@ class ArithTeacher:
             return self.r1_final(answer)
         if m := _THINK_AT.search(partial):
             k = int(m.group(1))
-            return self.pt_path(problem, answer, k, end) + f"</think{k}>"
+            return self.pt_path(problem, answer, k) + f"</think{k}>"
         if "<summary>" in partial:
             return f" \\boxed{{{answer}}}.</summary>"
         if "</Outlines>" in stops:  # ThreadWeaver's first main request

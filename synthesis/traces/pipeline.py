@@ -39,6 +39,17 @@ def token_counter(engine: Engine) -> Callable[[str], int]:
     return functools.lru_cache(maxsize=65536)(lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]))
 
 
+def gold_text(gold) -> str | None:
+    """A gold as the dataset's text column (several parts joined by commas)."""
+    if gold is None:
+        return None
+    return ", ".join(map(str, gold)) if isinstance(gold, (list, tuple)) else str(gold)
+
+
+# Rules judged before the format check: a row rejected by one of them was never format-checked.
+BEFORE_FORMAT = ("empty_reply", "stage1_wrong")
+
+
 def _grades(outcomes: list[TraceOutcome], method: str) -> list[dict[str, Any]]:
     """Per outcome, the grader's verdicts this method's rules need (None where there is no gold)."""
     from eval.grading.equivalence import Grader
@@ -174,7 +185,7 @@ def synthesize_traces(cfg: TracesConfig, engine: Engine, out_dir: Path, library:
         total, critical, blocks = metrics_of(text, cfg.trace_format, count)
         rows.append({
             "id": f"traces/{cfg.method}/{o.problem.id}", "source": o.problem.benchmark, "problem": o.problem.question,
-            "answer": None if o.problem.gold is None else str(o.problem.gold), "method": cfg.method,
+            "answer": gold_text(o.problem.gold), "method": cfg.method,
             "format": cfg.trace_format, "trace": text,
             "messages": [{"role": "user", "content": o.problem.question}, {"role": "assistant", "content": text}],
             "pieces": structure(text, cfg.trace_format), "total_tokens": total,
@@ -188,7 +199,7 @@ def synthesize_traces(cfg: TracesConfig, engine: Engine, out_dir: Path, library:
         "method": cfg.method, "format": cfg.trace_format, "problems": len(outcomes), "generated": done,
         "failed": len(failures), "kept": len(rows), "acceptance_rate": len(rows) / done if done else 0.0,
         "rejected_by": dict(reasons.most_common()),
-        "format_valid_rate": (done - reasons.get("format", 0)) / done if done else 0.0,
+        "format_valid_rate": format_valid_rate(done, reasons),
         "mean_speedup": sum(r["speedup"] for r in rows) / len(rows) if rows else 0.0,
         "kept_without_structure": sum(r["pieces"] is None for r in rows),
         "summary_fixed_majority": fixed if cfg.method == "parathinker" else None,
@@ -206,6 +217,12 @@ def synthesize_traces(cfg: TracesConfig, engine: Engine, out_dir: Path, library:
     if hub_repo:
         log(f"pushed to the Hub: {push_to_hub(out_dir, hub_repo, hub_private)}")
     return stats
+
+
+def format_valid_rate(generated: int, reasons: Counter) -> float:
+    """The share of format-checked replies that passed the format check."""
+    checked = generated - sum(reasons.get(r, 0) for r in BEFORE_FORMAT)
+    return (checked - reasons.get("format", 0)) / checked if checked else 0.0
 
 
 def card_body(stats: dict[str, Any], engine: Engine, cfg: TracesConfig) -> str:
