@@ -10,7 +10,7 @@ from pathlib import Path
 from eval.config import EvalConfig
 from eval.grading.regrade import GradeSettings
 from reasoning.engines import add_engine_args, engine_from_args, engine_identity, engine_options
-from reasoning.settings import add_config_args, config_from_args
+from reasoning.settings import add_config_args, add_recipe_arg, config_from_args
 from reasoning.types import InputError
 
 # EvalConfig fields that are not flags of `eval run`: the engine flags set engine and model, the
@@ -32,8 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "  parafuse eval run --benchmark gsm8k --data-dir ../shared/data --limit 50 \\\n"
                     "      --engine vllm --model Qwen/Qwen3-0.6B -n 16 --strategy plain,majority,best_of_n \\\n"
                     "      --out runs/qwen3-gsm8k\n  parafuse eval report runs/qwen3-gsm8k")
-    r.add_argument("--config", default=None, metavar="YAML",
-                   help="recipe file of settings (any flag of this command, by its name); flags given here win")
+    add_recipe_arg(r)
     r.add_argument("--out", default=None, help="run directory (required, here or as `out:` in --config)")
     r.add_argument("--prompts-dir", default=None, help="your template directory (overrides built-ins)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")

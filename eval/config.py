@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eval.grading.regrade import GradeSettings
 from reasoning.run_folder import RunFolder
 from reasoning.sampling import Sampling, sampling
 from reasoning.settings import from_dict, nested, setting, to_dict
@@ -13,8 +14,9 @@ from reasoning.types import InputError
 # Fields that decide what the sample pool is. A run directory holds one pool; adding
 # strategies or budgets later reuses it, changing any of these would mix two experiments.
 IDENTITY = ("benchmark", "level", "data", "question_field", "answer_field", "id_field", "gold_format", "choices_field",
-            "limit", "engine", "model", "n", "pool", "template", "template_version", "system", "seed",
-            "allow_last_number")
+            "limit", "engine", "model", "n", "pool", "template", "template_version", "system", "seed")
+# Grading settings are not identity: the pool is graded again on every run, so they may change.
+GRADE_FIELDS = ("allow_last_number", "strict_extraction", "float_tol", "grader_timeout")
 
 
 @dataclass
@@ -59,13 +61,8 @@ class EvalConfig:
     fusor: Sampling = nested(sampling(temperature=0.6, top_p=0.95, max_tokens=1024),
                              "sampling of the Fusion-of-N fusor's answer", aliases={"fusor_max_tokens": "max_tokens"})
     fusion_template: str = setting("fusion/fuse", "Fusion-of-N prompt template")
-    allow_last_number: bool = setting(False, "grade a sample with no boxed/Final Answer by its last number")
-    strict_extraction: bool = setting(False, "only anchored answers (boxed, Final Answer, ####, 'the answer is'): "
-                                             "no fallback to an unanchored output's last math span, answer label "
-                                             "or last line")
-    float_tol: float = setting(1e-6, "relative tolerance for decimal golds stored as floats (10+ significant digits, "
-                                     "e.g. 0.6666666667); other golds compare exactly")
-    grader_timeout: float = setting(5.0, "hard per-item grading time limit in seconds")
+    grading: GradeSettings = nested(GradeSettings, "how samples are graded (the settings of `eval grade`)",
+                                    prefix="", aliases={name: name for name in GRADE_FIELDS})
     epsilon: float = setting(0.01, "saturation: the budget N* where the marginal gain falls below this")
 
     def to_dict(self) -> dict[str, Any]:

@@ -108,7 +108,7 @@ class EvalRun:
         cfg.template_version = self.library.version(cfg.template)
         from eval.grading.regrade import make_grader
 
-        self.grader = make_grader(cfg)  # the same grader `eval grade` builds: one verdict per pair
+        self.grader = make_grader(cfg.grading)  # the same grader `eval grade` builds: one verdict per pair
         self.label = f"{Path(cfg.model).name or cfg.model}@{cfg.benchmark}"
 
     # ---- generation -------------------------------------------------------------------------

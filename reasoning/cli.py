@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from reasoning.engines import add_engine_args, engine_from_args, engine_identity, ensure_ready
 from reasoning.sampling import Sampling, sampling
-from reasoning.settings import add_config_args, config_from_args, nested, setting
+from reasoning.settings import add_config_args, add_recipe_arg, config_from_args, nested, setting
 from reasoning.types import SamplingParams
 
 
@@ -45,8 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  echo '{\"id\": \"q1\", \"prompt\": \"What is 2 + 3?\"}' > prompts.jsonl\n"
             "  parafuse reason generate --model tiny-model --input prompts.jsonl --out out.jsonl -n 4\n"
         ))
-    g.add_argument("--config", default=None, metavar="YAML",
-                   help="recipe file of settings (any flag of this command, by its name); flags given here win")
+    add_recipe_arg(g)
     g.add_argument("--input", required=True, help="JSONL file of prompts")
     g.add_argument("--out", required=True, help="JSONL results (the generation store; appended to, resumable)")
     g.add_argument("--template", default=None,

@@ -17,7 +17,7 @@ from typing import Any
 from reasoning.engines import add_engine_args, engine_from_args, engine_identity, ensure_ready
 from reasoning.methods import METHODS, REGISTRY, get_method
 from reasoning.sampling import Sampling
-from reasoning.settings import Leaf, add_leaf_arg, build, flatten, leaves, read_yaml
+from reasoning.settings import Leaf, add_leaf_arg, add_recipe_arg, build, flatten, leaves, read_yaml
 from reasoning.types import InputError, SamplingParams
 
 DESCRIPTION = (
@@ -109,9 +109,7 @@ def register(rsub: argparse._SubParsersAction) -> None:
     d = rsub.add_parser("decode", help="parallel-thinking decoding (Parallel-R1, ThreadWeaver, ParaThinker)",
                         formatter_class=argparse.RawDescriptionHelpFormatter, description=DESCRIPTION)
     d.add_argument("--method", required=True, choices=METHODS, help="decoding method")
-    d.add_argument("--config", default=None, metavar="YAML",
-                   help="recipe file of the method's settings (nested `sampling: {temperature: 0.6}` or flat); "
-                        "flags given here win")
+    add_recipe_arg(d, "the method's settings: nested `sampling: {temperature: 0.6}` or flat")
     d.add_argument("--input", required=True, help="JSONL file of prompts (messages, prompt or raw; optional id)")
     d.add_argument("--out", required=True, help="JSONL, one row per prompt (rewritten in input order at the end)")
     d.add_argument("--template", default=None, help="prompt template that builds the user message from each "

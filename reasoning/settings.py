@@ -205,6 +205,12 @@ def _shown(value: Any) -> str:
 
 # ---------------------------------------------------------------------------- flags
 
+def add_recipe_arg(parser: argparse.ArgumentParser, what: str = "any flag of this command, by its name") -> None:
+    """The `--config YAML` flag every command has (read by `config_from_args`)."""
+    parser.add_argument("--config", default=None, metavar="YAML",
+                        help=f"recipe file of settings ({what}); flags given on the command line win")
+
+
 def add_config_args(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = (), group: str | None = None,
                     title_nested: bool = True) -> None:
     """One flag per leaf field of `cls` (nested blocks prefixed), with help and default shown.
@@ -414,5 +420,5 @@ def config_from_args(cls, args: argparse.Namespace, parser: argparse.ArgumentPar
     return build(cls, values)
 
 
-__all__ = ["Leaf", "add_config_args", "add_leaf_arg", "build", "coerce", "config_from_args", "flatten", "from_dict",
-           "given_flags", "leaves", "nested", "read_yaml", "setting", "to_dict"]
+__all__ = ["Leaf", "add_config_args", "add_leaf_arg", "add_recipe_arg", "build", "coerce", "config_from_args",
+           "flatten", "from_dict", "given_flags", "leaves", "nested", "read_yaml", "setting", "to_dict"]

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from reasoning.engines import add_engine_args, engine_from_args, engine_options, make_engine
-from reasoning.settings import add_config_args, config_from_args
+from reasoning.settings import add_config_args, add_recipe_arg, config_from_args
 from reasoning.types import InputError
 from synthesis.config import FusionDataConfig, MathFusionConfig
 
@@ -93,8 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
-    p.add_argument("--config", default=None, metavar="YAML",
-                   help="recipe file of settings (any flag of this command, by its name); flags given here win")
+    add_recipe_arg(p)
     p.add_argument("--out", default=None, help="output folder (dataset, card, store); rerun to resume")
     p.add_argument("--prompts-dir", default=None, help="your template directory (overrides built-ins)")
     p.add_argument("--push-to-hub", default=None, metavar="REPO", help="also upload the dataset and card to this "

@@ -43,8 +43,8 @@ class GradeSettings:
     grader_timeout: float = setting(5.0, "hard per-item grading time limit in seconds")
 
 
-def make_grader(settings):
-    """A Grader for `settings` (GradeSettings, or an EvalConfig: the same field names)."""
+def make_grader(settings: GradeSettings):
+    """The Grader for `settings` (`eval run` nests the same block in its config)."""
     from eval.grading.equivalence import Grader
 
     return Grader(timeout_s=settings.grader_timeout, allow_last_number=settings.allow_last_number,
