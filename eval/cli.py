@@ -1,4 +1,4 @@
-"""`parafuse eval run` and `parafuse eval report`."""
+"""`parafuse eval run`, `eval grade`, `eval task` and `eval report`."""
 from __future__ import annotations
 
 import argparse
@@ -46,9 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Grade each line's prediction against its gold with the grader `eval run` uses (same\n"
                     "settings, same verdict). Every output row is the input row plus a `grade` object: correct,\n"
-                    "answer (extracted), extractor (the extraction tier that found it) and reason. Rows are written\n"
-                    "a chunk at a time:\n"
-                    "after Ctrl-C, rerun the same command and only the rest is graded.\n\nexample:\n"
+                    "answer (extracted), extractor (the extraction tier that found it) and reason. Rows are\n"
+                    "written a chunk at a time: after Ctrl-C, rerun the same command and only the rest is graded.\n"
+                    "\nexample:\n"
                     "  parafuse eval grade --input outputs.jsonl --gold-field answer --prediction-field output \\\n"
                     "      --out graded.jsonl")
     grade.add_argument("--input", required=True, help="JSONL file, one (gold, prediction) pair per line")

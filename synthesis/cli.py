@@ -1,4 +1,4 @@
-"""`parafuse synth mathfusion` and `parafuse synth fusion`."""
+"""`parafuse synth mathfusion`, `synth fusion` and `synth traces`."""
 from __future__ import annotations
 
 import argparse
@@ -58,7 +58,7 @@ Changing a filter setting and rerunning regenerates nothing.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    synth = sub.add_parser("synth", help="synthesize training data: MathFusion, Fusion-of-N",
+    synth = sub.add_parser("synth", help="synthesize training data: MathFusion, Fusion-of-N, parallel-thinking traces",
                            description="Data synthesis pipelines. Every run is resumable and writes a dataset "
                                        "folder (JSONL + parquet + dataset card).")
     ssub = synth.add_subparsers(dest="synth_cmd", required=True, metavar="COMMAND")
