@@ -12,11 +12,15 @@ from reasoning.jsonl import read_jsonl
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def quickstart_block() -> str:
+def marked_block(name: str) -> str:
     text = README.read_text()
-    m = re.search(r"<!-- quickstart.*?-->\s*```bash\n(.*?)```\s*<!-- /quickstart -->", text, re.S)
-    assert m, "README lost its marked quickstart block"
+    m = re.search(rf"<!-- {name}.*?-->\s*```bash\n(.*?)```\s*<!-- /{name} -->", text, re.S)
+    assert m, f"README lost its marked {name} block"
     return m.group(1)
+
+
+def quickstart_block() -> str:
+    return marked_block("quickstart")
 
 
 def test_quickstart_runs_and_the_rerun_resumes(tmp_path):
@@ -29,3 +33,20 @@ def test_quickstart_runs_and_the_rerun_resumes(tmp_path):
     rows = read_jsonl(tmp_path / "runs" / "out.jsonl")
     assert [r["id"] for r in rows] == ["q1", "q2"]
     assert all(len(r["result"]["completions"]) == 4 for r in rows)
+
+
+def test_the_arith_commands_run_as_written(tmp_path):
+    """Every pipeline on the embedded task and its teacher, as the README shows them."""
+    import json
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", marked_block("arith")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "runs" / "arith-teacher" / "results.json").read_text())
+    assert results["points"] and all(p["accuracy"] == 1.0 for p in results["points"])
+    [decoded] = read_jsonl(tmp_path / "runs" / "arith-tw.jsonl")
+    assert decoded["blocks"] == 1 and decoded["critical_path_tokens"] < decoded["total_tokens"]
+    for folder in ("arith-mathfusion", "arith-fusion", "arith-traces"):
+        assert (tmp_path / "runs" / folder / "README.md").exists(), folder
+    assert json.loads((tmp_path / "runs" / "arith-fusion" / "stats.json").read_text())["accuracy"]["fusion"] == 1.0
