@@ -209,9 +209,14 @@ def parse_gold(value: Any, gold_format: str = "auto") -> tuple[str | None, str |
         raise InputError(f"unknown gold format {gold_format!r}; choose one of {', '.join(GOLD_FORMATS)}")
     if value is None:
         return None, "the answer is null"
+    return _parse_with(GOLD_PARSERS[gold_format], value)
+
+
+def _parse_with(parser, value: Any) -> tuple[Any, str | None]:
+    """One answer value through a gold parser; a list value is several answers, each parsed."""
     if isinstance(value, (list, tuple)):
-        return _gold_list(GOLD_PARSERS[gold_format], list(value))
-    return GOLD_PARSERS[gold_format](value)
+        return _gold_list(parser, list(value))
+    return parser(value)
 
 
 # --------------------------------------------------------------------------- registry
@@ -439,10 +444,7 @@ def _build(rows: list[tuple[int, dict[str, Any]]], *, name: str, where: Callable
         raw = _get(row, answer_field)
         gold, err = None, None
         if raw is not _MISSING and raw is not None and not (isinstance(raw, str) and not raw.strip()):
-            if isinstance(raw, (list, tuple)):
-                gold, err = _gold_list(parser, list(raw))
-            else:
-                gold, err = parser(raw)
+            gold, err = _parse_with(parser, raw)
             if not err and isinstance(gold, str) and row.get("is_multiple_answer") is True:
                 from eval.grading.fast_paths import split_top_level
 

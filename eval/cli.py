@@ -9,7 +9,7 @@ from pathlib import Path
 
 from eval.config import EvalConfig
 from eval.grading.regrade import GradeSettings
-from reasoning.engines import add_engine_args, engine_from_args, engine_identity, engine_options
+from reasoning.engines import add_engine_args, engine_from_args, engine_identity, needs_own_engine
 from reasoning.settings import add_config_args, add_recipe_arg, config_from_args
 from reasoning.types import InputError
 
@@ -101,10 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = eval_config(args)
     engine = engine_from_args(args)
-    # A fusor of its own when it names another model or any engine option of its own (--fusor-base-url, ...).
-    own_fusor = cfg.fusor_model or engine_options(args, "fusor-") != engine_options(args)
     fusor = engine_from_args(args, "fusor-", model=cfg.fusor_model or args.model) \
-        if own_fusor and "fusion" in cfg.strategies else None
+        if "fusion" in cfg.strategies and needs_own_engine(args, "fusor-", cfg.fusor_model) else None
     try:
         results = EvalRun(cfg, engine, Path(args.out), fusor=fusor, library=PromptLibrary(args.prompts_dir),
                           progress=not args.no_progress).run()

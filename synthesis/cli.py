@@ -6,7 +6,7 @@ import gc
 import sys
 from pathlib import Path
 
-from reasoning.engines import add_engine_args, engine_from_args, engine_options, make_engine
+from reasoning.engines import add_engine_args, engine_from_args, engine_options, make_engine, needs_own_engine
 from reasoning.settings import add_config_args, add_recipe_arg, config_from_args
 from reasoning.types import InputError
 from synthesis.config import FusionDataConfig, MathFusionConfig
@@ -114,14 +114,6 @@ def _settings(cls, args: argparse.Namespace, skip: tuple[str, ...] = ()):
     return cfg
 
 
-def _solver_differs(args: argparse.Namespace, cfg: MathFusionConfig) -> bool:
-    """Whether the solver is another engine than the fusion engine (another model, engine kind or server)."""
-    if not cfg.solver_model:
-        return False
-    main, solver = engine_options(args), engine_options(args, "solver-")
-    return cfg.solver_model != args.model or main != solver
-
-
 def cmd_mathfusion(args: argparse.Namespace) -> int:
     from prompts import PromptLibrary
     from synthesis.mathfusion.pipeline import synthesize_mathfusion
@@ -129,7 +121,8 @@ def cmd_mathfusion(args: argparse.Namespace) -> int:
     cfg = _settings(MathFusionConfig, args)
     library = PromptLibrary(args.prompts_dir)
     engine = engine_from_args(args)
-    solver = engine_from_args(args, "solver-", model=cfg.solver_model) if _solver_differs(args, cfg) else None
+    solver = engine_from_args(args, "solver-", model=cfg.solver_model or args.model) \
+        if needs_own_engine(args, "solver-", cfg.solver_model) else None
     try:
         stats = synthesize_mathfusion(cfg, engine, Path(args.out), solver=solver, library=library,
                                       progress=not args.no_progress, hub_repo=args.push_to_hub,

@@ -28,8 +28,9 @@ def pool(path: Path, level: int = 3, count: int = 30) -> Path:
     return path
 
 
-def run(tmp_path: Path, engine, method: str, name: str = "out", **settings) -> tuple[dict, list[dict], list[dict]]:
-    cfg = from_dict(TracesConfig, dict(input=str(pool(tmp_path / f"{name}.jsonl")), method=method, **settings))
+def run(tmp_path: Path, engine, method: str, name: str = "out", level: int = 3,
+        **settings) -> tuple[dict, list[dict], list[dict]]:
+    cfg = from_dict(TracesConfig, dict(input=str(pool(tmp_path / f"{name}.jsonl", level)), method=method, **settings))
     out = tmp_path / name
     stats = synthesize_traces(cfg, engine, out, progress=False, log=lambda _: None)
     rows = [json.loads(line) for line in (out / "data" / "train.jsonl").read_text().splitlines()]
@@ -59,6 +60,21 @@ def test_every_kept_trace_is_valid_and_right_on_the_symbolic_teacher(tmp_path, m
 def test_traces_are_written_in_another_format_through_the_trace_tree(tmp_path):
     _, rows, _ = run(tmp_path, make_engine("symbolic", "arith-teacher"), "threadweaver", output_format="parallel_r1")
     assert rows and all(r["format"] == "parallel_r1" and "<Path>" in r["trace"] for r in rows)
+
+
+def test_threadweaver_rewrites_the_datasets_own_solution_when_asked(tmp_path):
+    from reasoning.engines.symbolic import sequential_solution
+
+    problems = [p for p in generate(3, 40, "train") if p.independent][:10]
+    data = tmp_path / "own.jsonl"
+    data.write_text("".join(json.dumps({**p.to_record(), "worked": sequential_solution(p, p.answer, "boxed")}) + "\n"
+                            for p in problems))
+    cfg = from_dict(TracesConfig, dict(input=str(data), method="threadweaver", solution_field="worked"))
+    stats = synthesize_traces(cfg, make_engine("symbolic", "arith-teacher"), tmp_path / "out", progress=False,
+                              log=lambda _: None)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "data" / "train.jsonl").read_text().splitlines()]
+    assert stats["requests_sent"] == 10, "stage 1 came from the dataset: one rewrite request per problem"
+    assert rows and all(r["sequential_from"] == "dataset" for r in rows)
 
 
 def test_a_rerun_sends_nothing_and_a_filter_change_regenerates_nothing(tmp_path):
@@ -129,7 +145,7 @@ def test_threadweaver_rules(tmp_path):
             return trace.replace("</Outlines>", "")
         return trace
 
-    stats, rows, _ = run(tmp_path, teacher(reply), "threadweaver")
+    stats, rows, _ = run(tmp_path, teacher(reply), "threadweaver", level=4)  # level 4: every problem forks
     rules = {"thread_numbers", "dependent_threads", "answer_changed", "format", "stage1_wrong"}
     assert rules <= set(stats["rejected_by"])
     assert all(r["speedup"] > 1 for r in rows)

@@ -370,7 +370,7 @@ class Grader:
         ends with a run of boxes) its top-level comma-separated items match their number.
         """
         if isinstance(gold, (list, tuple)):
-            gold_parts = [str(g) for g in gold if str(g).strip()]
+            gold_parts = list_parts(gold)
         elif isinstance(gold, str) and gold.count("\\boxed") + gold.count("\\fbox") >= 2:
             from eval.grading.boxed import boxed_spans
 
@@ -446,7 +446,7 @@ class Grader:
                     bar.update(1)
                 continue
             if isinstance(gold, (list, tuple)):  # one part is that part; too many are one answer
-                parts = [str(g) for g in gold if str(g).strip()]
+                parts = list_parts(gold)
                 gold = parts[0] if len(parts) == 1 else ", ".join(parts) if parts else None
             r = self._prejudge(gold, text)
             if isinstance(r, Grade):
@@ -505,3 +505,8 @@ def _perfect_matching(size: int, edges: set[tuple[int, int]]) -> bool:
         return False
 
     return all(place(gold, set()) for gold in range(size))
+
+
+def list_parts(gold: Sequence) -> list[str]:
+    """The non-blank parts of a list gold, as text."""
+    return [str(g) for g in gold if str(g).strip()]

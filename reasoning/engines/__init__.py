@@ -122,6 +122,12 @@ def engine_options(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]
     return out
 
 
+def needs_own_engine(args: argparse.Namespace, prefix: str, model: str | None) -> bool:
+    """Whether a prefixed engine group (a solver, a fusor) is another engine than the main one: it names
+    another model, or sets an engine option of its own (kind, server, ...)."""
+    return bool(model and model != args.model) or engine_options(args, prefix) != engine_options(args)
+
+
 def engine_from_args(args: argparse.Namespace, prefix: str = "", model: str | None = None) -> Engine:
     """Build the engine a flag group describes (`model` overrides the group's `--model`)."""
     options = engine_options(args, prefix)
@@ -146,4 +152,4 @@ def ensure_ready(engine: Engine) -> None:
 
 
 __all__ = ["ENGINES", "ENGINE_OPTIONS", "Engine", "add_engine_args", "engine_from_args", "engine_identity",
-           "engine_options", "ensure_ready", "make_engine"]
+           "engine_options", "ensure_ready", "make_engine", "needs_own_engine"]

@@ -87,6 +87,18 @@ class Engine(ABC):
     def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:
         """Yield (index into `requests`, Result or Failure) as each request finishes."""
 
+    @staticmethod
+    def one_at_a_time(requests: Sequence[Request], answer) -> Iterator[tuple[int, Result | Failure]]:
+        """`iter_results` for an engine that answers requests one by one with `answer(request)`: an
+        exception is that request's recorded Failure (never dropped); an InputError stops the run."""
+        for i, request in enumerate(requests):
+            try:
+                yield i, answer(request)
+            except InputError:
+                raise
+            except Exception as e:  # noqa: BLE001 - recorded as a failure, never dropped
+                yield i, Failure(error=f"{type(e).__name__}: {e}", request_id=request.id)
+
     def generate(self, requests: Sequence[Request]) -> list[Result | Failure]:
         out: list[Result | Failure | None] = [None] * len(requests)
         for i, r in self.iter_results(requests):

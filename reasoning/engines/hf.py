@@ -45,13 +45,7 @@ class HFEngine(Engine):
         return {"engine": self.kind, "model": self.model, "device": self.device}
 
     def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:
-        for i, req in enumerate(requests):
-            try:
-                yield i, self._one(req)
-            except InputError:
-                raise
-            except Exception as e:  # noqa: BLE001 - recorded as a failure, never dropped
-                yield i, Failure(error=f"{type(e).__name__}: {e}", request_id=req.id)
+        return self.one_at_a_time(requests, self._one)
 
     def _one(self, req: Request) -> Result:
         torch, p = self._torch, req.params

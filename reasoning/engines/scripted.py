@@ -96,13 +96,7 @@ class ScriptedEngine(Engine):
                       latency_s=self.delay, engine=self.kind, model=self.model, request_id=request.id)
 
     def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:
-        for i, request in enumerate(requests):
-            try:
-                yield i, self.answer(request)
-            except InputError:
-                raise
-            except Exception as e:  # noqa: BLE001 - a policy that raises is that request's failure
-                yield i, Failure(error=f"{type(e).__name__}: {e}", request_id=request.id)
+        return self.one_at_a_time(requests, self.answer)  # a policy that raises: that request's failure
 
     async def agenerate(self, request: Request) -> Result:
         self.in_flight += 1

@@ -185,16 +185,15 @@ def make_problem(rng: random.Random, level: int) -> ArithProblem:
     """One random problem of `level` (see LEVELS)."""
     spec = LEVELS[level]
     count = rng.choice(spec.people)
-    names = rng.sample(NAMES, count)
-    people = tuple(_person(rng, name, spec) for name in names)
     combine = rng.choice(spec.combines) if count > 1 else "none"
+    if combine == "difference":  # a difference is between two people
+        count = 2
+    people = tuple(_person(rng, name, spec) for name in rng.sample(NAMES, count))
     problem = ArithProblem(people, rng.choice(ITEMS), combine, level)
     if combine == "difference":  # the question asks how many more the first has: put the larger first
         finals = problem.finals()
         if finals[people[0].name] < finals[people[1].name]:
-            problem = ArithProblem((people[1], people[0]) + people[2:], problem.item, combine, level)
-        if count > 2:  # a difference is between two people
-            problem = ArithProblem(problem.people[:2], problem.item, combine, level)
+            problem = ArithProblem((people[1], people[0]), problem.item, combine, level)
     return problem
 
 

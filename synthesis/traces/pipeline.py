@@ -14,7 +14,7 @@ from eval.metrics import maj_at_k
 from prompts import PromptLibrary, default_library
 from reasoning.engines.base import Engine
 from reasoning.formats import convert, get_format
-from reasoning.formats.metrics import approx_tokens, text_metrics
+from reasoning.formats.metrics import approx_tokens, trace_metrics
 from reasoning.formats.trace import FormatError
 from reasoning.run_folder import RunFolder
 from synthesis.output import generator_name, markdown_table, push_to_hub, write_card, write_dataset
@@ -54,27 +54,27 @@ def _grades(outcomes: list[TraceOutcome], method: str) -> list[dict[str, Any]]:
     """Per outcome, the grader's verdicts this method's rules need (None where there is no gold)."""
     from eval.grading.equivalence import Grader
 
-    pairs, where = [], []
+    from eval.grading.extract import extract_answer
+
+    asks: list[tuple[int, str, Any, str]] = []  # (outcome, verdict name, gold, text to grade)
     for k, o in enumerate(outcomes):
         if o.failure is not None:
             continue
         gold = o.problem.gold
         if method == "threadweaver":
-            from eval.grading.extract import extract_answer
-
             first, _ = extract_answer(o.sequential or "")
             if gold is not None:
-                pairs.append((gold, o.sequential or "")), where.append((k, "stage1_correct"))
+                asks.append((k, "stage1_correct", gold, o.sequential or ""))
             if first is not None:  # the rewrite keeps the sequential solution's answer
-                pairs.append((first, o.reply or "")), where.append((k, "unchanged"))
+                asks.append((k, "unchanged", first, o.reply or ""))
         elif gold is not None:
-            pairs.append((gold, o.reply or "")), where.append((k, "correct"))
-            for i, path in enumerate(o.paths):
-                pairs.append((gold, path)), where.append((k, f"path{i}"))
+            asks.append((k, "correct", gold, o.reply or ""))
+            asks += [(k, f"path{i}", gold, path) for i, path in enumerate(o.paths)]
     out: list[dict[str, Any]] = [{} for _ in outcomes]
-    if pairs:
+    if asks:
         with Grader() as grader:
-            for (k, name), grade in zip(where, grader.grade_many(pairs)):
+            grades = grader.grade_many([(gold, text) for _, _, gold, text in asks])
+            for (k, name, _, _), grade in zip(asks, grades):
                 out[k][name] = grade.correct
                 out[k][name + "_answer"] = grade.answer
     return out
@@ -100,26 +100,21 @@ def trace_text(o: TraceOutcome, cfg: TracesConfig) -> str:
     return o.reply or ""
 
 
-def structure(text: str, fmt: str) -> list[dict[str, Any]] | None:
-    """The trace's pieces (text, kind, block, branch): what training builds masks and positions from.
+def describe(text: str, fmt: str, count: Callable[[str], int]) -> tuple[list[dict[str, Any]] | None, int, int, int]:
+    """(pieces, total tokens, critical-path tokens, blocks) of a kept trace, from one parse.
 
-    None for a trace the reference check accepts but the strict grammar cannot place (text between
-    a block's tags): it is kept, as the paper's filter keeps it, without a structure."""
+    The pieces (text, kind, block, branch) are what training builds masks and positions from. A trace
+    the reference check accepts but the strict grammar cannot place (text between a block's tags) is
+    kept, as the paper's filter keeps it, with no pieces, counted as one sequence."""
     module = get_format(fmt)
     try:
         trace = module.parse(text, **getattr(module, "STRUCTURE_ONLY", {}))
     except FormatError:
-        return None
-    return [{"text": p.text, "kind": p.kind, "block": p.block, "branch": p.branch} for p in module.pieces(trace).pieces]
-
-
-def metrics_of(text: str, fmt: str, count: Callable[[str], int]) -> tuple[int, int, int]:
-    """(total, critical-path tokens, blocks); a trace without a structure counts as one sequence."""
-    try:
-        metrics = text_metrics(text, fmt, count)
-    except FormatError:
-        return count(text), count(text), text.count("<Parallel>")
-    return metrics.total_tokens, metrics.critical_path_tokens, metrics.blocks
+        return None, count(text), count(text), text.count("<Parallel>")
+    pieces = [{"text": p.text, "kind": p.kind, "block": p.block, "branch": p.branch}
+              for p in module.pieces(trace).pieces]
+    metrics = trace_metrics(trace, count)
+    return pieces, metrics.total_tokens, metrics.critical_path_tokens, metrics.blocks
 
 
 def features():
@@ -182,13 +177,13 @@ def synthesize_traces(cfg: TracesConfig, engine: Engine, out_dir: Path, library:
             continue
         native = trace_text(o, cfg)
         text = native if cfg.trace_format == cfg.method else convert(native, cfg.method, cfg.trace_format)
-        total, critical, blocks = metrics_of(text, cfg.trace_format, count)
+        pieces, total, critical, blocks = describe(text, cfg.trace_format, count)
         rows.append({
             "id": f"traces/{cfg.method}/{o.problem.id}", "source": o.problem.benchmark, "problem": o.problem.question,
             "answer": gold_text(o.problem.gold), "method": cfg.method,
             "format": cfg.trace_format, "trace": text,
             "messages": [{"role": "user", "content": o.problem.question}, {"role": "assistant", "content": text}],
-            "pieces": structure(text, cfg.trace_format), "total_tokens": total,
+            "pieces": pieces, "total_tokens": total,
             "critical_path_tokens": critical, "speedup": total / critical if critical else 1.0,
             "blocks": blocks, "sequential": o.sequential, "sequential_from": o.sequential_from,
             "paths": o.paths, "summary_fixed_majority": summary_fixed, "prompt_tokens": o.prompt_tokens,
