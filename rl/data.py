@@ -1,0 +1,98 @@
+"""Training examples: rows with chat `messages`, from a synthesis folder, a file, the Hub or the arith task.
+
+Every row becomes `{"messages": [...]}` whose last message is the assistant's answer (the tokens
+trained on). A row with prompt/completion columns instead is turned into two messages.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from reasoning.types import InputError
+from rl.config import DataSettings
+
+ARITH_PREFIX = "arith:"
+ARITH_STYLES = ("plain", "parallel_r1", "threadweaver", "parathinker")
+
+
+def arith_rows(style: str, level: int, count: int, seed: int) -> list[dict[str, Any]]:
+    """Arith training problems with the symbolic teacher's exact traces in `style` (never a test question)."""
+    from reasoning.engines.symbolic import ArithTeacher, sequential_solution
+    from reasoning.tasks.arith import generate
+
+    if style not in ARITH_STYLES:
+        raise InputError(f"data.source arith:{style}: unknown style; choose one of {', '.join(ARITH_STYLES)}")
+    teacher = ArithTeacher()
+    rows = []
+    for problem in generate(level, count, "train", seed):
+        if style == "plain":
+            answer = sequential_solution(problem, problem.answer, "final_answer")
+        else:
+            answer = teacher.full(problem, problem.answer, "final_answer", style, False)
+        rows.append({"messages": [{"role": "user", "content": arith_prompt(problem.question)},
+                                  {"role": "assistant", "content": answer}],
+                     "answer": str(problem.answer)})
+    return rows
+
+
+def arith_prompt(question: str) -> str:
+    """The user turn the arith recipes train and evaluate with."""
+    return f"Solve the following problem. Problem: {question}"
+
+
+def _load_table(data: DataSettings):
+    import datasets
+
+    source = data.source
+    path = Path(source)
+    if path.is_dir():
+        return datasets.load_dataset(str(path), split=data.split)
+    if path.is_file():
+        kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}.get(path.suffix)
+        if kind is None:
+            raise InputError(f"data.source {source}: unknown file type; use .jsonl, .json, .parquet or .csv")
+        return datasets.load_dataset(kind, data_files=str(path), split="train")
+    try:
+        return datasets.load_dataset(source, data.subset, split=data.split)
+    except Exception as e:  # the Hub's errors vary; say what was asked for
+        raise InputError(f"data.source {source!r}: not a folder or file here, and the Hub load failed: {e}") from None
+
+
+def to_messages(row: dict[str, Any], data: DataSettings, where: str) -> list[dict[str, str]]:
+    """The row's chat messages, checked: roles and string contents, the assistant's turn last."""
+    messages = row.get(data.messages_field)
+    if messages is None:
+        prompt, completion = row.get(data.prompt_field), row.get(data.completion_field)
+        if prompt is None or completion is None:
+            raise InputError(f"{where}: no '{data.messages_field}' column and no '{data.prompt_field}'/"
+                             f"'{data.completion_field}' pair; set data.messages_field or data.prompt_field")
+        prompt = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+        completion = completion if isinstance(completion, list) else [{"role": "assistant", "content": completion}]
+        messages = list(prompt) + list(completion)
+    if not isinstance(messages, list) or not messages:
+        raise InputError(f"{where}: '{data.messages_field}' must be a non-empty list of {{role, content}}")
+    for m in messages:
+        if not isinstance(m, dict) or not isinstance(m.get("content"), str) or "role" not in m:
+            raise InputError(f"{where}: every message needs a role and a string content, got {m!r}")
+    if messages[-1]["role"] != "assistant":
+        raise InputError(f"{where}: the last message must be the assistant's answer (the trained tokens), got "
+                         f"role {messages[-1]['role']!r}")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def load_rows(data: DataSettings, seed: int) -> list[dict[str, Any]]:
+    """The training rows as `{"messages": [...]}` (plus `answer` where known), shuffled and limited."""
+    if data.source.startswith(ARITH_PREFIX):
+        rows = arith_rows(data.source[len(ARITH_PREFIX):], data.arith_level, data.arith_count, seed)
+    else:
+        table = _load_table(data)
+        rows = []
+        for index, row in enumerate(table):
+            rows.append({"messages": to_messages(row, data, f"{data.source} row {index}"),
+                         "answer": None if row.get("answer") is None else str(row["answer"])})
+    if not rows:
+        raise InputError(f"data.source {data.source}: no examples")
+    if data.shuffle:
+        random.Random(seed).shuffle(rows)
+    return rows[:data.limit] if data.limit else rows
