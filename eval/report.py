@@ -172,6 +172,23 @@ def _protocol_table(runs: list[Run]) -> Table:
     return header, rows
 
 
+FORMAT_NOTE = (
+    "What the shares mean for models you trained: under Seen SFT (plain causal attention over the paths) a later "
+    "path learns to copy an earlier path's answer, so paths that agree are not independent evidence; under Unseen "
+    "SFT the paths are exchangeable (each sees the same context), so greedy decoding writes the same path twice "
+    "(identical branches near 100%): decode such models at temperature > 0.")
+
+
+def _format_table(runs: list[Run]) -> Table:
+    header = ["run", "strategy", "decodes", "valid format %", "forked %", "identical branches % (of forked)"]
+    rows = []
+    for r in runs:
+        for strategy, stats in r.format_stats.items():
+            rows.append([r.label, strategy, _fmt(stats.get("decodes")), _pct(stats.get("valid_format")),
+                         _pct(stats.get("forked")), _pct(stats.get("identical_branches"))])
+    return header, rows
+
+
 def _fits_table(runs: list[Run]) -> Table:
     header = ["run", "benchmark", "strategy", "F_max [95% CI]", "p [95% CI]", "N* [95% CI]", "ε", "RMSE",
               "budgets", "bootstrap"]
@@ -284,6 +301,9 @@ def write_report(run_dirs: Sequence[Path], out_dir: Path, title: str | None = No
         else:
             figs.append(("note", f"{heading}: nothing to plot (no run has the data)."))
     sections.append(("Plots", figs))
+    formats = _format_table(runs)
+    if formats[1]:
+        sections.append(("Parallel-thinking format", [("table", formats), ("note", FORMAT_NOTE)]))
     fits = _fits_table(runs)
     sections.append(("Saturation fits", [("table", fits)] if fits[1] else [("note", "No run has saturation fits.")]))
     front = []

@@ -31,6 +31,7 @@ class Run:
     points: list[dict[str, Any]] = field(default_factory=list)
     fits: dict[str, dict[str, Any]] = field(default_factory=dict)
     extraction: dict[str, Any] = field(default_factory=dict)  # answers per extraction tier, fallback share
+    format_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # per decoded strategy: valid, forked, ...
 
     @property
     def benchmark(self) -> str:
@@ -63,7 +64,8 @@ def load_run(run_dir: Path) -> Run:
     return Run(label=str(data.get("label") or run_dir.name), path=run_dir, config=dict(data.get("config") or {}),
                versions=dict(data.get("versions") or {}), grader=data.get("grader"),
                problems=dict(data.get("problems") or {}), metrics=dict(data.get("metrics") or {}),
-               points=points, fits=fits, extraction=dict(data.get("extraction") or {}))
+               points=points, fits=fits, extraction=dict(data.get("extraction") or {}),
+               format_stats={str(k): v for k, v in (data.get("format") or {}).items() if isinstance(v, dict)})
 
 
 def unique_labels(runs: list[Run]) -> None:

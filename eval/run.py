@@ -70,6 +70,25 @@ def load_problems(cfg: EvalConfig) -> list[Problem]:
     return load_benchmark(cfg.benchmark, data_dir=cfg.data_dir, limit=cfg.limit, level=cfg.level)
 
 
+def format_statistics(outs) -> dict[str, Any]:
+    """How a decoded strategy's traces look: valid under the format's grammar, forked at least once, and
+    forked with two textually identical branches in a block (what greedy decoding of a Parallel-R1
+    Unseen model does: its paths see the same context, so they are exchangeable)."""
+    def identical_branches(o) -> bool:
+        texts: dict[int, list[str]] = {}
+        for seg in o.segments:
+            if seg.source == "generated" and seg.request is not None and \
+                    o.requests[seg.request]["role"] in ("path", "thread"):
+                texts.setdefault(o.requests[seg.request]["block"], []).append(seg.text.strip())
+        return any(len(t) > 1 and len(set(t)) < len(t) for t in texts.values())
+
+    forked = [o for o in outs if o.blocks]
+    count = len(outs) or 1
+    return {"decodes": len(outs), "valid_format": sum(not o.validation_errors for o in outs) / count,
+            "forked": len(forked) / count,
+            "identical_branches": sum(identical_branches(o) for o in forked) / len(forked) if forked else 0.0}
+
+
 def extraction_summary(extractors: Sequence[str]) -> dict[str, Any]:
     """How the pool's answers were found: counts per extraction tier, and the share found by a fallback tier."""
     from collections import Counter
@@ -104,6 +123,7 @@ class EvalRun:
             raise InputError(f"unknown strategy {unknown}; choose from {', '.join(STRATEGIES)}")
         self.cfg, self.engine, self.fusor = cfg, engine, fusor or engine
         self.out_dir, self.progress = Path(out_dir), progress
+        self.format_stats: dict[str, dict[str, Any]] = {}  # per decoded strategy (`format_statistics`)
         self.library = library or PromptLibrary()
         cfg.template_version = self.library.version(cfg.template)
         from eval.grading.regrade import make_grader
@@ -254,6 +274,7 @@ class EvalRun:
                                f"finished requests are kept in {store.path}: rerun the same command to resume")
         log(f"{strategy}: {len(outs)} decodes, {cached.calls} requests sent, {cached.hits} from the store; "
             f"{sum(bool(o.validation_errors) for o in outs)} with format problems")
+        self.format_stats[strategy] = format_statistics(outs)
         per = {p.id: outs[k * cfg.n:(k + 1) * cfg.n] for k, p in enumerate(problems)}
         graded = self._grade_pool(problems, [[(o.text, o.total_tokens) for o in per[p.id]] for p in problems],
                                   [0.0] * len(problems), [None] * len(problems))
@@ -326,7 +347,7 @@ class EvalRun:
                          "excluded_ids": excluded},
             "metrics": _jsonable(pool_metrics(per_problem)),
             "extraction": extraction_summary([s.extractor for p in graded for s in pool[p.id]]),
-            "points": [pt.to_dict() for pt in points], "fits": fits,
+            "points": [pt.to_dict() for pt in points], "fits": fits, "format": self.format_stats,
             "wall_s": round(time.perf_counter() - t0, 3),
         }
         folder.write_rows("samples.jsonl", [r.to_dict() for r in records])

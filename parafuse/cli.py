@@ -12,6 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     from eval import cli as eval_cli
     from prompts import cli as prompts_cli
     from reasoning import cli as reasoning_cli
+    from rl import cli as rl_cli
     from synthesis import cli as synthesis_cli
 
     p = argparse.ArgumentParser(
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     reasoning_cli.register(sub)
     synthesis_cli.register(sub)
     eval_cli.register(sub)
+    rl_cli.register(sub)
     prompts_cli.register(sub)
     return p
 

@@ -41,7 +41,22 @@ def decoder_of(model):
 
 
 def has_thought_embeddings(model) -> bool:
-    return any(name.endswith(f"{PARAMETER}.weight") for name, _ in model.named_parameters())
+    """Whether the model (or a PEFT wrapper around it) has the tables."""
+    return any(PARAMETER in name for name, _ in model.named_parameters())
+
+
+def adapter_tables(folder: Path) -> int | None:
+    """Rows of the thought-embedding tables a PEFT adapter folder holds (None: it holds none)."""
+    from safetensors import safe_open
+
+    weights = folder / "adapter_model.safetensors"
+    if not weights.exists():
+        return None
+    with safe_open(str(weights), "pt") as handle:
+        for key in handle.keys():
+            if PARAMETER in key:
+                return int(handle.get_slice(key).get_shape()[0])
+    return None
 
 
 def add_thought_embeddings(model, max_segments: int = MAX_SEGMENTS):
@@ -157,7 +172,8 @@ def load_causal_lm(path: str, **kwargs: Any):
 
         base_name = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
         base = load_causal_lm(base_name, **kwargs)
-        segments = needs_tables(folder)
+        # the tables the adapter holds decide (a record that says so without them is refused below)
+        segments = adapter_tables(folder) or needs_tables(folder)
         if segments and not has_thought_embeddings(base):
             add_thought_embeddings(base, segments)
         model = PeftModel.from_pretrained(base, str(folder))

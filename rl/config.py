@@ -48,6 +48,8 @@ class DataSettings:
     shuffle: bool = setting(True, "shuffle the examples once before training (seeded by training.seed)")
     arith_level: int = setting(2, "arith: difficulty level 1-4")
     arith_count: int = setting(4000, "arith: how many training problems to generate")
+    arith_template: str = setting("math/boxed", "arith: the prompt template of the user turn (the one `parafuse "
+                                                "eval run` uses by default, so evaluation matches training)")
 
 
 @dataclass
@@ -94,7 +96,7 @@ class TrainingSettings:
 
     learning_rate: float = setting(2e-4, "peak learning rate")
     lr_scheduler_type: str = setting("cosine", "schedule: cosine, linear, constant, constant_with_warmup")
-    warmup_ratio: float = setting(0.03, "share of steps spent warming up")
+    warmup_ratio: float = setting(0.03, "share of steps spent warming up (TRL: warmup_steps below 1)")
     weight_decay: float = setting(0.0, "AdamW weight decay")
     adam_beta1: float = setting(0.9, "AdamW beta1")
     adam_beta2: float = setting(0.999, "AdamW beta2")

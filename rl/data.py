@@ -16,9 +16,14 @@ ARITH_PREFIX = "arith:"
 ARITH_STYLES = ("plain", "parallel_r1", "threadweaver", "parathinker")
 
 
-def arith_rows(style: str, level: int, count: int, seed: int) -> list[dict[str, Any]]:
-    """Arith training problems with the symbolic teacher's exact traces in `style` (never a test question)."""
-    from reasoning.engines.symbolic import ArithTeacher, sequential_solution
+def arith_rows(style: str, level: int, count: int, seed: int, template: str = "math/boxed") -> list[dict[str, Any]]:
+    """Arith training problems with the symbolic teacher's exact traces in `style` (never a test question).
+
+    The user turn is `template` rendered with the question (by default the prompt `parafuse eval run`
+    asks arith with), and the answer ends the way that prompt asks, so the trained model is evaluated
+    on exactly what it was trained on."""
+    from prompts import render
+    from reasoning.engines.symbolic import ArithTeacher, ending_style, sequential_solution
     from reasoning.tasks.arith import generate
 
     if style not in ARITH_STYLES:
@@ -26,19 +31,16 @@ def arith_rows(style: str, level: int, count: int, seed: int) -> list[dict[str, 
     teacher = ArithTeacher()
     rows = []
     for problem in generate(level, count, "train", seed):
+        prompt = render(template, question=problem.question)
+        end = ending_style(prompt)
         if style == "plain":
-            answer = sequential_solution(problem, problem.answer, "final_answer")
+            answer = sequential_solution(problem, problem.answer, end)
         else:
-            answer = teacher.full(problem, problem.answer, "final_answer", style, False)
-        rows.append({"messages": [{"role": "user", "content": arith_prompt(problem.question)},
+            answer = teacher.full(problem, problem.answer, end, style, False)
+        rows.append({"messages": [{"role": "user", "content": prompt},
                                   {"role": "assistant", "content": answer}],
                      "answer": str(problem.answer)})
     return rows
-
-
-def arith_prompt(question: str) -> str:
-    """The user turn the arith recipes train and evaluate with."""
-    return f"Solve the following problem. Problem: {question}"
 
 
 def _load_table(data: DataSettings):
@@ -84,7 +86,8 @@ def to_messages(row: dict[str, Any], data: DataSettings, where: str) -> list[dic
 def load_rows(data: DataSettings, seed: int) -> list[dict[str, Any]]:
     """The training rows as `{"messages": [...]}` (plus `answer` where known), shuffled and limited."""
     if data.source.startswith(ARITH_PREFIX):
-        rows = arith_rows(data.source[len(ARITH_PREFIX):], data.arith_level, data.arith_count, seed)
+        rows = arith_rows(data.source[len(ARITH_PREFIX):], data.arith_level, data.arith_count, seed,
+                          data.arith_template)
     else:
         table = _load_table(data)
         rows = []

@@ -30,6 +30,10 @@ What follows the reference and what is a switch:
     reference prompt ends with `<think>`; most chat templates of reasoning models add it).
   - Temperature 0.5 (the reference example). `max_total_tokens` has no effect: there is no
     main request to hold to it (cap the paths and the summary instead).
+On the hf engine, a model trained by `parafuse train sft parathinker-sft` (it has thought
+embeddings) is decoded exactly instead (`exact`, see `reasoning.decoders.parathinker_exact`):
+one prompt prefill, paths at shared positions with their embeddings, the summary over the paths'
+own cached keys and values. The approximation above stays for vllm and OpenAI servers.
 Not reproduced: first-finish termination (the reference cuts all paths when the first one
 ends; that needs streamed partial outputs and aborts, so here every path runs to its own end),
 the rewrite of a path's stray `<think{j}>`/`<summary>` into `<think1>` (text-level engines
@@ -40,11 +44,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from reasoning.decoders import parathinker_exact
 from reasoning.decoders.base import DecodeResult, DecoderConfig, Decoding, ended_by, sampling_block
 from reasoning.engines.base import Engine
 from reasoning.sampling import Sampling
 from reasoning.settings import setting
-from reasoning.types import InputError
+from reasoning.types import Completion, InputError
 
 MAX_PATHS = 8
 SUMMARY, END_SUMMARY = "<summary>", "</summary>"
@@ -74,6 +79,9 @@ class ParaThinkerConfig(DecoderConfig):
     force_open: bool = setting(False, "no effect: ParaThinker's paths always open at the prompt")
     assistant_prefix: str = setting("", "text the decoder writes at the start of the assistant turn, before the paths "
                                     "(e.g. '<think>' when the chat template does not add it)")
+    exact: bool = setting(True, "on the hf engine with a model that has thought embeddings (a parafuse ParaThinker "
+                                "SFT output): decode with the training positions, mask and embeddings in one KV "
+                                "cache; off, or on any other engine: the stock-engine approximation above")
 
     def check(self) -> None:
         super().check()
@@ -94,6 +102,8 @@ async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]], cfg:
     stops = [(close,) + tuple(t for t in END_TAGS if t != close) if cfg.stop_on_any_end_tag else (close,)
              for close in closes]
     path_cap = cfg.max_path_tokens if cfg.max_path_tokens is not None else cfg.sampling.max_tokens
+    if cfg.exact and parathinker_exact.available(engine):
+        return await exact_decode(decoding, cfg, opens, closes, stops, path_cap)
     paths = await decoding.branches("path", opens, stops, path_cap, closes)
     for opener, path, closer in zip(opens, paths, closes):
         decoding.insert(opener)
@@ -103,3 +113,41 @@ async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]], cfg:
                                   suffix=SUMMARY + cfg.summary_prefix, close=END_SUMMARY, capped=False)
     decoding.insert(END_SUMMARY)
     return decoding.result(ended_by(c))
+
+
+async def exact_decode(decoding: Decoding, cfg: ParaThinkerConfig, opens: list[str], closes: list[str],
+                       stops: list[tuple[str, ...]], path_cap: int) -> DecodeResult:
+    """The same trace, decoded by `parathinker_exact` (positions, mask and thought embeddings as trained)."""
+    import asyncio
+
+    from reasoning.inputs import derive_seed
+
+    base = cfg.sampling.seed
+    seed = None if base is None else derive_seed(base, f"{decoding.key}/parathinker-exact")
+    loop = parathinker_exact.ExactParaThinker(decoding.engine)
+    paths, summary, prompt_tokens = await asyncio.to_thread(
+        loop.run, decoding.base + decoding.text, opens, closes, stops, path_cap, SUMMARY + cfg.summary_prefix,
+        END_SUMMARY, cfg.max_summary_tokens, cfg.sampling.temperature, cfg.sampling.top_p, seed)
+    for index, (opener, path, closer) in enumerate(zip(opens, paths, closes)):
+        decoding.requests.append({"role": "path", "block": 0, "index": index, "prompt_tokens": prompt_tokens,
+                                  "completion_tokens": len(path.ids), "latency_s": round(path.latency_s, 6),
+                                  "finish_reason": path.finish_reason, "stop_string": path.stop_string,
+                                  "forced_close": path.stop_string != closer, "exact": True})
+        decoding.insert(opener)
+        decoding.generated(Completion(path.text, len(path.ids), path.finish_reason, path.stop_string, path.ids),
+                           len(decoding.requests) - 1)
+        decoding.insert(closer)
+    decoding.total += sum(len(p.ids) for p in paths)
+    decoding.critical += max(len(p.ids) for p in paths)
+    decoding.blocks += 1
+    decoding.requests.append({"role": "summary", "block": 0, "index": 0, "prompt_tokens": prompt_tokens,
+                              "completion_tokens": len(summary.ids), "latency_s": round(summary.latency_s, 6),
+                              "finish_reason": summary.finish_reason, "stop_string": summary.stop_string,
+                              "forced_close": summary.stop_string != END_SUMMARY, "exact": True})
+    decoding.total += len(summary.ids)
+    decoding.critical += len(summary.ids)
+    decoding.insert(SUMMARY + cfg.summary_prefix)
+    completion = Completion(summary.text, len(summary.ids), summary.finish_reason, summary.stop_string, summary.ids)
+    decoding.generated(completion, len(decoding.requests) - 1)
+    decoding.insert(END_SUMMARY)
+    return decoding.result(ended_by(completion))

@@ -32,8 +32,9 @@ def check_model(model: str) -> str:
         raise InputError("--model is required: a local model directory or a Hub id like Qwen/Qwen3-0.6B")
     p = Path(model).expanduser()
     if p.exists():
-        if p.is_dir() and not (p / "config.json").exists():
-            raise InputError(f"model directory {model} has no config.json; is it a saved transformers model?")
+        if p.is_dir() and not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
+            raise InputError(f"model directory {model} has no config.json (nor a PEFT adapter_config.json); is it "
+                             "a saved transformers model?")
         return str(p)
     if looks_like_local_path(model):
         raise InputError(

@@ -22,13 +22,15 @@ class HFEngine(Engine):
     def __init__(self, model: str, tokenizer: str | None = None, device: str | None = None,
                  dtype: str = "auto", **_: Any):
         import torch
-        from transformers import AutoModelForCausalLM
+
+        from reasoning.thought_embeddings import load_causal_lm
 
         model = check_model(model)
         super().__init__(model, tokenizer)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         try:
-            self.lm = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(self.device).eval()
+            # a training output's thought embeddings or a PEFT adapter folder load too
+            self.lm = load_causal_lm(model, dtype=dtype).to(self.device).eval()
         except OSError as e:
             raise InputError(f"cannot load model {model!r} with transformers: {e}") from None
         self._torch = torch

@@ -1,0 +1,151 @@
+"""Supervised fine-tuning on TRL's `SFTTrainer`, with parafuse's structured collators and PEFT adapters.
+
+    run_sft(recipe)   # or: parafuse train sft RECIPE.yaml [--key value ...]
+
+What the run does, in order: load the model and tokenizer (adding the format's tags, and
+ParaThinker's thought embeddings), read the rows, build the collator of the recipe's structure,
+hand everything to `SFTTrainer` (TRL prepares nothing: the collator tokenizes, labels and masks),
+train (resuming from the last checkpoint with `resume`), and write
+
+    OUTPUT/checkpoint-N/       Trainer checkpoints (--resume starts from the last one)
+    OUTPUT/final/              the adapter (LoRA) or the full weights, the tokenizer, parafuse_training.json
+    OUTPUT/merged/             a plain model folder (adapter folded in) that hf and vllm load
+
+Every structured collator emits a float 4-D mask, so TRL's `packing` / `padding_free` stay off
+(TRL refuses a custom collator there, and its packing reads position resets the structures use)
+and the logged `num_tokens` is counted by the collator (TRL's sums the mask, NaN here).
+Context parallelism cannot express these masks and is refused.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from reasoning.settings import to_dict
+from reasoning.types import InputError
+from rl.collators import SFTCollator
+from rl.config import SFTRecipe
+from rl.data import load_rows
+from rl.models import (
+    TRAINING_FILE, allow_missing_head_bias, load_for_training, lora_config, save_model_folder,
+    write_training_record,
+)
+
+
+def sft_config(recipe: SFTRecipe, output_dir: Path):
+    """TRL's `SFTConfig` for the recipe: its training block, and what a custom collator needs."""
+    from trl import SFTConfig
+
+    t = recipe.training
+    return SFTConfig(
+        output_dir=str(output_dir), learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, adam_beta1=t.adam_beta1, adam_beta2=t.adam_beta2,
+        max_grad_norm=t.max_grad_norm, num_train_epochs=t.num_train_epochs, max_steps=t.max_steps,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps, seed=t.seed, data_seed=t.seed,
+        logging_steps=t.logging_steps, save_strategy="steps", save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit, bf16=t.bf16, gradient_checkpointing=t.gradient_checkpointing,
+        report_to=t.report_to, use_cpu=t.use_cpu, dataloader_pin_memory=False,
+        # the collator does all preparation: TRL must neither tokenize, truncate nor drop the raw columns
+        max_length=None, remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
+        packing=False, padding_free=False)
+
+
+def build_trainer(recipe: SFTRecipe, output_dir: Path | None = None):
+    """(trainer, collator) ready to `train()`; used by `run_sft` and by tests that step it by hand."""
+    import datasets
+    import torch
+    from transformers import TrainerCallback
+    from trl import SFTTrainer
+
+    recipe.check()
+    output_dir = Path(output_dir or recipe.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if int(os.environ.get("PARALLELISM_CONFIG_CP_SIZE", "1") or 1) > 1 and recipe.structure.kind != "causal":
+        raise InputError(f"structure {recipe.structure.kind}: context parallelism (cp_size > 1) cannot carry a 4-D "
+                         "attention mask and would silently train a causal model; use data parallelism")
+    model, tokenizer, rows = load_for_training(recipe, output_dir)
+    dtype = next(model.parameters()).dtype
+    collator = SFTCollator(tokenizer, recipe.structure, dtype=dtype if dtype.is_floating_point else torch.float32,
+                           seed=recipe.training.seed)
+    examples = load_rows(recipe.data, recipe.training.seed)
+    if recipe.structure.max_length:  # the reference refuses over-long examples; here they are dropped, counted
+        kept = [r for r in examples if len(collator.example(r["messages"])) <= recipe.structure.max_length]
+        if not kept:
+            raise InputError(f"structure.max_length {recipe.structure.max_length}: every example is longer")
+        if len(kept) < len(examples):
+            print(f"dropped {len(examples) - len(kept)} of {len(examples)} examples longer than "
+                  f"{recipe.structure.max_length} tokens", file=sys.stderr)
+        examples = kept
+    dataset = datasets.Dataset.from_list(examples)
+
+    class Trainer(SFTTrainer):
+        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+            metrics = self._metrics["train"]
+            metrics["num_tokens"] = [float(collator.tokens)]
+            metrics["num_trained_tokens"] = [float(collator.trained_tokens)]
+            super().log(logs, start_time)
+
+    callbacks = []
+    if recipe.training.time_budget_s:
+        budget = recipe.training.time_budget_s
+
+        class TimeBudget(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                self.start = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                if time.perf_counter() - self.start >= budget:
+                    control.should_training_stop = True
+                    control.should_save = True
+                return control
+
+        callbacks.append(TimeBudget())
+    trainer = Trainer(model=model, processing_class=tokenizer, args=sft_config(recipe, output_dir),
+                      train_dataset=dataset, data_collator=collator, callbacks=callbacks,
+                      peft_config=lora_config(recipe, model, rows) if recipe.lora.enabled else None)
+    allow_missing_head_bias(trainer.model)
+    parallelism = getattr(trainer.accelerator, "parallelism_config", None)
+    if recipe.structure.kind != "causal" and getattr(parallelism, "cp_enabled", False):
+        raise InputError(f"structure {recipe.structure.kind}: context parallelism cannot carry a 4-D attention mask "
+                         "(accelerate swaps it for a causal one); set cp_size to 1 and use data parallelism")
+    return trainer, collator
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+
+
+def run_sft(recipe: SFTRecipe, resume: bool = False) -> dict[str, Any]:
+    """Train, then write final/ and merged/; returns the run's summary (also in final/parafuse_training.json)."""
+    output_dir = Path(recipe.output_dir)
+    checkpoint = last_checkpoint(output_dir) if resume else None
+    if resume and checkpoint is None:
+        print(f"--resume: no checkpoint in {output_dir} yet; starting from the beginning", file=sys.stderr)
+    trainer, collator = build_trainer(recipe)
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    elapsed = time.perf_counter() - started
+    final = output_dir / "final"
+    trainer.save_model(str(final))
+    model = trainer.model
+    summary = {"steps": trainer.state.global_step, "train_loss": result.training_loss, "seconds": round(elapsed, 2),
+               "tokens": collator.tokens, "trained_tokens": collator.trained_tokens,
+               "resumed_from": checkpoint, "structure": recipe.structure.kind, "format": recipe.format,
+               "lora": recipe.lora.enabled}
+    if not recipe.lora.enabled:  # full weights: keep the thought tables out of the weight file
+        save_model_folder(model, trainer.processing_class, final)
+    write_training_record(final, to_dict(recipe), model, summary)
+    if recipe.save_merged:
+        merged = model.merge_and_unload() if recipe.lora.enabled else model
+        save_model_folder(merged, trainer.processing_class, output_dir / "merged")
+        write_training_record(output_dir / "merged", to_dict(recipe), merged, summary)
+    return summary
+
+
+__all__ = ["TRAINING_FILE", "build_trainer", "run_sft", "sft_config"]
