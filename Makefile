@@ -35,6 +35,8 @@ bench:
 	$(VENV)/bin/python benches/fork_join.py
 	$(VENV)/bin/python benches/synth_mathfusion.py
 	$(VENV)/bin/python benches/synth_traces.py
+	OMP_NUM_THREADS=1 $(VENV)/bin/python benches/trie_packing.py
+	OMP_NUM_THREADS=1 $(VENV)/bin/python benches/sft_overhead.py
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -8,7 +8,7 @@ then `parafuse eval run` on held-out arith problems with the hf engine, greedy:
   - `parallel-r1-coldstart-seen --variant arith` (Parallel-R1 traces): the greedy outputs are
     valid Parallel-R1 traces (`reasoning.formats.parallel_r1.validate`) at the rate asserted.
 
-The budgets are sized for CI (about two minutes of training each, one thread); the README
+The budgets are sized for CI (about three and two minutes of training, one thread); the README
 quotes what longer runs reach.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-STEPS = {"mathfusion-sft": 500, "parallel-r1-coldstart-seen": 350}
+STEPS = {"mathfusion-sft": 800, "parallel-r1-coldstart-seen": 250}
 PROBLEMS = 60
 
 
@@ -50,7 +50,7 @@ def untrained(tmp_path_factory):
     from reasoning.tiny_model import build_tiny_model
 
     out = tmp_path_factory.mktemp("untrained")
-    return train_and_eval("", out, 0, model=str(build_tiny_model(out / "model", preset="arith")), problems=20)
+    return train_and_eval("", out, 0, model=str(build_tiny_model(out / "model", preset="arith")), problems=10)
 
 
 def test_plain_sft_lifts_greedy_accuracy_from_zero(tmp_path, untrained):
@@ -58,16 +58,18 @@ def test_plain_sft_lifts_greedy_accuracy_from_zero(tmp_path, untrained):
     samples = train_and_eval("mathfusion-sft", tmp_path / "plain", STEPS["mathfusion-sft"])
     after = sum(s["correct"] for s in samples) / len(samples)
     assert before == 0.0
-    # 6 of 60 held-out answers right: a model that writes no answers cannot get there by chance
-    assert after >= 0.1, f"accuracy {after:.3f} after {STEPS['mathfusion-sft']} steps"
+    # measured: 15% of 100 held-out answers after 800 steps (9% after 400, 11% after 600); 5 of 60 right is
+    # out of reach of the untrained model (no answers at all) and of one that learned only the format
+    assert after >= 0.08, f"accuracy {after:.3f} after {STEPS['mathfusion-sft']} steps"
     assert all(s["extractor"] == "boxed" for s in samples)  # every answer in the trained form
 
 
 def test_parallel_r1_sft_writes_valid_traces(tmp_path, untrained):
     from reasoning.formats import parallel_r1
 
-    def valid_rate(samples):
-        return sum(not parallel_r1.validate(s["text"], require_final_answer=False) for s in samples) / len(samples)
+    def valid_rate(samples):  # a valid trace with at least one parallel block (plain text is valid, unforked)
+        return sum("<Parallel>" in s["text"] and not parallel_r1.validate(s["text"], require_final_answer=False)
+                   for s in samples) / len(samples)
 
     samples = train_and_eval("parallel-r1-coldstart-seen", tmp_path / "seen", STEPS["parallel-r1-coldstart-seen"])
     assert valid_rate(untrained) == 0.0

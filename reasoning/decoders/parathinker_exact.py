@@ -26,10 +26,17 @@ from dataclasses import dataclass
 from reasoning.thought_embeddings import has_thought_embeddings
 
 
+def hf_engine(engine):
+    """The hf engine under `engine` (a store-backed `CachedEngine` wraps it), or None."""
+    while getattr(engine, "inner", None) is not None and not hasattr(engine, "lm"):
+        engine = engine.inner
+    return engine if getattr(engine, "kind", "") == "hf" and getattr(engine, "lm", None) is not None else None
+
+
 def available(engine) -> bool:
     """Whether `engine` can decode ParaThinker exactly: hf, with a model that has thought embeddings."""
-    lm = getattr(engine, "lm", None)
-    return getattr(engine, "kind", "") == "hf" and lm is not None and has_thought_embeddings(lm)
+    inner = hf_engine(engine)
+    return inner is not None and has_thought_embeddings(inner.lm)
 
 
 @dataclass
@@ -64,6 +71,7 @@ class ExactParaThinker:
     def __init__(self, engine):
         import torch
 
+        engine = hf_engine(engine)
         self.torch = torch
         self.lm = engine.lm
         self.tokenizer = engine.tokenizer
