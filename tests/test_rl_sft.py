@@ -187,3 +187,27 @@ def test_a_merged_output_loads_in_vllm_and_serves_the_trained_weights(tiny_model
     trained = max(abs(a - b) for a, b in zip(logprobs(merged), served_logprobs))
     untrained = max(abs(a - b) for a, b in zip(logprobs(tiny_model), served_logprobs))
     assert trained < 0.1 and untrained > 4 * trained, (trained, untrained)
+
+
+def test_trains_from_a_synth_traces_folder(tiny_model, tmp_path):
+    """The synthesis output is training data as it stands: `datasets.load_dataset(DIR)` of its folder."""
+    from reasoning.engines import make_engine
+    from reasoning.settings import from_dict
+    from reasoning.tasks.arith import generate
+    from rl.sft import build_trainer
+    from synthesis.traces import TracesConfig, synthesize_traces
+
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps(p.to_record()) + "\n" for p in generate(3, 12, "train")))
+    folder = tmp_path / "traces"
+    cfg = from_dict(TracesConfig, {"input": str(problems), "method": "threadweaver"})
+    stats = synthesize_traces(cfg, make_engine("symbolic", "arith-teacher"), folder, progress=False,
+                              log=lambda _: None)
+    assert stats["kept"] > 0
+    torch.set_num_threads(1)
+    recipe = smoke("threadweaver-sft", tiny_model, tmp_path / "run", max_steps=2)
+    recipe.data.source = str(folder)
+    trainer, collator = build_trainer(recipe)
+    assert len(trainer.train_dataset) == stats["kept"]
+    trainer.train()
+    assert collator.trained_tokens > 0 and trainer.state.global_step == 2
