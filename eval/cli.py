@@ -158,6 +158,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     dirs = [Path(d) for d in args.run_dirs]
     for d in dirs:
+        if not d.exists():
+            raise InputError(f"run folder {d} does not exist; name a folder written by `parafuse eval run --out`")
         if not (d / "results.json").exists():
             raise InputError(f"{d} has no results.json; is it a directory written by `parafuse eval run`?")
         json.loads((d / "results.json").read_text())

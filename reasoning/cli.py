@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from reasoning.engines import add_engine_args, engine_from_args, engine_identity, ensure_ready
 from reasoning.sampling import Sampling, sampling
 from reasoning.settings import add_config_args, add_recipe_arg, config_from_args, nested, setting
-from reasoning.types import SamplingParams
+from reasoning.types import InputError, SamplingParams
 
 
 @dataclass
@@ -76,14 +77,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--preset", default="default", choices=("default", "arith"),
                    help="arith: the ~1M-parameter model sized for the arith task (4 layers, hidden 128, 4/2 heads, "
                         "digit-splitting tokenizer trained on arith text; overrides the sizes above)")
+    t.add_argument("--force", action="store_true", help="overwrite a model folder that is already there")
     t.set_defaults(func=cmd_tiny)
 
 
 def cmd_tiny(args: argparse.Namespace) -> int:
     from reasoning.tiny_model import build_tiny_model
 
-    out = build_tiny_model(args.out_dir, vocab_size=args.vocab_size, hidden_size=args.hidden_size,
-                           layers=args.layers, seed=args.seed, preset=args.preset)
+    target = Path(args.out_dir)
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{target} is a file; name a folder to write the model into")
+    if (target / "config.json").exists() and not args.force:
+        raise InputError(f"{target} already holds a model (config.json); pass --force to overwrite it, or name "
+                         "another folder")
+    if min(args.hidden_size, args.layers, args.vocab_size) < 1:
+        raise InputError("--hidden-size, --layers and --vocab-size must be positive")
+    try:
+        out = build_tiny_model(target, vocab_size=args.vocab_size, hidden_size=args.hidden_size,
+                               layers=args.layers, seed=args.seed, preset=args.preset)
+    except ValueError as e:  # sizes the model cannot have (head_dim < 32, a vocabulary smaller than the tags)
+        raise InputError(f"model tiny: {e}") from None
     print(f"tiny model written to {out}")
     return 0
 

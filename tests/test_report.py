@@ -237,3 +237,14 @@ def test_html_renders_in_chromium(two_runs: list[Path], tmp_path: Path):
         assert img["complete"] and img["w"] > 0 and img["h"] > 0 and img["shown"] > 0, img
     assert out["tables"] >= 5  # summary per benchmark (2), protocol, fits, frontier per benchmark (2)
     assert shot.stat().st_size > 50_000
+
+
+def test_report_on_a_missing_folder_says_it_does_not_exist(tmp_path, capsys):
+    from parafuse.cli import main
+
+    assert main(["eval", "report", str(tmp_path / "no-such-run")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "no-such-run" in err
+    (tmp_path / "empty").mkdir()
+    assert main(["eval", "report", str(tmp_path / "empty")]) == 2
+    assert "has no results.json" in capsys.readouterr().err

@@ -46,3 +46,21 @@ def test_cli_builds_a_model_that_generates(tmp_path):
     eng = make_engine("hf", str(tmp_path / "m"))
     r = eng.generate_one(Request(prompt="Question:", params=SamplingParams(max_tokens=5, temperature=0)))
     assert r.completions[0].tokens == 5
+
+
+def test_cli_refuses_a_file_an_existing_model_and_impossible_sizes(tmp_path, capsys):
+    from parafuse.cli import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["model", "tiny", str(afile)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main(["model", "tiny", str(tmp_path / "bad"), "--hidden-size", "100"]) == 2
+    assert "head_dim 25 < 32" in capsys.readouterr().err  # a message, not a traceback
+    assert main(["model", "tiny", str(tmp_path / "m")]) == 0
+    before = (tmp_path / "m" / "model.safetensors").read_bytes()
+    assert main(["model", "tiny", str(tmp_path / "m"), "--seed", "5"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == before  # nothing overwritten
+    assert main(["model", "tiny", str(tmp_path / "m"), "--seed", "5", "--force"]) == 0
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() != before
