@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from reasoning.jsonl import read_jsonl
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -50,3 +52,23 @@ def test_the_arith_commands_run_as_written(tmp_path):
     for folder in ("arith-mathfusion", "arith-fusion", "arith-traces"):
         assert (tmp_path / "runs" / folder / "README.md").exists(), folder
     assert json.loads((tmp_path / "runs" / "arith-fusion" / "stats.json").read_text())["accuracy"]["fusion"] == 1.0
+
+
+def test_the_files_the_tested_blocks_write_are_ignored_by_git():
+    """Running the quickstart or the arith block in a checkout leaves `git status` clean."""
+    import shutil
+
+    root = README.parent
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    written = set()
+    for name in ("quickstart", "arith"):
+        block = marked_block(name)
+        written |= set(re.findall(r">\s*(\S+\.jsonl)", block))
+        written |= set(re.findall(r"model tiny (\S+)", block))
+        written |= {path.split("/")[0] + "/" for path in re.findall(r"--out (\S+)", block)}
+    assert written >= {"prompts.jsonl", "tiny-model", "runs/"}
+    for path in sorted(written):
+        probe = path if path.endswith(("/", ".jsonl")) else path + "/"
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", probe], cwd=root)
+        assert ignored.returncode == 0, f"{probe} (written by a README block) is not in .gitignore"
