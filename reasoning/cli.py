@@ -111,6 +111,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     library = PromptLibrary(args.prompts_dir) if (args.template or args.prompts_dir) else None
     requests = requests_from_jsonl(args.input, settings.params(), template=args.template, library=library,
                                    system=args.system)
+    created = not Path(args.out).exists()
     store = GenerationStore(args.out)
     kind, model = engine_identity(args.engine, args.model)
     keys = [request_key(kind, model, r) for r in requests]
@@ -120,9 +121,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"{len(requests)} requests: {len(requests)} ok ({len(requests)} already in the store), 0 failed; "
               f"nothing to generate", file=sys.stderr)
         return 0
-    engine = engine_from_args(args)
+    engine = None
     try:
+        engine = engine_from_args(args)
         ensure_ready(engine)
+    except BaseException:
+        # nothing was generated: leave no empty output file behind a failed start (unreachable server, bad model)
+        store.close()
+        if created and Path(args.out).exists() and Path(args.out).stat().st_size == 0:
+            Path(args.out).unlink()
+        if engine is not None:
+            engine.close()
+        raise
+    try:
         results, summary = run_requests(engine, requests, store, progress=not args.no_progress)
         if summary.failed == 0:
             store.compact(keys)

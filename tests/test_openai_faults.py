@@ -271,6 +271,15 @@ def test_cli_exits_2_when_no_server_answers(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert f"no OpenAI-compatible server answered at {url}" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out.jsonl").exists()  # nothing generated: no empty output file left behind
+
+
+def test_a_failed_start_keeps_an_existing_output_file(tmp_path):
+    write_inputs(tmp_path / "in.jsonl", 3)
+    (tmp_path / "out.jsonl").write_text("")
+    proc = run_cli("--base-url", f"http://127.0.0.1:{free_port()}/v1", "--input", str(tmp_path / "in.jsonl"),
+                   "--out", str(tmp_path / "out.jsonl"))
+    assert proc.returncode == 2 and (tmp_path / "out.jsonl").exists()  # not ours to delete
 
 
 # ---- n emulation -------------------------------------------------------------------------------------
