@@ -34,8 +34,9 @@ class RunFolder:
         """Create the folder and record `config` in config.json.
 
         `identity` names the settings that decide what the store holds: when the folder already
-        holds a run whose identity settings differ, mixing the two would be one experiment
-        scored as another, so it is refused with the differences spelled out. `normalize`
+        holds generations of a run whose identity settings differ, mixing the two would be one
+        experiment scored as another, so it is refused with the differences spelled out (a folder
+        whose store is still empty is taken over). `normalize`
         turns an older config.json into today's shape before comparing (a moved setting).
         """
         path = self.path / "config.json"
@@ -44,12 +45,18 @@ class RunFolder:
             if normalize is not None:
                 theirs = normalize(theirs)
             diff = [k for k in identity if theirs.get(k) != config.get(k)]
-            if diff:
+            # A run that failed before generating anything (no usable gold, a typo) holds nothing to mix
+            # up: the corrected rerun takes the folder over.
+            if diff and self.generated_anything():
                 details = "; ".join(f"{k}: {theirs.get(k)!r} there, {config.get(k)!r} now" for k in diff)
                 raise InputError(f"{self.path} holds a run made with other settings ({details}). Mixing them "
                                  "would score two experiments as one: use another --out, or the same settings.")
         self.path.mkdir(parents=True, exist_ok=True)
         self.write_json("config.json", dict(config))
+
+    def generated_anything(self) -> bool:
+        """Whether the folder's store holds any generation."""
+        return self.store_path.exists() and self.store_path.stat().st_size > 0
 
     def store(self) -> GenerationStore:
         """The run's generation store (open it in a `with` block)."""

@@ -137,3 +137,14 @@ def test_cli_runs_the_tiny_model_and_writes_a_report(tmp_path, tiny_model, capsy
     assert "majority" in cap.out
     assert main(["eval", "report", str(out)]) == 0
     assert (out / "report.html").exists() and (out / "report.md").exists()
+
+
+def test_a_run_that_failed_before_generating_does_not_lock_its_folder(tmp_path):
+    no_gold = [{"question": "What is 1 + 1?", "answer": ""}]
+    bad = config(tmp_path, data=str(write_data(tmp_path, no_gold)), strategies=("plain",))
+    with pytest.raises(InputError, match="usable gold"):
+        EvalRun(bad, ScriptedEngine(policy), tmp_path / "run", progress=False).run()
+    # the corrected rerun (other data, other n) takes the folder over: nothing was generated there
+    fixed = config(tmp_path, strategies=("plain",), n=8)
+    res = EvalRun(fixed, ScriptedEngine(policy), tmp_path / "run", progress=False).run()
+    assert points(res, "plain")
