@@ -99,12 +99,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from eval.run import EvalRun
     from prompts import PromptLibrary
 
+    from eval.run import check_settings
+
     cfg = eval_config(args)
+    library = PromptLibrary(args.prompts_dir)
+    check_settings(cfg, library)  # before any engine starts
     engine = engine_from_args(args)
     fusor = engine_from_args(args, "fusor-", model=cfg.fusor_model or args.model) \
         if "fusion" in cfg.strategies and needs_own_engine(args, "fusor-", cfg.fusor_model) else None
     try:
-        results = EvalRun(cfg, engine, Path(args.out), fusor=fusor, library=PromptLibrary(args.prompts_dir),
+        results = EvalRun(cfg, engine, Path(args.out), fusor=fusor, library=library,
                           progress=not args.no_progress).run()
     except RuntimeError as e:
         print(f"parafuse: {e}", file=sys.stderr)

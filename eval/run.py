@@ -70,6 +70,17 @@ def load_problems(cfg: EvalConfig) -> list[Problem]:
     return load_benchmark(cfg.benchmark, data_dir=cfg.data_dir, limit=cfg.limit, level=cfg.level)
 
 
+def check_settings(cfg: EvalConfig, library: PromptLibrary) -> None:
+    """What can be checked before any engine starts (a typo then costs a second, not a model load):
+    the strategies, and the templates the run will render."""
+    unknown = [s for s in cfg.strategies if s not in STRATEGIES]
+    if unknown:
+        raise InputError(f"unknown strategy {unknown}; choose from {', '.join(STRATEGIES)}")
+    library.variables(cfg.template)  # a missing or broken template fails now
+    if "fusion" in cfg.strategies:
+        library.variables(cfg.fusion_template)
+
+
 def format_statistics(outs) -> dict[str, Any]:
     """How a decoded strategy's traces look: valid under the format's grammar, forked at least once, and
     forked with two textually identical branches in a block (what greedy decoding of a Parallel-R1
@@ -118,13 +129,12 @@ class EvalRun:
 
     def __init__(self, cfg: EvalConfig, engine: Engine, out_dir: Path, fusor: Engine | None = None,
                  library: PromptLibrary | None = None, progress: bool = True):
-        unknown = [s for s in cfg.strategies if s not in STRATEGIES]
-        if unknown:
-            raise InputError(f"unknown strategy {unknown}; choose from {', '.join(STRATEGIES)}")
+        library = library or PromptLibrary()
+        check_settings(cfg, library)
         self.cfg, self.engine, self.fusor = cfg, engine, fusor or engine
         self.out_dir, self.progress = Path(out_dir), progress
         self.format_stats: dict[str, dict[str, Any]] = {}  # per decoded strategy (`format_statistics`)
-        self.library = library or PromptLibrary()
+        self.library = library
         cfg.template_version = self.library.version(cfg.template)
         from eval.grading.regrade import make_grader
 

@@ -148,3 +148,19 @@ def test_a_run_that_failed_before_generating_does_not_lock_its_folder(tmp_path):
     fixed = config(tmp_path, strategies=("plain",), n=8)
     res = EvalRun(fixed, ScriptedEngine(policy), tmp_path / "run", progress=False).run()
     assert points(res, "plain")
+
+
+def test_a_typo_is_reported_before_any_engine_starts(tmp_path, monkeypatch, capsys):
+    import eval.cli
+    from parafuse.cli import main
+
+    def no_engine(*args, **kwargs):
+        raise AssertionError("an engine was started before the settings were checked")
+
+    monkeypatch.setattr(eval.cli, "engine_from_args", no_engine)
+    data = write_data(tmp_path)
+    base = ["eval", "run", "--data", str(data), "--engine", "vllm", "--model", "org/model", "--out", str(tmp_path / "o")]
+    assert main(base + ["--strategy", "plain,majorty"]) == 2
+    assert "unknown strategy ['majorty']" in capsys.readouterr().err
+    assert main(base + ["--template", "math/no-such-template"]) == 2
+    assert "no-such-template" in capsys.readouterr().err
