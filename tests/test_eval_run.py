@@ -159,7 +159,8 @@ def test_a_typo_is_reported_before_any_engine_starts(tmp_path, monkeypatch, caps
 
     monkeypatch.setattr(eval.cli, "engine_from_args", no_engine)
     data = write_data(tmp_path)
-    base = ["eval", "run", "--data", str(data), "--engine", "vllm", "--model", "org/model", "--out", str(tmp_path / "o")]
+    base = ["eval", "run", "--data", str(data), "--engine", "vllm", "--model", "org/model",
+            "--out", str(tmp_path / "o")]
     assert main(base + ["--strategy", "plain,majorty"]) == 2
     assert "unknown strategy ['majorty']" in capsys.readouterr().err
     assert main(base + ["--template", "math/no-such-template"]) == 2
