@@ -86,21 +86,18 @@ def add_thought_embeddings(model, max_segments: int = MAX_SEGMENTS):
         attn.seg_embeddings = nn.Embedding(max_segments, head_dim, device=weight.device, dtype=weight.dtype)
         nn.init.zeros_(attn.seg_embeddings.weight)
 
-        def add_to_keys(module, inputs, out, attn=attn):  # k_norm output: (B, T, kv_heads, head_dim)
-            return out + rows(attn, out)[:, :, None, :]
-
-        def add_to_values(module, inputs, out, attn=attn, head_dim=head_dim):  # v_proj output: (B, T, kv*hd)
+        def add_to_heads(module, inputs, out, attn=attn, head_dim=head_dim):  # k/v_proj output: (B, T, kv*hd)
             shape = out.shape
             return (out.view(*shape[:2], -1, head_dim) + rows(attn, out)[:, :, None, :]).view(shape)
 
-        if hasattr(attn, "k_norm"):
-            attn.k_norm.register_forward_hook(add_to_keys)
+        def add_to_normed_keys(module, inputs, out, attn=attn):  # k_norm output: (B, T, kv_heads, head_dim)
+            return out + rows(attn, out)[:, :, None, :]
+
+        if hasattr(attn, "k_norm"):  # Qwen3: after the per-head norm (before it, the norm would undo the add)
+            attn.k_norm.register_forward_hook(add_to_normed_keys)
         else:  # Qwen2-style: keys straight from the projection
-            def add_to_projected_keys(module, inputs, out, attn=attn, head_dim=head_dim):
-                shape = out.shape
-                return (out.view(*shape[:2], -1, head_dim) + rows(attn, out)[:, :, None, :]).view(shape)
-            attn.k_proj.register_forward_hook(add_to_projected_keys)
-        attn.v_proj.register_forward_hook(add_to_values)
+            attn.k_proj.register_forward_hook(add_to_heads)
+        attn.v_proj.register_forward_hook(add_to_heads)
     decoder.register_forward_pre_hook(take_seg_ids, with_kwargs=True)
     decoder._parafuse_thought_hooks = True
     config = getattr(model, "config", None)
@@ -190,14 +187,9 @@ def load_causal_lm(path: str, **kwargs: Any):
 
 def check_tables_loaded(model, folder: Path) -> None:
     """Refuse an adapter whose saved tables did not reach the model (PEFT would drop them silently)."""
-    from safetensors import safe_open
-
-    weights = folder / "adapter_model.safetensors"
-    if not weights.exists():
+    if not (folder / "adapter_model.safetensors").exists():
         return
-    with safe_open(str(weights), "pt") as handle:
-        saved = [k for k in handle.keys() if PARAMETER in k]
-    if not saved:
+    if adapter_tables(folder) is None:
         raise ValueError(f"{folder}: the adapter is marked as needing thought embeddings ({CONFIG_KEY}) but "
                          "holds no seg_embeddings tables; it was saved without them")
     if not has_thought_embeddings(model):

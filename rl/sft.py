@@ -18,7 +18,6 @@ Context parallelism cannot express these masks and is refused.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from rl.collators import SFTCollator
 from rl.config import SFTRecipe
 from rl.data import load_rows
 from rl.models import (
-    TRAINING_FILE, allow_missing_head_bias, load_for_training, lora_config, save_model_folder,
+    allow_missing_head_bias, load_for_training, lora_config, save_model_folder,
     write_training_record,
 )
 
@@ -64,9 +63,6 @@ def build_trainer(recipe: SFTRecipe, output_dir: Path | None = None):
     recipe.check()
     output_dir = Path(output_dir or recipe.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if int(os.environ.get("PARALLELISM_CONFIG_CP_SIZE", "1") or 1) > 1 and recipe.structure.kind != "causal":
-        raise InputError(f"structure {recipe.structure.kind}: context parallelism (cp_size > 1) cannot carry a 4-D "
-                         "attention mask and would silently train a causal model; use data parallelism")
     model, tokenizer, rows = load_for_training(recipe, output_dir)
     dtype = next(model.parameters()).dtype
     collator = SFTCollator(tokenizer, recipe.structure, dtype=dtype if dtype.is_floating_point else torch.float32,
@@ -148,4 +144,4 @@ def run_sft(recipe: SFTRecipe, resume: bool = False) -> dict[str, Any]:
     return summary
 
 
-__all__ = ["TRAINING_FILE", "build_trainer", "run_sft", "sft_config"]
+__all__ = ["build_trainer", "run_sft", "sft_config"]

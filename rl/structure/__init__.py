@@ -71,16 +71,14 @@ def additive_mask(allowed: torch.Tensor, dtype: torch.dtype = torch.float32) -> 
     return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-def collate(examples: Sequence[Structured], pad_id: int, dtype: torch.dtype = torch.float32,
-            pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:
+def collate(examples: Sequence[Structured], pad_id: int, dtype: torch.dtype = torch.float32
+            ) -> dict[str, torch.Tensor]:
     """Right-pad `examples` into model inputs.
 
     All-causal batches get the ordinary 2-D padding mask (with explicit positions). Any structured
     example makes the batch 4-D: (B, 1, L, L) float, pad rows seeing only themselves.
     """
     length = max(len(e) for e in examples)
-    if pad_to_multiple_of:
-        length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
     batch = len(examples)
     input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
     labels = torch.full((batch, length), IGNORE, dtype=torch.long)
