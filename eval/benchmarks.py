@@ -484,6 +484,10 @@ def _build(rows: list[tuple[int, dict[str, Any]]], *, name: str, where: Callable
         seen[pid] = 2
 
         meta: dict[str, Any] = {"source": where(pos)}
+        if raw is not _MISSING and raw is not None:
+            meta["gold_given"] = raw  # as the source wrote it (samples.jsonl shows it beside the parsed gold)
+        elif solution_field is not None and isinstance(_get(row, solution_field), str) and gold is not None:
+            meta["gold_given"] = last_boxed(_get(row, solution_field))
         if "level" in row:
             meta["level"] = _level(row["level"])
         for key in ("subject", "type"):

@@ -95,6 +95,22 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
     return dataclasses.replace(cfg, engine=args.engine, model=engine_identity(args.engine, args.model)[1])
 
 
+def deferred(args: argparse.Namespace, prefix: str, model: str):
+    """The engine of a flag group; an in-process one (hf, vllm) loads its model only when the run's
+    store lacks a request, so a fully cached rerun starts no engine."""
+    from reasoning.engines import engine_options
+    from reasoning.engines.deferred import DeferredEngine
+
+    options = engine_options(args, prefix)
+    if options["engine"] not in ("hf", "vllm"):
+        return engine_from_args(args, prefix, model=model)
+    kind, resolved = engine_identity(options["engine"], model)
+    return DeferredEngine(lambda: engine_from_args(args, prefix, model=model), kind, resolved,
+                          tokenizer=options.get("tokenizer"),
+                          on_start=lambda: print(f"starting the {kind} engine for {resolved} (the store lacks "
+                                                 f"some requests)", file=sys.stderr, flush=True))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from eval.run import EvalRun
     from prompts import PromptLibrary
@@ -104,8 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = eval_config(args)
     library = PromptLibrary(args.prompts_dir)
     check_settings(cfg, library)  # before any engine starts
-    engine = engine_from_args(args)
-    fusor = engine_from_args(args, "fusor-", model=cfg.fusor_model or args.model) \
+    engine = deferred(args, "", args.model)
+    fusor = deferred(args, "fusor-", cfg.fusor_model or args.model) \
         if "fusion" in cfg.strategies and needs_own_engine(args, "fusor-", cfg.fusor_model) else None
     try:
         results = EvalRun(cfg, engine, Path(args.out), fusor=fusor, library=library,
@@ -122,12 +138,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def summary_table(results: dict) -> str:
+    from eval.report import budget_label
+
     lines = [f"{results['label']}: {results['problems']['graded']} problems graded "
-             f"({results['problems']['excluded']} excluded)", f"{'strategy':12s} {'budget':>7s} {'accuracy':>9s} "
-             f"{'± se':>7s} {'tokens':>9s} {'crit tok':>9s}"]
+             f"({results['problems']['excluded']} excluded)", f"{'strategy':12s} {'budget':>9s} {'accuracy':>9s} "
+             f"{'± se':>7s} {'tokens':>9s} {'crit tok':>9s} {'no ans':>7s} {'cut':>6s}"]
     for p in results["points"]:
-        lines.append(f"{p['strategy']:12s} {p['budget']:>7d} {p['accuracy']:>9.3f} {p['accuracy_se']:>7.3f} "
-                     f"{p['tokens']:>9.1f} {p['critical_path_tokens']:>9.1f}")
+        lines.append(f"{p['strategy']:12s} {budget_label(p):>9s} {p['accuracy']:>9.3f} {p['accuracy_se']:>7.3f} "
+                     f"{p['tokens']:>9.1f} {p['critical_path_tokens']:>9.1f} {p.get('no_answer_rate', 0):>7.0%} "
+                     f"{p.get('truncation_rate', 0):>6.0%}")
+    for strategy, error in (results.get("failed_strategies") or {}).items():
+        lines.append(f"{strategy:12s} failed: {error[:100]}")
     m = results["metrics"]
     lines.append("k: " + " ".join(str(k) for k in m["k"]))
     for name in ("pass@k", "maj@k", "avg@k"):

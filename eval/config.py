@@ -23,8 +23,9 @@ GRADE_FIELDS = ("allow_last_number", "strict_extraction", "float_tol", "grader_t
 class EvalConfig:
     """One `parafuse eval run`."""
 
-    benchmark: str = setting("gsm8k", "gsm8k | math500 | aime24 | aime25 | amc23 | arith (generated, see --level), "
-                                      "or a name for --data")
+    benchmark: str = setting("", "gsm8k (the default) | math500 | aime24 | aime25 | amc23 | arith (generated, see "
+                                 "--level), or a name for --data (default: the file's name)")
+    label: str | None = setting(None, "the run's name in reports (default MODEL@BENCHMARK)")
     level: int = setting(2, "arith: difficulty level 1-4 (people, steps per person, number range)")
     data_dir: str | None = setting(None, "read the benchmark from a local copy laid out like ../shared/data")
     data: str | None = setting(None, "a JSONL file of your own problems (with question_field and answer_field)")
@@ -61,9 +62,18 @@ class EvalConfig:
     fusor: Sampling = nested(sampling(temperature=0.6, top_p=0.95, max_tokens=1024),
                              "sampling of the Fusion-of-N fusor's answer", aliases={"fusor_max_tokens": "max_tokens"})
     fusion_template: str = setting("fusion/fuse", "Fusion-of-N prompt template")
+    fusion_subsets: int = setting(4, "Fusion-of-N: seeded size-N subsets of the pool fused per problem and N (one "
+                                     "fusor call each; all of them when there are fewer), averaged")
     grading: GradeSettings = nested(GradeSettings, "how samples are graded (the settings of `eval grade`)",
                                     prefix="", aliases={name: name for name in GRADE_FIELDS})
     epsilon: float = setting(0.01, "saturation: the budget N* where the marginal gain falls below this")
+
+    def resolve(self) -> None:
+        """Fill in what defaults to the other settings, and check what from_dict cannot."""
+        if not self.benchmark:  # a --data run is named after its file, never after the default benchmark
+            self.benchmark = Path(self.data).stem if self.data else "gsm8k"
+        if self.fusion_subsets < 1:
+            raise InputError(f"fusion_subsets must be at least 1, got {self.fusion_subsets}")
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

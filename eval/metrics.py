@@ -8,15 +8,18 @@ on Code", arXiv 2107.03374, and the avg@n / maj@k usage of math harnesses such a
 - pass@k: the unbiased estimator of Chen et al. (2021), 1 - C(n-c, k) / C(n, k), computed as
   the stable product 1 - prod_{i=n-c+1}^{n} (1 - k/i). It averages over every k-subset of the n
   samples, so pass@1 = c/n.
-- maj@k: self-consistency over the FIRST k samples. Votes are plain string voting after the light
+- maj@k: self-consistency over k samples, averaged over the size-k subsets of the n (all of them,
+  or a seeded sample when there are too many: `eval.subsets`), so maj@1 = avg@1 = pass@1 and the
+  curve is not tied to which samples came first. Votes are plain string voting after the light
   normalization in `normalize_for_vote` (as lighteval's MajAtN does: no symbolic grouping), so
   "0.50" and "0.5" are one vote but "1/2" and "\\frac{1}{2}" are two. A None (or empty) answer
   never wins; if all k are None the score is 0. When several answers tie for the most votes the
   score is the fraction of the tied answers that are correct: the expected score of a uniformly
   random tie-break (not first-seen, which favours whatever was sampled first).
-- avg@k: the mean accuracy of the first k samples of each problem, averaged over problems, with
-  its standard error over problems (sample std, ddof=1, / sqrt(problems)). avg@n is "pass@1
-  estimated from n samples" in the DeepSeek-R1 sense.
+- avg@k: the mean accuracy of k samples of each problem, averaged over problems, with its standard
+  error over problems (sample std, ddof=1, / sqrt(problems)). Averaged over every size-k subset it
+  is the problem's mean over all n samples for every k: avg@n is "pass@1 estimated from n samples"
+  in the DeepSeek-R1 sense. (`avg_at_k` keeps the first-k reading for callers that want it.)
 - tokens at k: k x the problem's mean tokens per sample (the expected cost of k samples), and the
   critical path at k: the expected longest critical path among k samples drawn without replacement
   from the n (k samples run in parallel, so the slowest one sets the latency).
@@ -249,14 +252,20 @@ class PoolMetrics(dict):
         return np.array([pass_at_k(len(c), int(c.sum()), k) for c in self._correct])
 
     def per_problem_maj(self, k: int) -> np.ndarray:
-        """maj@k of each problem (first k samples, fair ties)."""
+        """maj@k of each problem: the mean vote over its size-k subsets (fair ties)."""
+        from eval.subsets import plan
+
         k = self._k(k)
-        return np.array([_vote(keys[:k], c[:k].tolist()) for keys, c in zip(self._keys, self._correct)])
+        out = []
+        for i, (keys, c) in enumerate(zip(self._keys, self._correct)):
+            subsets = plan(len(c), k, seed=0, key=f"maj@{k}/{i}").subsets
+            out.append(np.mean([_vote([keys[j] for j in s], [bool(c[j]) for j in s]) for s in subsets]))
+        return np.array(out)
 
     def per_problem_avg(self, k: int) -> np.ndarray:
-        """Mean accuracy of each problem's first k samples."""
-        k = self._k(k)
-        return np.array([c[:k].mean() for c in self._correct])
+        """Mean accuracy of k of each problem's samples, over all size-k subsets: the mean of all n."""
+        self._k(k)
+        return np.array([c.mean() for c in self._correct])
 
     def per_problem_tokens(self, k: int) -> np.ndarray | None:
         """k x each problem's mean tokens per sample; None when the pool has no token counts."""

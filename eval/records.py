@@ -57,6 +57,10 @@ class Sample:
     critical_path_tokens: int  # tokens on the longest dependent chain (the latency proxy)
     latency_s: float
     seed: int | None
+    # The audit trail: with these, any verdict can be checked from the run folder alone.
+    gold_given: Any = None  # the gold as the source gave it (field value, or the reference's last \boxed{})
+    gold: str | list[str] | None = None  # the gold as parsed and graded against
+    finish_reason: str | None = None  # stop | length (cut by the token cap) | failed (the decode failed)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -75,6 +79,14 @@ class Point:
     wall_s: float  # mean wall time per problem
     n_problems: int
     run: str = ""  # run label (model or run dir name) when several runs are compared
+    # What `budget` counts: samples (N of a pool) | token_cap (budget forcing) | decodes (one decode of a
+    # parallel-thinking decoder per sample) | rounds (sequential rethinking). Points of different axes never
+    # share a budget axis in a plot.
+    axis: str = "samples"
+    estimator: str = ""  # how the accuracy was estimated (e.g. exact over all size-N subsets of the pool)
+    resampling_se: float = 0.0  # standard error the subset resampling adds (0 when every subset was scored)
+    no_answer_rate: float = 0.0  # share of scored answers with nothing extracted
+    truncation_rate: float = 0.0  # share of samples cut by the token cap (finish_reason length)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

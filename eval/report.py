@@ -106,6 +106,13 @@ def _point_at_max_budget(run: Run, strategy: str) -> dict[str, Any] | None:
     return max(pts, key=budget)
 
 
+def budget_label(point: dict[str, Any]) -> str:
+    """What a point's budget counts, in a few characters: N=4 samples, cap=256 tokens, r=2 rounds, decodes."""
+    axis, budget = point.get("axis") or "samples", _fmt(point.get("budget"))
+    return {"samples": f"N={budget}", "token_cap": f"cap={budget}", "rounds": f"r={budget}",
+            "decodes": "decodes"}.get(axis, f"{axis}={budget}")
+
+
 # A table is (header, rows) of plain strings; both writers escape for their own format.
 Table = tuple[list[str], list[list[str]]]
 
@@ -189,6 +196,39 @@ def _format_table(runs: list[Run]) -> Table:
     return header, rows
 
 
+def _accuracy_grid(runs: list[Run]) -> Table:
+    """Strategy x budget: every point's accuracy, one row per (run, strategy), budgets as columns."""
+    def order(label: str) -> tuple[int, float]:
+        kind, _, value = label.partition("=")
+        return ({"N": 0, "r": 1, "cap": 2}.get(kind, 3), as_number(value) if value else 0.0)
+
+    labels = sorted({budget_label(p) for r in runs for p in r.points}, key=order)
+    header = ["run", "strategy"] + labels + ["estimator"]
+    rows = []
+    for r in runs:
+        for s in r.strategies():
+            pts = {budget_label(p): p for p in r.points if p.get("strategy") == s}
+            if not pts:
+                continue
+            estimators = sorted({str(p.get("estimator")) for p in pts.values() if p.get("estimator")})
+            rows.append([r.label, s] + [_pct(pts[b].get("accuracy"), pts[b].get("accuracy_se")) if b in pts else ""
+                                        for b in labels] + ["; ".join(estimators) or "–"])
+    return header, rows
+
+
+def _answers_table(runs: list[Run]) -> Table:
+    """Per strategy at its largest budget: how often nothing was extracted and how often the cap cut a sample."""
+    header = ["run", "strategy", "at", "no answer %", "truncated by the token cap %"]
+    rows = []
+    for r in runs:
+        for s in r.strategies():
+            p = _point_at_max_budget(r, s)
+            if p is not None:
+                rows.append([r.label, s, budget_label(p), _pct(p.get("no_answer_rate")),
+                             _pct(p.get("truncation_rate"))])
+    return header, rows
+
+
 def _fits_table(runs: list[Run]) -> Table:
     header = ["run", "benchmark", "strategy", "F_max [95% CI]", "p [95% CI]", "N* [95% CI]", "ε", "RMSE",
               "budgets", "bootstrap"]
@@ -213,7 +253,7 @@ def _frontier_table(runs: list[Run]) -> Table:
     pts = [(r, p) for r in runs for p in r.points]
     on = pareto_frontier([p for _, p in pts], cost="tokens")
     pts, on = zip(*sorted(zip(pts, on), key=lambda t: as_number(t[0][1].get("tokens")))) if pts else ((), ())
-    rows = [[r.label, str(p.get("strategy")), _fmt(p.get("budget")), _fmt(p.get("tokens")),
+    rows = [[r.label, str(p.get("strategy")), budget_label(p), _fmt(p.get("tokens")),
              _fmt(p.get("critical_path_tokens")), _fmt(p.get("wall_s")), _pct(p.get("accuracy"), p.get("accuracy_se"))]
             for (r, p), keep in zip(pts, on) if keep]
     return header, rows
@@ -248,8 +288,10 @@ _FIGURES = [
      "with a ±1 SE band, on a log2 k axis."),
     ("saturation_fits.png", "Accuracy vs budget N with saturation fits",
      "Observed accuracy per strategy (markers, ±1 SE) and the fitted F(N) = F_max (1 - (1 - p)^N). Star and "
-     "dotted line: N*, the smallest N whose next sample would gain less than ε. The F_max factor and the "
-     "discrete N* are our derivation from the TTSPM model (see eval/scaling.py)."),
+     "dotted line: N*, the smallest N whose next sample would gain less than ε. Grey dashes: pass@N, the "
+     "oracle ceiling no selection from N samples can pass. Only sample-count budgets are on this axis (token "
+     "caps and decodes are not). The F_max factor and the discrete N* are our derivation from the TTSPM model "
+     "(see eval/scaling.py)."),
 ]
 
 
@@ -294,6 +336,13 @@ def write_report(run_dirs: Sequence[Path], out_dir: Path, title: str | None = No
                             "strategy's largest budget N. pass@k is the unbiased estimator; maj@k is majority vote."))
     sections.append(("Summary per benchmark", summary))
     sections.append(("Runs and protocol", [("table", _protocol_table(runs))]))
+    sections.append(("Accuracy per strategy and budget", [
+        ("table", _accuracy_grid(runs)),
+        ("note", "Budgets: N = samples of the pool, cap = a thinking-token cap (budget forcing), r = rethinking "
+                 "rounds, decodes = one parallel-thinking decode per sample. Majority and best-of-N at N are means "
+                 "over size-N subsets of the pool (the estimator column says which), so majority at N=1 equals "
+                 "plain accuracy."),
+        ("table", _answers_table(runs))]))
     figs = []
     for name, heading, caption in _FIGURES:
         if name in pngs:

@@ -89,8 +89,19 @@ def _set_cost_scale(ax: Any, values: list[float]) -> None:
 
 
 def _percent_axis(ax: Any) -> None:
+    """Accuracy in percent, never below 0 (an error bar of a 0% point would otherwise open a negative range)."""
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.grid(True, which="major", alpha=0.3)
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(0.0, low), max(high, 0.05))
+
+
+def _short_budget(point: dict[str, Any]) -> str:
+    """A point's label on the cost plots: its N, its cap (c256) or its rounds (r2); decodes carry none."""
+    axis, budget = point.get("axis") or "samples", as_number(point.get("budget"))
+    if axis == "decodes" or not math.isfinite(budget):
+        return ""
+    return {"samples": "", "token_cap": "c", "rounds": "r"}.get(axis, "") + f"{budget:g}"
 
 
 def _strategy_handles(style: Style, strategies: list[str]) -> list[Any]:
@@ -117,7 +128,7 @@ def cost_figure(runs: list[Run], style: Style, cost: str, xlabel: str) -> Figure
             counts = {s: sum(p.get("strategy") == s for p in r.points) for s in r.strategies()}
             for s in sorted(counts, key=lambda s: -counts[s]):
                 series = sorted(((as_number(p.get(cost)), as_number(p.get("accuracy")),
-                                  as_number(p.get("accuracy_se")), keep)
+                                  as_number(p.get("accuracy_se")), keep, _short_budget(p))
                                  for (rr, p), keep in zip(pts, on) if rr is r and p.get("strategy") == s),
                                 key=lambda t: t[0])
                 series = [t for t in series if math.isfinite(t[0]) and math.isfinite(t[1])]
@@ -126,7 +137,11 @@ def cost_figure(runs: list[Run], style: Style, cost: str, xlabel: str) -> Figure
                 if s not in used_strategies:
                     used_strategies.append(s)
                 color, marker = style.strategy_color[s], style.run_marker[r.label]
-                x, y, se, keep = (list(v) for v in zip(*series))
+                x, y, se, keep, labels = (list(v) for v in zip(*series))
+                for xi, yi, text in zip(x, y, labels):  # which N (or cap) each point is
+                    if text:
+                        ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=6.5,
+                                    color=color, alpha=0.9)
                 ax.plot(x, y, color=color, lw=1.0, alpha=0.45, zorder=2)
                 yerr = [e if math.isfinite(e) else 0.0 for e in se]
                 ax.errorbar(x, y, yerr=yerr, fmt="none", ecolor=color, elinewidth=0.8, alpha=0.35, zorder=2)
@@ -203,7 +218,10 @@ def passk_figure(runs: list[Run], style: Style) -> Figure | None:
 
 
 def saturation_figure(runs: list[Run], style: Style) -> Figure | None:
-    rs = [r for r in runs if r.fits or any(as_number(p.get("budget")) >= 1 for p in r.points)]
+    def on_axis(p: dict[str, Any]) -> bool:  # only sample counts N share this axis
+        return (p.get("axis") or "samples") == "samples" and as_number(p.get("budget")) >= 1
+
+    rs = [r for r in runs if r.fits or any(on_axis(p) for p in r.points)]
     if not rs:
         return None
     fig, axes = _figure(len(rs))
@@ -215,7 +233,7 @@ def saturation_figure(runs: list[Run], style: Style) -> Figure | None:
         counts = {s: sum(p.get("strategy") == s for p in r.points) for s in r.strategies()}
         for s in sorted(counts, key=lambda s: -counts[s]):  # single points on top, as in the cost plots
             color = style.strategy_color[s]
-            pts = sorted((p for p in r.points if p.get("strategy") == s and as_number(p.get("budget")) >= 1),
+            pts = sorted((p for p in r.points if p.get("strategy") == s and on_axis(p)),
                          key=lambda p: as_number(p.get("budget")))
             fit = r.fits.get(s)
             if pts:
@@ -249,6 +267,11 @@ def saturation_figure(runs: list[Run], style: Style) -> Figure | None:
                     ax.annotate(f"N*={n_star}", (n_star, fy), textcoords="offset points", xytext=(4, -14),
                                 fontsize=8, color=color)
                 bmax = max(bmax, hi)
+        ks = [as_number(k) for k in r.metrics.get("k") or []]
+        ceiling = [as_number(v) for v in r.metrics.get("pass@k") or []]
+        if ks and len(ceiling) == len(ks):  # the oracle ceiling: pass@N
+            xy = [(k, v) for k, v in zip(ks, ceiling) if k >= 1 and math.isfinite(v)]
+            ax.plot([a for a, _ in xy], [b for _, b in xy], ls="--", color="0.55", lw=1.2, zorder=1)
         for i, (_, color, text) in enumerate(texts):
             ax.text(0.98, 0.04 + 0.065 * i, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5,
                     color=color, bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
@@ -261,7 +284,8 @@ def saturation_figure(runs: list[Run], style: Style) -> Figure | None:
         ax.set_ylabel("accuracy")
         ax.set_title(_tx(f"{r.label}: accuracy vs N, saturation fits"), fontsize=10)
     handles = _strategy_handles(style, used_strategies) + _run_handles(style, rs)
-    handles += [Line2D([], [], color="0.3", lw=1.6, label="fit F_max(1-(1-p)^N)"),
+    handles += [Line2D([], [], color="0.55", ls="--", lw=1.2, label="pass@N (oracle ceiling)"),
+                Line2D([], [], color="0.3", lw=1.6, label="fit F_max(1-(1-p)^N)"),
                 Line2D([], [], color="0.3", marker="*", ms=11, lw=0, label="N*: next sample gains < ε")]
     _legend(fig, handles)
     return fig

@@ -9,6 +9,7 @@ Writes into the run directory:
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 import sys
 import time
@@ -47,23 +48,54 @@ class Scored:
     tokens: list[float] = field(default_factory=list)
     critical: list[float] = field(default_factory=list)
     wall: list[float] = field(default_factory=list)
+    no_answer: list[float] = field(default_factory=list)
+    truncated: list[float] = field(default_factory=list)
+    # subset estimates (eval.subsets): per problem, one subset's score variance, subsets drawn, all enumerated?
+    variance: list[float] = field(default_factory=list)
+    draws: list[int] = field(default_factory=list)
+    exact: list[bool] = field(default_factory=list)
+    axis: str = "samples"
+    estimator: str = ""
 
-    def add(self, correct: float, tokens: float, critical: float, wall: float) -> None:
+    def add(self, correct: float, tokens: float, critical: float, wall: float, no_answer: float = 0.0,
+            truncated: float = 0.0) -> None:
         self.correct.append(float(correct))
         self.tokens.append(tokens)
         self.critical.append(critical)
         self.wall.append(wall)
+        self.no_answer.append(float(no_answer))
+        self.truncated.append(float(truncated))
 
     def point(self, strategy: str, budget: int, run: str) -> Point:
+        from eval.subsets import resampling_se
+
         c = np.asarray(self.correct)
         se = float(c.std(ddof=1) / np.sqrt(len(c))) if len(c) > 1 else 0.0
         return Point(strategy, budget, float(c.mean()), se, float(np.mean(self.tokens)),
-                     float(np.mean(self.critical)), float(np.mean(self.wall)), len(c), run)
+                     float(np.mean(self.critical)), float(np.mean(self.wall)), len(c), run, axis=self.axis,
+                     estimator=self.estimator,
+                     resampling_se=resampling_se(self.variance, self.draws, self.exact) if self.variance else 0.0,
+                     no_answer_rate=float(np.mean(self.no_answer)), truncation_rate=float(np.mean(self.truncated)))
+
+
+def _decode_finish(stop_reason: str) -> str:
+    """A decode's finish_reason for the audit trail: cut by a cap (length), failed, or stopped."""
+    if stop_reason == "failed":
+        return "failed"
+    return "length" if stop_reason in ("length", "token_budget", "truncated_thread", "iteration_cap") else "stop"
+
+
+def _rates(samples) -> tuple[float, float]:
+    """(share with no extracted answer, share cut by the token cap) of some PoolSamples."""
+    count = len(samples) or 1
+    return (sum(s.answer is None for s in samples) / count,
+            sum(s.finish_reason == "length" for s in samples) / count)
 
 
 def load_problems(cfg: EvalConfig) -> list[Problem]:
     from eval.benchmarks import load_benchmark, load_file
 
+    cfg.resolve()
     if cfg.data:
         return load_file(cfg.data, cfg.question_field, cfg.answer_field, id_field=cfg.id_field,
                          gold_format=cfg.gold_format, name=cfg.benchmark, choices_field=cfg.choices_field)[: cfg.limit]
@@ -73,6 +105,7 @@ def load_problems(cfg: EvalConfig) -> list[Problem]:
 def check_settings(cfg: EvalConfig, library: PromptLibrary) -> None:
     """What can be checked before any engine starts (a typo then costs a second, not a model load):
     the strategies, and the templates the run will render."""
+    cfg.resolve()
     unknown = [s for s in cfg.strategies if s not in STRATEGIES]
     if unknown:
         raise InputError(f"unknown strategy {unknown}; choose from {', '.join(STRATEGIES)}")
@@ -139,7 +172,7 @@ class EvalRun:
         from eval.grading.regrade import make_grader
 
         self.grader = make_grader(cfg.grading)  # the same grader `eval grade` builds: one verdict per pair
-        self.label = f"{Path(cfg.model).name or cfg.model}@{cfg.benchmark}"
+        self.label = cfg.label or f"{Path(cfg.model).name or cfg.model}@{cfg.benchmark}"
 
     # ---- generation -------------------------------------------------------------------------
     def _generate(self, engine: Engine, requests: list[Request], store: GenerationStore, desc: str):
@@ -165,51 +198,121 @@ class EvalRun:
                         params=cfg.pool.params(n=cfg.n, seed=derive_seed(base, p.id)))
                 for p in problems]
         results: list[Result] = self._generate(self.engine, reqs, store, "samples")
+        # One pool request makes all n samples of a problem; each sample's share of its wall time is
+        # taken in proportion to the tokens it generated (what a subset of N samples would have cost).
+        latencies = [[r.latency_s * c.tokens / max(1, sum(x.tokens for x in r.completions)) for c in r.completions]
+                     for r in results]
         return self._grade_pool(problems, [[(c.text, c.tokens) for c in r.completions] for r in results],
-                                [r.latency_s for r in results], [q.params.seed for q in reqs])
+                                latencies, [q.params.seed for q in reqs],
+                                [[c.finish_reason for c in r.completions] for r in results])
 
-    def _grade_pool(self, problems, texts, latencies, seeds) -> dict[str, list[PoolSample]]:
+    def _grade_pool(self, problems, texts, latencies, seeds, finish=None) -> dict[str, list[PoolSample]]:
+        """Grade every text; `latencies` per problem (one for all its texts) or per text, `finish` per text."""
         pairs = [(p.gold, t) for p, ts in zip(problems, texts) for t, _ in ts]
         grades = iter(self.grader.grade_many(pairs, progress=self.progress))
         pool = {}
-        for p, ts, lat, seed in zip(problems, texts, latencies, seeds):
-            pool[p.id] = [PoolSample(t, g.answer, g.extractor, g.correct, g.reason, tok, lat, seed)
-                          for (t, tok), g in ((x, next(grades)) for x in ts)]
+        for k, (p, ts, lat, seed) in enumerate(zip(problems, texts, latencies, seeds)):
+            lats = lat if isinstance(lat, list) else [lat] * len(ts)
+            ends = finish[k] if finish is not None else [None] * len(ts)
+            pool[p.id] = [PoolSample(t, g.answer, g.extractor, g.correct, g.reason, tok, li, seed, end)
+                          for (t, tok), g, li, end in zip(ts, (next(grades) for _ in ts), lats, ends)]
         return pool
 
     # ---- strategies ---------------------------------------------------------------------------
     def _parallel(self, strategy: str, problems, pool, store, records: list[Sample]) -> dict[int, Scored]:
-        scored: dict[int, Scored] = {}
-        scorer = get_scorer(self.cfg.scorer) if strategy == "best_of_n" else None
-        for n in self.cfg.parallel_budgets():
+        """Majority, best-of-N and Fusion-of-N at each budget N, averaged over size-N subsets of the pool.
+
+        Tokens are the subset's, critical-path tokens its longest sample's, wall time the subset's
+        share of the pool call (plus the fusor's call for Fusion-of-N). A record per problem and N
+        keeps the answer chosen from the first subset scored (best-of-N and fusion).
+        """
+        from eval.subsets import mean_over, plan
+
+        cfg, scored = self.cfg, {}
+        scorer = get_scorer(cfg.scorer) if strategy == "best_of_n" else None
+        for n in cfg.parallel_budgets():
             s = scored[n] = Scored()
-            fused = self._fuse(problems, pool, n, store) if strategy == "fusion" else None
+            if strategy == "fusion":
+                fused = self._fuse(problems, pool, n, store)
             for p in problems:
-                cands = pool[p.id][:n]
-                toks = sum(c.tokens for c in cands)
-                crit = max(c.tokens for c in cands)
-                wall = cands[0].latency_s
-                if strategy == "majority":
-                    s.add(majority(cands), toks, crit, wall)
-                elif strategy == "best_of_n":
-                    pick = cands[best_of_n(p.question, cands, scorer)]
-                    s.add(pick.correct, toks, crit, wall)
-                    records.append(self._record(p, strategy, n, pick, toks, crit, wall))
+                samples = pool[p.id]
+                if strategy == "fusion":
+                    # a few seeded subsets, one fusor call each (`fusion_subsets`)
+                    outs = fused[p.id]
+                    subsets = [subset for subset, *_ in outs]
+                    exact = len(subsets) == math.comb(len(samples), n)
+                    score = {subset: float(f.correct) for subset, f, _, _ in outs}
+                    extra = {subset: (ftok[0], flat, ftok[1]) for subset, _, ftok, flat in outs}
+                    chosen = {subset: f for subset, f, _, _ in outs}
                 else:
-                    f, ftok, flat = fused[p.id]
-                    s.add(f.correct, toks + ftok, crit + ftok, wall + flat)
-                    records.append(self._record(p, strategy, n, f, toks + ftok, crit + ftok, wall + flat))
+                    subset_plan = plan(len(samples), n, cfg.seed, f"{p.id}/{strategy}@{n}")
+                    subsets, exact = list(subset_plan.subsets), subset_plan.exact
+                    extra = {}
+                    if strategy == "majority":
+                        score = {subset: majority([samples[i] for i in subset]) for subset in subsets}
+                        chosen = {}
+                    else:
+                        chosen = {}
+                        for subset in subsets:
+                            cands = [samples[i] for i in subset]
+                            chosen[subset] = cands[best_of_n(p.question, cands, scorer)]
+                        score = {subset: float(pick.correct) for subset, pick in chosen.items()}
+                mean, var = mean_over(subsets, score.__getitem__)
+                none = (0, 0.0, 0)  # (fusor tokens, fusor latency, fusor completion tokens) of a subset
+                toks = np.mean([sum(samples[i].tokens for i in sub) + extra.get(sub, none)[0] for sub in subsets])
+                crit = np.mean([max(samples[i].tokens for i in sub) + extra.get(sub, none)[2] for sub in subsets])
+                wall = np.mean([sum(samples[i].latency_s for i in sub) + extra.get(sub, none)[1] for sub in subsets])
+                if chosen:
+                    no_answer = np.mean([chosen[sub].answer is None for sub in subsets])
+                    truncated = np.mean([chosen[sub].finish_reason == "length" for sub in subsets])
+                else:
+                    no_answer, truncated = _rates(samples)
+                s.add(mean, float(toks), float(crit), float(wall), no_answer, truncated)
+                s.variance.append(var)
+                s.draws.append(len(subsets))
+                s.exact.append(exact)
+                if chosen:
+                    first = subsets[0]
+                    f_tok, f_lat, f_out = extra.get(first, none)
+                    records.append(self._record(
+                        p, strategy, n, chosen[first], sum(samples[i].tokens for i in first) + f_tok,
+                        max(samples[i].tokens for i in first) + f_out,
+                        sum(samples[i].latency_s for i in first) + f_lat, subset=first))
+            exact_share = sum(s.exact) / len(s.exact) if s.exact else 1.0
+            s.estimator = (f"mean over all size-{n} subsets of the {cfg.n}-sample pool" if exact_share == 1.0 else
+                           f"mean over size-{n} subsets of the {cfg.n}-sample pool: all of them for "
+                           f"{exact_share:.0%} of problems, a seeded sample of "
+                           f"{max(s.draws)} for the rest")
         return scored
 
-    def _fuse(self, problems, pool, n, store) -> dict[str, tuple[PoolSample, int, float]]:
+    def _fuse(self, problems, pool, n, store) -> dict[str, list[tuple]]:
+        """One fusor call per (problem, subset): `fusion_subsets` seeded subsets of size n (all of them when
+        there are no more than that). Per problem, a list of (subset, graded fusion, (fusor prompt +
+        completion tokens, completion tokens), fusor latency)."""
+        from eval.subsets import plan
+
         cfg = self.cfg
         params = cfg.fusor.params(seed=derive_seed(cfg.fusor.base_seed(cfg.seed), "fusor"))
-        reqs = [fusion_request(p.question, [c.text for c in pool[p.id][:n]], params, cfg.fusion_template,
-                               self.library, request_id=f"{p.id}/fusion@{n}") for p in problems]
+        jobs = []  # (problem, subset)
+        for p in problems:
+            subsets = plan(len(pool[p.id]), n, cfg.seed, f"{p.id}/fusion@{n}", max_exact=cfg.fusion_subsets,
+                           resamples=cfg.fusion_subsets).subsets
+            jobs += [(p, subset) for subset in subsets]
+        reqs = [fusion_request(p.question, [pool[p.id][i].text for i in subset], params, cfg.fusion_template,
+                               self.library, request_id=f"{p.id}/fusion@{n}/{'-'.join(map(str, subset))}")
+                for p, subset in jobs]
         results = self._generate(self.fusor, reqs, store, f"fusion@{n}")
-        graded = self._grade_pool(problems, [[(r.completions[0].text, r.completions[0].tokens)] for r in results],
-                                  [r.latency_s for r in results], [params.seed] * len(problems))
-        return {p.id: (graded[p.id][0], r.completion_tokens, r.latency_s) for p, r in zip(problems, results)}
+        grades = self.grader.grade_many([(p.gold, r.completions[0].text) for (p, _), r in zip(jobs, results)],
+                                        progress=self.progress)
+        out: dict[str, list] = {p.id: [] for p in problems}
+        for (p, subset), r, g in zip(jobs, results, grades):
+            c = r.completions[0]
+            fused = PoolSample(c.text, g.answer, g.extractor, g.correct, g.reason, c.tokens, r.latency_s,
+                               params.seed, c.finish_reason)
+            # the fusor reads N answers: its prompt tokens are spent too (they count in total tokens); its
+            # completion lengthens the critical path
+            out[p.id].append((subset, fused, (r.prompt_tokens + c.tokens, c.tokens), r.latency_s))
+        return out
 
     def _budget(self, problems, store, records: list[Sample]) -> dict[int, Scored]:
         """Sequential budget forcing: stop at the token cap, then force the final answer."""
@@ -242,14 +345,18 @@ class EvalRun:
                 texts.append(row)
                 lats.append(r.latency_s + max((forced[(i, j)].latency_s for j in range(len(r.completions))
                                                if (i, j) in forced), default=0.0))
-            graded = self._grade_pool(problems, texts, lats, [q.params.seed for q in reqs])
-            s = scored[cap] = Scored()
+            # finish_reason "length": the cap cut the thinking and the answer was forced
+            graded = self._grade_pool(problems, texts, lats, [q.params.seed for q in reqs],
+                                      [[c.finish_reason for c in r.completions] for r in first])
+            s = scored[cap] = Scored(axis="token_cap",
+                                     estimator=f"mean of {cfg.budget_samples} samples per problem at this cap")
             for p in problems:
-                for smp in graded[p.id]:
-                    records.append(self._record(p, "budget", cap, smp, smp.tokens, smp.tokens, smp.latency_s))
+                for i, smp in enumerate(graded[p.id]):
+                    records.append(self._record(p, "budget", cap, smp, smp.tokens, smp.tokens, smp.latency_s, i))
                 s.add(statistics.mean(x.correct for x in graded[p.id]),
                       statistics.mean(x.tokens for x in graded[p.id]),
-                      statistics.mean(x.tokens for x in graded[p.id]), graded[p.id][0].latency_s)
+                      statistics.mean(x.tokens for x in graded[p.id]), graded[p.id][0].latency_s,
+                      *_rates(graded[p.id]))
         return scored
 
     def _decoded(self, strategy: str, problems, store, records: list[Sample]) -> dict[int, Scored]:
@@ -278,31 +385,45 @@ class EvalRun:
         cached = CachedEngine(self.engine, store)
         outs = run_decodes(cached, strategy, jobs, concurrency=DECODE_CONCURRENCY, progress=self.progress,
                            desc=strategy)
-        failed = [(job[0], o) for job, o in zip(jobs, outs) if not isinstance(o, DecodeResult)]
-        if failed:
-            raise RuntimeError(f"{len(failed)} {strategy} decodes failed (first: {failed[0][0]}: {failed[0][1]}); "
-                               f"finished requests are kept in {store.path}: rerun the same command to resume")
+        # A decode that failed (an engine error, a prompt past the context length) is that sample's failure:
+        # it scores as wrong with its reason in samples.jsonl, and the other decodes and strategies go on.
+        errors = {i: f"{type(o).__name__}: {o}" for i, o in enumerate(outs) if not isinstance(o, DecodeResult)}
+        decoded = [o for o in outs if isinstance(o, DecodeResult)]
         log(f"{strategy}: {len(outs)} decodes, {cached.calls} requests sent, {cached.hits} from the store; "
-            f"{sum(bool(o.validation_errors) for o in outs)} with format problems")
-        self.format_stats[strategy] = format_statistics(outs)
+            f"{sum(bool(o.validation_errors) for o in decoded)} with format problems")
+        if errors:
+            first = min(errors)
+            log(f"{strategy}: {len(errors)} of {len(outs)} decodes failed and count as wrong (first: {jobs[first][0]}: "
+                f"{errors[first][:300]}); samples.jsonl holds each reason, and rerunning the same command retries "
+                f"them (finished requests are kept in {store.path})")
+        self.format_stats[strategy] = format_statistics(decoded) | {"failed_decodes": len(errors)}
+        outs = [o if isinstance(o, DecodeResult) else DecodeResult(text="", format=strategy, stop_reason="failed")
+                for o in outs]
         per = {p.id: outs[k * cfg.n:(k + 1) * cfg.n] for k, p in enumerate(problems)}
         graded = self._grade_pool(problems, [[(o.text, o.total_tokens) for o in per[p.id]] for p in problems],
-                                  [0.0] * len(problems), [None] * len(problems))
-        s = Scored()
+                                  [0.0] * len(problems), [None] * len(problems),
+                                  [[_decode_finish(o.stop_reason) for o in per[p.id]] for p in problems])
+        s = Scored(axis="decodes", estimator=f"mean of {cfg.n} decodes per problem")
         for k, p in enumerate(problems):
             for i, (smp, o) in enumerate(zip(graded[p.id], per[p.id])):
                 smp = dataclasses.replace(smp, latency_s=o.wall_s, seed=jobs[k * cfg.n + i][2].sampling.seed)
+                if k * cfg.n + i in errors:
+                    smp = dataclasses.replace(smp, answer=None, extractor="none", correct=False,
+                                              grade_reason=f"decode failed: {errors[k * cfg.n + i]}")
                 records.append(self._record(p, strategy, 1, smp, o.total_tokens, o.critical_path_tokens, o.wall_s, i))
             s.add(statistics.mean(x.correct for x in graded[p.id]),
                   statistics.mean(o.total_tokens for o in per[p.id]),
                   statistics.mean(o.critical_path_tokens for o in per[p.id]),
-                  statistics.mean(o.wall_s for o in per[p.id]))
+                  statistics.mean(o.wall_s for o in per[p.id]), *_rates(graded[p.id]))
         return {1: s}
 
     @staticmethod
-    def _record(p: Problem, strategy: str, budget: int, s: PoolSample, tokens, critical, wall, index=0) -> Sample:
-        return Sample(p.id, index, strategy, budget, s.text, s.answer, s.extractor, bool(s.correct),
-                      s.grade_reason, int(tokens), int(critical), float(wall), s.seed)
+    def _record(p: Problem, strategy: str, budget: int, s: PoolSample, tokens, critical, wall, index=0,
+                subset: tuple[int, ...] | None = None) -> Sample:
+        """One samples.jsonl row; for an aggregate over a subset of the pool, `index` is its first member."""
+        return Sample(p.id, subset[0] if subset else index, strategy, budget, s.text, s.answer, s.extractor,
+                      bool(s.correct), s.grade_reason, int(tokens), int(critical), float(wall), s.seed,
+                      gold_given=p.meta.get("gold_given", p.gold), gold=p.gold, finish_reason=s.finish_reason)
 
     # ---- the whole run ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -327,18 +448,27 @@ class EvalRun:
                        for p in graded for i, s in enumerate(pool[p.id])]
             curves: dict[str, dict[int, Scored]] = {}
             if "plain" in cfg.strategies:
-                plain = curves["plain"] = {1: Scored()}
+                plain = curves["plain"] = {1: Scored(estimator=f"mean of the {cfg.n} pool samples (avg@{cfg.n})")}
                 for p in graded:
                     ss = pool[p.id]
                     plain[1].add(np.mean([s.correct for s in ss]), np.mean([s.tokens for s in ss]),
-                                 np.mean([s.tokens for s in ss]), ss[0].latency_s)
+                                 np.mean([s.tokens for s in ss]), np.mean([s.latency_s for s in ss]), *_rates(ss))
+            # A strategy that fails (its engine errs, its fusor is unreachable) is reported, and every other
+            # strategy's results are still written.
+            failed_strategies: dict[str, str] = {}
             for strategy in cfg.strategies:
-                if strategy in PARALLEL:
-                    curves[strategy] = self._parallel(strategy, graded, pool, store, records)
-                elif strategy == "budget":
-                    curves[strategy] = self._budget(graded, store, records)
-                elif strategy in DECODED:
-                    curves[strategy] = self._decoded(strategy, graded, store, records)
+                try:
+                    if strategy in PARALLEL:
+                        curves[strategy] = self._parallel(strategy, graded, pool, store, records)
+                    elif strategy == "budget":
+                        curves[strategy] = self._budget(graded, store, records)
+                    elif strategy in DECODED:
+                        curves[strategy] = self._decoded(strategy, graded, store, records)
+                except (InputError, KeyboardInterrupt):
+                    raise
+                except Exception as e:  # noqa: BLE001 - reported below, after the other strategies ran
+                    failed_strategies[strategy] = f"{type(e).__name__}: {e}"
+                    log(f"{strategy} failed, the other strategies go on: {failed_strategies[strategy]}")
         points = [s.point(name, b, self.label) for name, curve in curves.items() for b, s in sorted(curve.items())]
         fits = {}
         for name, curve in curves.items():
@@ -360,9 +490,15 @@ class EvalRun:
             "points": [pt.to_dict() for pt in points], "fits": fits, "format": self.format_stats,
             "wall_s": round(time.perf_counter() - t0, 3),
         }
+        if failed_strategies:
+            results["failed_strategies"] = failed_strategies
         folder.write_rows("samples.jsonl", [r.to_dict() for r in records])
         folder.write_json("results.json", results)
         self.grader.close()
+        if failed_strategies:
+            raise RuntimeError(f"{len(failed_strategies)} strategies failed ({', '.join(failed_strategies)}); the "
+                               f"others' results are in {self.out_dir / 'results.json'}, and rerunning the same "
+                               f"command retries the failed ones (finished requests are kept)")
         return results
 
 

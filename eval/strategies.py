@@ -1,9 +1,13 @@
 """Test-time strategies that turn a pool of n graded samples into one answer per problem.
 
     plain       each sample on its own (accuracy = avg@n, the pass@1 estimate)
-    majority    plurality vote over the first N samples' answers (ties split fairly)
-    best_of_n   the first N samples' best by a pluggable scorer
-    fusion      a fusor model writes one answer from the first N samples (Fusion-of-N)
+    majority    plurality vote over N samples' answers (ties split fairly)
+    best_of_n   the best of N samples by a pluggable scorer
+    fusion      a fusor model writes one answer from N samples (Fusion-of-N)
+
+Majority and best-of-N at budget N are averaged over every size-N subset of the pool, or a seeded
+sample of them when there are too many (`eval.subsets`); Fusion-of-N over a few seeded subsets,
+one fusor call each (`fusion_subsets`).
     budget      sequential: a cap on thinking tokens, then the final answer is forced
     parallel_r1, threadweaver, parathinker
                 a parallel-thinking decoder (reasoning.decoders) writes each sample: n decodes
@@ -38,6 +42,7 @@ class PoolSample:
     tokens: int
     latency_s: float
     seed: int | None
+    finish_reason: str | None = None  # stop | length | failed
 
 
 # A scorer sees the question and the candidates and returns one score per candidate; higher wins.

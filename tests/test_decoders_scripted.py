@@ -283,3 +283,17 @@ def test_the_method_registry_is_the_one_list_every_consumer_reads():
         assert set(method.phase_caps) <= fields and set(method.follow_run) <= fields
         cfg = method.config_for_run(Sampling(temperature=0.3, max_tokens=7))
         assert cfg.sampling.temperature == 0.3 and all(getattr(cfg, cap) == 7 for cap in method.phase_caps)
+
+
+def test_threadweaver_stops_when_outlines_cannot_be_forked_and_never_repeats_a_request():
+    # A model that keeps closing empty outline lists: the decoder continues once past it (a request with
+    # its own id and seed), then stops, instead of re-sending the same main request until the context overflows.
+    eng = Script(lambda req: ("\n<Parallel>\n<Outlines>\n</Outlines>", "stop"))
+    res = decode("threadweaver", eng, from_dict(ThreadWeaverConfig, dict(seed=3)))
+    assert res.stop_reason == "unforkable_outlines" and res.blocks == 0
+    assert len(eng.requests) == 2
+    assert len({r.id for r in eng.requests}) == 2 and len({r.params.seed for r in eng.requests}) == 2
+    assert len({r.key_extra for r in eng.requests}) == 2
+    once = decode("threadweaver", Script(lambda req: ("\n<Parallel>\n<Outlines>\n</Outlines>", "stop")),
+                  from_dict(ThreadWeaverConfig, dict(max_unforkable_outlines=1)))
+    assert once.stop_reason == "unforkable_outlines" and len(once.requests) == 1

@@ -67,8 +67,14 @@ def test_strategies_score_the_pool_as_defined(tmp_path):
     assert points(res, "plain")[1]["accuracy"] == pytest.approx(0.5)
     maj = points(res, "majority")
     assert sorted(maj) == [1, 2, 4]
-    assert maj[1]["accuracy"] == 1.0 and maj[2]["accuracy"] == pytest.approx(0.5) and maj[4]["accuracy"] == 1.0
-    assert all(p["accuracy"] == 1.0 for p in points(res, "best_of_n").values())
+    # Scored over every size-N subset of the pool (samples 0 and 2 right, 1 and 3 wrong with different answers):
+    # maj@1 is avg@1; of the six pairs, {0,2} wins, {1,3} loses, the four mixed pairs tie at 1/2.
+    assert maj[1]["accuracy"] == pytest.approx(0.5) and maj[2]["accuracy"] == pytest.approx(0.5)
+    assert maj[4]["accuracy"] == 1.0
+    assert all(p["estimator"].startswith("mean over all size-") and p["resampling_se"] == 0 for p in maj.values())
+    # best-of-N by agreement: in a tied pair the lower index wins, so {0,1}, {0,3}, {0,2}, {2,3} are right
+    bon = points(res, "best_of_n")
+    assert [bon[n]["accuracy"] for n in (1, 2, 4)] == pytest.approx([0.5, 4 / 6, 1.0])
     fusion = points(res, "fusion")
     assert all(p["accuracy"] == 1.0 for p in fusion.values())
     assert fusion[4]["tokens"] > points(res, "majority")[4]["tokens"], "fusor tokens count as compute"
@@ -83,6 +89,13 @@ def test_strategies_score_the_pool_as_defined(tmp_path):
     assert len(plain) == 12 and sum(s["correct"] for s in plain) == 6
     assert {"text", "answer", "correct", "tokens", "critical_path_tokens", "latency_s", "seed"} <= set(plain[0])
     assert all(s["extractor"] == "boxed" for s in plain)
+    # the audit trail: the gold as given and as parsed, and how each sample ended
+    assert {(s["gold_given"], s["gold"]) for s in plain if s["problem_id"] == plain[0]["problem_id"]} == {("7", "7")}
+    assert {s["finish_reason"] for s in plain} == {"stop"}
+    assert {s["finish_reason"] for s in samples if s["strategy"] == "budget"} == {"length"}
+    assert {p["axis"] for p in res["points"] if p["strategy"] == "budget"} == {"token_cap"}
+    assert {p["truncation_rate"] for p in res["points"] if p["strategy"] == "budget"} == {1.0}
+    assert all(p["axis"] == "samples" for p in res["points"] if p["strategy"] != "budget")
 
 
 def test_rerun_resumes_without_generating_and_new_strategies_reuse_the_pool(tmp_path):
@@ -120,14 +133,15 @@ def test_unknown_strategy_and_benchmark_are_named(tmp_path):
                 progress=False).run()
 
 
-def test_cli_runs_the_tiny_model_and_writes_a_report(tmp_path, tiny_model, capsys):
+def test_cli_runs_the_tiny_model_and_writes_a_report(tmp_path, tiny_model, capsys, monkeypatch):
     from parafuse.cli import main
 
     data = write_data(tmp_path)
     out = tmp_path / "run"
-    code = main(["eval", "run", "--data", str(data), "--benchmark", "toy", "--model", str(tiny_model), "-n", "4",
-                 "--strategy", "plain,majority,best_of_n,budget", "--token-budgets", "4,8", "--budget-samples", "1",
-                 "--max-tokens", "16", "--out", str(out), "--no-progress"])
+    args = ["eval", "run", "--data", str(data), "--benchmark", "toy", "--model", str(tiny_model), "-n", "4",
+            "--strategy", "plain,majority,best_of_n,budget", "--token-budgets", "4,8", "--budget-samples", "1",
+            "--max-tokens", "16", "--out", str(out), "--no-progress"]
+    code = main(args)
     cap = capsys.readouterr()
     assert code == 0, cap.err
     res = json.loads((out / "results.json").read_text())
@@ -135,8 +149,30 @@ def test_cli_runs_the_tiny_model_and_writes_a_report(tmp_path, tiny_model, capsy
     assert {p["strategy"] for p in res["points"]} == {"plain", "majority", "best_of_n", "budget"}
     assert res["versions"]["torch"] and res["grader"]
     assert "majority" in cap.out
+    assert "starting the hf engine" in cap.err
     assert main(["eval", "report", str(out)]) == 0
     assert (out / "report.html").exists() and (out / "report.md").exists()
+    # the same command again: every request is in the store, so no model is loaded
+    from reasoning.engines import hf
+
+    monkeypatch.setattr(hf.HFEngine, "__init__", lambda *a, **k: pytest.fail("a cached rerun loaded the model"))
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    assert "starting the hf engine" not in cap.err
+    again = json.loads((out / "results.json").read_text())
+    def steady(points):  # wall times come back from the store rounded to the microsecond
+        return [{k: v for k, v in p.items() if k != "wall_s"} for p in points]
+
+    assert steady(again["points"]) == steady(res["points"]) and again["engine"]["started"] is False
+
+
+def test_a_data_run_is_named_after_its_file(tmp_path):
+    named, default = from_dict(EvalConfig, {"data": str(write_data(tmp_path))}), from_dict(EvalConfig, {})
+    named.resolve(), default.resolve()
+    assert named.benchmark == "problems" and default.benchmark == "gsm8k"
+    res = EvalRun(config(tmp_path, benchmark="", label="my run", strategies=("plain",)), ScriptedEngine(policy),
+                  tmp_path / "run", progress=False).run()
+    assert res["label"] == "my run" and res["config"]["benchmark"] == "problems"
 
 
 def test_a_run_that_failed_before_generating_does_not_lock_its_folder(tmp_path):
@@ -165,3 +201,29 @@ def test_a_typo_is_reported_before_any_engine_starts(tmp_path, monkeypatch, caps
     assert "unknown strategy ['majorty']" in capsys.readouterr().err
     assert main(base + ["--template", "math/no-such-template"]) == 2
     assert "no-such-template" in capsys.readouterr().err
+
+
+def test_a_decode_that_fails_is_recorded_and_the_other_strategies_still_write_results(tmp_path):
+    # Problem "10 + 5" overflows the context on its second ThreadWeaver request; the fusor is unreachable.
+    def flaky(req, j):
+        if req.prompt is not None and "<Outlines>" in req.prompt and "10 + 5" in req.prompt:
+            raise RuntimeError("prompt is longer than the maximum model length")
+        if req.prompt is not None:  # ThreadWeaver: an outline list it cannot fork, then the answer
+            return ("\n<Parallel>\n<Outlines>\n</Outlines>" if "<Outlines>" not in req.prompt
+                    else f" so \\boxed{{{gold_of(question_of(req))}}}"), "stop"
+        if "candidate solutions" in req.messages[-1]["content"]:
+            raise ConnectionError("fusor unreachable")
+        return policy(req, j)
+
+    cfg = config(tmp_path, strategies=("plain", "majority", "fusion", "threadweaver"), n=2)
+    with pytest.raises(RuntimeError, match=r"1 strategies failed \(fusion\)"):
+        EvalRun(cfg, ScriptedEngine(flaky), tmp_path / "run", progress=False).run()
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert set(res["failed_strategies"]) == {"fusion"} and "fusor unreachable" in res["failed_strategies"]["fusion"]
+    assert {p["strategy"] for p in res["points"]} == {"plain", "majority", "threadweaver"}
+    assert res["format"]["threadweaver"]["failed_decodes"] == 2  # both decodes of the one problem
+    tw = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    tw = [s for s in tw if s["strategy"] == "threadweaver"]
+    failed = [s for s in tw if s["finish_reason"] == "failed"]
+    assert len(failed) == 2 and all("maximum model length" in s["grade_reason"] and not s["correct"] for s in failed)
+    assert sum(s["correct"] for s in tw) == 4, "the other problems' decodes are graded as usual"

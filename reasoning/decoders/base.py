@@ -144,6 +144,7 @@ class Decoding:
         self.total = 0
         self.critical = 0
         self.blocks = 0
+        self.issued: dict[str, int] = {}  # request places already used: a repeat gets its own id and seed
         self.t0 = time.perf_counter()
 
     # ---- requests ---------------------------------------------------------------------------
@@ -155,13 +156,19 @@ class Decoding:
                 temperature: float | None = None) -> Request:
         """A raw-text request continuing the trace (plus `suffix`) with a seed of its own."""
         where = f"{self.key}/{role}/{block}/{index}"
+        # A decoder may come back to the same place (ThreadWeaver continuing past an outline it could not
+        # fork); that request must never be the identical one again, so a repeat is numbered.
+        repeat = self.issued.get(where, 0)
+        self.issued[where] = repeat + 1
+        if repeat:
+            where += f"/again{repeat}"
         base = self.cfg.sampling.seed
         seed = None if base is None else derive_seed(base, where)
         params = self.cfg.sampling.params(max_tokens=max_tokens, stop=tuple(stop), seed=seed,
                                           logprobs=self.cfg.logprobs,
                                           **({} if temperature is None else {"temperature": temperature}))
         # key_extra keeps otherwise identical unseeded branch requests apart in a generation store.
-        return Request(prompt=self.base + self.text + suffix, params=params, id=f"{self.key}/{role}/{block}/{index}",
+        return Request(prompt=self.base + self.text + suffix, params=params, id=where,
                        key_extra=f"{self.method}:{where}")
 
     def _usage(self, req: Request, res, role: str, block: int, index: int, close: str | None) -> dict[str, Any]:

@@ -14,7 +14,10 @@ off-the-shelf engine, one request per thread, as its released controller does).
       (`stop_on_truncated_thread`, the reference's behaviour).
 
 A `</Outlines>` with no numbered outline written since the last fork cannot be forked: the
-decoder continues sequentially (the next main request picks up after `</Outlines>`).
+decoder continues sequentially (the next main request picks up after `</Outlines>`, with an id
+and seed of its own), and after `max_unforkable_outlines` such sections in a row it stops with
+stop_reason `unforkable_outlines`: a model that keeps closing empty outline lists makes no
+progress, and every retry would lengthen the prompt towards the context limit.
 The continuation after a join is role "join" in the usage rows; it is on the critical path.
 """
 from __future__ import annotations
@@ -37,7 +40,7 @@ _, _, PARALLEL, END_PARALLEL, OUTLINES, END_OUTLINES, OUTLINE, _, THREAD, END_TH
 class ThreadWeaverConfig(DecoderConfig):
     """ThreadWeaver decoding (defaults follow the reference controller)."""
 
-    POSITIVE = ("max_iterations", "max_thread_tokens", "force_outlines")
+    POSITIVE = ("max_iterations", "max_thread_tokens", "force_outlines", "max_unforkable_outlines")
 
     sampling: Sampling = sampling_block("sampling of every request (reference: temperature 0.6 for trajectory "
                                         "generation, 1.0 in RL rollouts; top_p 0.95); max_tokens caps each main or "
@@ -50,6 +53,8 @@ class ThreadWeaverConfig(DecoderConfig):
     stop_on_truncated_thread: bool = setting(True, "when a thread ends on eos or its cap, close the block with "
                                               "`\\n</Parallel>` and stop, as the reference does; off: join and "
                                               "continue")
+    max_unforkable_outlines: int = setting(2, "`</Outlines>` sections in a row with no parsable outline the decoder "
+                                          "continues past before it stops (stop_reason unforkable_outlines)")
     force_outlines: int = setting(2, "with force_open: how many numbered outlines the decoder writes for the "
                                 "first block")
 
@@ -87,6 +92,7 @@ async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]],
     cfg = cfg or ThreadWeaverConfig()
     decoding = Decoding(engine, source, cfg, "threadweaver", key)
     forced = cfg.force_open
+    unforkable = 0  # `</Outlines>` sections in a row with nothing to fork
     for _ in range(cfg.max_iterations):
         if decoding.remaining() is not None and decoding.remaining() <= 0:
             return decoding.result("token_budget")
@@ -102,7 +108,11 @@ async def decode(engine: Engine, source: str | Sequence[Mapping[str, str]],
             decoding.insert(END_OUTLINES)
         numbers = outline_numbers(decoding.text[start:])
         if not numbers:
+            unforkable += 1
+            if unforkable >= cfg.max_unforkable_outlines:
+                return decoding.result("unforkable_outlines")
             continue
+        unforkable = 0
         # Every thread is prompted with the leading newline; in the joined text only the first keeps it.
         threads = await decoding.branches("thread", [thread_prefix(n, True) for n in numbers],
                                           [(END_THREAD,)] * len(numbers), cfg.max_thread_tokens,
