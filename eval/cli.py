@@ -87,12 +87,44 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def eval_config(args: argparse.Namespace) -> EvalConfig:
     """The run's EvalConfig: defaults <- --config recipe <- flags; engine and model from the engine flags."""
+    from eval.run import check_settings
+    from prompts import PromptLibrary
+
     cfg = config_from_args(EvalConfig, args, args.parser, skip=CLI_SKIP)
+    check_settings(cfg, PromptLibrary(args.prompts_dir))  # a typo costs a second, before the model is looked up
     if not args.model:
         raise InputError("--model is required (on the command line or as `model:` in --config)")
     if not args.out:
         raise InputError("--out is required (on the command line or as `out:` in --config)")
-    return dataclasses.replace(cfg, engine=args.engine, model=engine_identity(args.engine, args.model)[1])
+    cfg = dataclasses.replace(cfg, engine=args.engine, model=engine_identity(args.engine, args.model)[1])
+    return cpu_sized(cfg, args)
+
+
+# Without a GPU an in-process engine generates a few hundred tokens per second at best: the GPU-sized
+# defaults (16 samples of up to 2048 tokens per problem) would take hours on a benchmark.
+CPU_DEFAULTS = {("n",): 4, ("pool", "max_tokens"): 512}
+
+
+def cpu_sized(cfg: EvalConfig, args: argparse.Namespace) -> EvalConfig:
+    """CPU-sized defaults for an in-process engine on a machine with no GPU, for the settings neither the
+    command line nor a recipe set; says so on stderr."""
+    from reasoning.settings import given_flags
+
+    if cfg.engine not in ("hf", "vllm") or getattr(args, "config", None):
+        return cfg
+    import torch
+
+    if torch.cuda.is_available():
+        return cfg
+    given = given_flags(args, EvalConfig, CLI_SKIP)
+    changed = {path: value for path, value in CPU_DEFAULTS.items() if path not in given}
+    if not changed:
+        return cfg
+    pool = dataclasses.replace(cfg.pool, max_tokens=changed.get(("pool", "max_tokens"), cfg.pool.max_tokens))
+    cfg = dataclasses.replace(cfg, n=changed.get(("n",), cfg.n), pool=pool)
+    print("no GPU: using CPU-sized defaults " + ", ".join(f"{'.'.join(p)}={v}" for p, v in changed.items())
+          + " (pass -n / --max-tokens to choose your own)", file=sys.stderr)
+    return cfg
 
 
 def deferred(args: argparse.Namespace, prefix: str, model: str):
@@ -115,11 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from eval.run import EvalRun
     from prompts import PromptLibrary
 
-    from eval.run import check_settings
-
-    cfg = eval_config(args)
+    cfg = eval_config(args)  # checks the settings before any engine starts
     library = PromptLibrary(args.prompts_dir)
-    check_settings(cfg, library)  # before any engine starts
     engine = deferred(args, "", args.model)
     fusor = deferred(args, "fusor-", cfg.fusor_model or args.model) \
         if "fusion" in cfg.strategies and needs_own_engine(args, "fusor-", cfg.fusor_model) else None

@@ -112,6 +112,19 @@ def check_settings(cfg: EvalConfig, library: PromptLibrary) -> None:
     library.variables(cfg.template)  # a missing or broken template fails now
     if "fusion" in cfg.strategies:
         library.variables(cfg.fusion_template)
+        cfg.fusor.params()  # the fusor's sampling ranges
+    cfg.pool.params()
+    cfg.parallel_budgets()  # budgets within 1..n
+    if "budget" in cfg.strategies and (not cfg.token_budgets or min(cfg.token_budgets) < 1):
+        raise InputError(f"--token-budgets must be positive token caps, got {list(cfg.token_budgets)}")
+
+
+def check_engine(cfg: EvalConfig, engine: Engine) -> None:
+    """What the strategies need from the engine, checked before the pool is generated: budget forcing
+    and the decoders continue raw text, which needs the model's chat template (a local tokenizer for
+    a server)."""
+    if "budget" in cfg.strategies or any(s in DECODED for s in cfg.strategies):
+        engine.render_chat([{"role": "user", "content": "check"}])
 
 
 def format_statistics(outs) -> dict[str, Any]:
@@ -164,6 +177,7 @@ class EvalRun:
                  library: PromptLibrary | None = None, progress: bool = True):
         library = library or PromptLibrary()
         check_settings(cfg, library)
+        check_engine(cfg, engine)
         self.cfg, self.engine, self.fusor = cfg, engine, fusor or engine
         self.out_dir, self.progress = Path(out_dir), progress
         self.format_stats: dict[str, dict[str, Any]] = {}  # per decoded strategy (`format_statistics`)

@@ -227,3 +227,40 @@ def test_a_decode_that_fails_is_recorded_and_the_other_strategies_still_write_re
     failed = [s for s in tw if s["finish_reason"] == "failed"]
     assert len(failed) == 2 and all("maximum model length" in s["grade_reason"] and not s["correct"] for s in failed)
     assert sum(s["correct"] for s in tw) == 4, "the other problems' decodes are graded as usual"
+
+
+def test_what_the_strategies_need_is_checked_before_the_pool(tmp_path):
+    from reasoning.engines import make_engine
+
+    # budget forcing continues raw text: a server engine without a local tokenizer is refused up front
+    server = make_engine("openai", "m", base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(InputError, match="--tokenizer"):
+        EvalRun(config(tmp_path, strategies=("plain", "budget")), server, tmp_path / "run", progress=False)
+    with pytest.raises(InputError, match="between 1 and n=4"):
+        EvalRun(config(tmp_path, budgets=(2, 9)), ScriptedEngine(policy), tmp_path / "run", progress=False)
+    with pytest.raises(InputError, match="fusion_subsets"):
+        EvalRun(config(tmp_path, fusion_subsets=0), ScriptedEngine(policy), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_without_a_gpu_an_in_process_engine_gets_cpu_sized_defaults(monkeypatch, capsys, tiny_model):
+    import torch
+
+    from eval.cli import eval_config
+    from parafuse.cli import build_parser
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    def cfg(*flags):
+        return eval_config(build_parser().parse_args(["eval", "run", "--model", str(tiny_model), "--out", "x",
+                                                      *flags]))
+
+    small = cfg()
+    assert (small.n, small.pool.max_tokens) == (4, 512)
+    assert "no GPU: using CPU-sized defaults n=4, pool.max_tokens=512" in capsys.readouterr().err
+    mine = cfg("-n", "8")
+    assert (mine.n, mine.pool.max_tokens) == (8, 512)
+    capsys.readouterr()
+    assert cfg("-n", "8", "--max-tokens", "64").pool.max_tokens == 64 and "CPU-sized" not in capsys.readouterr().err
+    server = cfg("--engine", "openai", "--base-url", "http://127.0.0.1:9/v1")
+    assert (server.n, server.pool.max_tokens) == (16, 2048), "a server's GPUs are elsewhere"

@@ -1,0 +1,48 @@
+"""Ctrl-C during decoding on an in-process engine exits within seconds, not after every queued call ran."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = textwrap.dedent('''
+    import sys, time
+    from reasoning.decoders import ParallelR1Config, run_decodes
+    from reasoning.engines.base import Engine
+    from reasoning.types import Completion, Result
+
+    class Slow(Engine):
+        """An in-process engine whose every call takes CALL_S seconds (as a model on a loaded CPU)."""
+        kind = "slow"
+
+        def iter_results(self, requests):
+            for i, r in enumerate(requests):
+                time.sleep(2.0)
+                yield i, Result([Completion(text="thinking", tokens=1, finish_reason="length")], prompt_tokens=1)
+
+    jobs = [(f"q{i}", "Question?", ParallelR1Config()) for i in range(40)]
+    print("started", flush=True)
+    run_decodes(Slow("slow"), "parallel_r1", jobs, concurrency=40)
+''')
+
+
+def test_ctrl_c_during_in_process_decoding_exits_within_seconds():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=ROOT, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    # One call runs; the pool's other worker threads each hold a call waiting for the engine's lock (asyncio
+    # can cancel only calls no thread has taken yet): without the fix they would all run, 2 s each.
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 4.0, f"exit took {elapsed:.1f} s after Ctrl-C"
+    assert proc.returncode != 0
