@@ -35,14 +35,18 @@ class SubsetPlan:
 
 
 def plan(n: int, k: int, seed: int, key: str, max_exact: int = MAX_EXACT, resamples: int = RESAMPLES) -> SubsetPlan:
-    """All size-k subsets of range(n) when C(n, k) <= max_exact, else `resamples` drawn with a seed
-    derived from (seed, key), so a rerun scores the same subsets."""
+    """All size-k subsets of range(n) when C(n, k) <= max_exact (the first one is range(k)), else
+    range(k) and `resamples - 1` more drawn with a seed derived from (seed, key), so a rerun scores
+    the same subsets."""
     if not 1 <= k <= n:
         raise ValueError(f"subset size {k} must lie between 1 and the pool size {n}")
     if math.comb(n, k) <= max_exact:
         return SubsetPlan(tuple(itertools.combinations(range(n), k)), True)
+    # The first draw is the pool's first k samples: like any fixed subset of exchangeable samples it is a
+    # uniform draw, and a run folder written when strategies read the first k keeps its fusor calls.
     rng = np.random.default_rng(derive_seed(seed, key))
-    draws = tuple(tuple(sorted(int(i) for i in rng.choice(n, size=k, replace=False))) for _ in range(resamples))
+    draws = (tuple(range(k)),) + tuple(tuple(sorted(int(i) for i in rng.choice(n, size=k, replace=False)))
+                                       for _ in range(resamples - 1))
     return SubsetPlan(draws, False)
 
 

@@ -63,6 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     register_decode(rsub)
 
+    from reasoning.serve import register as register_serve
+
+    register_serve(sub)
+
     model = sub.add_parser("model", help="model utilities (build the tiny local test model)")
     msub = model.add_subparsers(dest="model_cmd", required=True, metavar="COMMAND")
     t = msub.add_parser("tiny", help="build a tiny random-weight Qwen3-style model with all tag tokens",
@@ -111,9 +115,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     library = PromptLibrary(args.prompts_dir) if (args.template or args.prompts_dir) else None
     requests = requests_from_jsonl(args.input, settings.params(), template=args.template, library=library,
                                    system=args.system)
+    kind, model = engine_identity(args.engine, args.model)  # a model that cannot load fails here, leaving no --out
     created = not Path(args.out).exists()
     store = GenerationStore(args.out)
-    kind, model = engine_identity(args.engine, args.model)
     keys = [request_key(kind, model, r) for r in requests]
     if all(k in store for k in keys):  # nothing to do: do not pay for loading a model
         store.compact(keys)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reasoning import quiet
 from reasoning.engines import add_engine_args, engine_from_args, engine_identity, ensure_ready
 from reasoning.methods import METHODS, REGISTRY, get_method
 from reasoning.sampling import Sampling
@@ -29,6 +30,10 @@ DESCRIPTION = (
     "example:\n"
     "  parafuse reason decode --method threadweaver --model tiny-model --input prompts.jsonl \\\n"
     "      --out decoded.jsonl --max-tokens 128 --max-thread-tokens 64 --force-open\n\n"
+    "Every method takes the same caps: --max-tokens each main request (ParaThinker, which has none:\n"
+    "each path), --max-path-tokens or its other name --max-thread-tokens each path or thread,\n"
+    "--max-summary-tokens each summary, --max-total-tokens the main requests' running total. A cap\n"
+    "a method has no such request for (ThreadWeaver's summary, ParaThinker's total) is refused.\n\n"
     "A line's `params` (temperature, top_p, max_tokens, seed) override the sampling settings for\n"
     "that prompt. Every row keeps the trace's segments: each piece of the text, whether the model\n"
     "generated it or the decoder inserted it, and the generated pieces' token ids (and log-probs\n"
@@ -36,13 +41,29 @@ DESCRIPTION = (
 )
 
 
-# What the shared sampling flags mean in a decode (the block's own help speaks of one request).
+# What the shared flags mean in a decode, over every method (each config's own help speaks of one).
 DECODER_SAMPLING_HELP = {
-    "sampling.max_tokens": "cap on each main (sequential) request; ParaThinker has none and caps each path with it "
-                           "unless --max-path-tokens is set",
+    "sampling.max_tokens": "cap on each main request: the model's own text before, between and after the parallel "
+                           "blocks (ThreadWeaver: also the continuation after each join). ParaThinker has no main "
+                           "request: there it caps each path unless --max-path-tokens is set. Paths, threads and "
+                           "summaries have their own caps below",
     "sampling.seed": "base seed: each request derives its own from it, the decode key, its role, block and branch "
                      "(none: unseeded)",
+    "max_total_tokens": "response-length cap on the main requests: each is cut to what is left of it, and none is "
+                        "issued once this many tokens were generated in all (a forked block still runs and is "
+                        "summarized); none = no cap. ParaThinker refuses it (no main request): cap its paths and "
+                        "summary instead",
+    "max_path_tokens": "cap on each branch request: a Parallel-R1 or ParaThinker path, a ThreadWeaver thread (the "
+                       "same setting as --max-thread-tokens; ParaThinker's none = --max-tokens)",
+    "max_thread_tokens": "the same setting as --max-path-tokens: cap on each branch request (path or thread)",
+    "max_summary_tokens": "cap on each summary request; ThreadWeaver refuses it (it has no summary request: what "
+                          "follows a join is a main request, capped by --max-tokens)",
+    "force_open": "test/bench aid: the decoder itself opens the first parallel block instead of waiting for the "
+                  "model to, so a model that never emits the tags still forks; ParaThinker refuses it (its paths "
+                  "always open at the prompt)",
 }
+# Every method takes both spellings of the per-branch cap; each maps onto the method's own `branch_cap`.
+BRANCH_CAPS = ("max_path_tokens", "max_thread_tokens")
 
 
 def _leaves_by_flag() -> dict[str, list[tuple[str, Leaf]]]:
@@ -59,6 +80,8 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("method settings (unset: the method's default)")
     for entries in _leaves_by_flag().values():
         _, leaf = entries[0]
+        if leaf.dest in BRANCH_CAPS:  # every method has one, under one name or the other
+            entries = [(m, _branch_leaf(m)) for m in REGISTRY]
         defaults = {repr(e.default) for _, e in entries}
         shown = defaults.pop() if len(defaults) == 1 else ", ".join(f"{m} {e.default!r}" for m, e in entries)
         only = "" if len(entries) == len(REGISTRY) else f" [{', '.join(m for m, _ in entries)} only]"
@@ -67,19 +90,66 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
         add_leaf_arg(group, leaf, help_)
 
 
+def _branch_leaf(method: str) -> Leaf:
+    m = get_method(method)
+    return next(leaf for leaf in leaves(m.config_class) if leaf.dest == m.branch_cap)
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.split(".")[-1].replace("_", "-")
+
+
+def _branch_cap(method: str, given: dict[str, Any], where: str) -> dict[str, Any]:
+    """`given` with --max-path-tokens / --max-thread-tokens (or their recipe keys) moved onto the
+    method's own branch cap; the two set to different values is an error."""
+    values = {d: given.pop(d) for d in BRANCH_CAPS if d in given}
+    if len(set(values.values())) > 1:
+        raise InputError(f"{where}: {' and '.join(_flag(d) for d in values)} are the same setting (the cap on each "
+                         f"path or thread); give one value")
+    if values:
+        given[get_method(method).branch_cap] = next(iter(values.values()))
+    return given
+
+
+def _refuse(method: str, names: list[str], where: str = "") -> None:
+    """An InputError for settings `method` does not have or ignores, saying why and who has them."""
+    refuses = get_method(method).refuses
+    why = []
+    for name in names:
+        if name in refuses:
+            why.append(f"{_flag(name)} does not apply to --method {method}: {refuses[name]}")
+        else:
+            owners = [m for m, _ in _leaves_by_flag().get(name, ())]
+            why.append(f"{_flag(name)} does not apply to --method {method}"
+                       + (f" (a setting of {', '.join(owners)})" if owners else ""))
+    raise InputError((f"{where}: " if where else "") + "; ".join(why))
+
+
 def config_from_args(method: str, args: argparse.Namespace):
-    """The method's decoder config: its defaults <- the --config recipe <- the flags given."""
-    cls = get_method(method).config_class
+    """The method's decoder config: its defaults <- the --config recipe <- the flags given.
+
+    Every method takes the same cap flags: --max-tokens (main requests; ParaThinker's paths),
+    --max-path-tokens = --max-thread-tokens (each branch), --max-summary-tokens, --max-total-tokens.
+    A setting the method does not have, or has but ignores (`Method.refuses`), is an InputError.
+    """
+    m = get_method(method)
+    cls = m.config_class
     mine = {leaf.dest for leaf in leaves(cls)}
+    defaults = {leaf.dest: leaf.default for leaf in leaves(cls)}
     values: dict[tuple[str, ...], Any] = {}
     if getattr(args, "config", None):
-        found, _ = flatten(read_yaml(args.config), cls, str(args.config))
+        recipe = _branch_cap(method, {str(k).replace("-", "_"): v for k, v in read_yaml(args.config).items()},
+                             str(args.config))
+        found, _ = flatten(recipe, cls, str(args.config))
+        refused = [".".join(p) for p, v in found.items() if ".".join(p) in m.refuses and v != defaults[".".join(p)]]
+        if refused:
+            _refuse(method, refused, str(args.config))
         values.update(found)
     given = {dest: getattr(args, dest) for dest in _leaves_by_flag() if getattr(args, dest, None) is not None}
-    foreign = sorted(set(given) - mine)
+    given = _branch_cap(method, given, "the command line")
+    foreign = sorted((set(given) - mine) | {d for d in set(given) & set(m.refuses) & mine if given[d] != defaults[d]})
     if foreign:
-        names = [leaf.flags[0] for d in foreign for _, leaf in _leaves_by_flag()[d][:1]]
-        raise InputError(f"{', '.join(names)} {'does' if len(names) == 1 else 'do'} not apply to --method {method}")
+        _refuse(method, foreign)
     values.update({tuple(dest.split(".")): value for dest, value in given.items()})
     cfg = build(cls, values)
     cfg.check()
@@ -136,6 +206,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from reasoning.store import GenerationStore
 
     t0 = time.perf_counter()
+    quiet.for_run(progress=not args.no_progress)
     cfg = config_from_args(args.method, args)
     library = PromptLibrary(args.prompts_dir) if (args.template or args.prompts_dir) else None
     requests = requests_from_jsonl(args.input, SamplingParams(), template=args.template, library=library,

@@ -38,6 +38,12 @@ class Method:
     # one phase's temperature, say), applied when a run, not the method's reference, sets the sampling.
     follow_run: Mapping[str, Any] = field(default_factory=dict)
     prompt_templates: tuple[str, ...] = ()
+    # The decoder setting capping each branch request (a path, a thread): `reason decode` maps
+    # --max-path-tokens and --max-thread-tokens onto it, whichever the method calls it.
+    branch_cap: str = "max_path_tokens"
+    # Shared settings that have no effect on this method, each with why: `reason decode` refuses
+    # them (flag or recipe) instead of ignoring them.
+    refuses: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def format(self) -> ModuleType:
@@ -78,13 +84,18 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
         paper="ThreadWeaver: Adaptive Threading for Efficient Parallel Reasoning in Language Models",
         tags=tags.THREADWEAVER, format_module="reasoning.formats.threadweaver",
         decoder_module="reasoning.decoders.threadweaver", config_name="ThreadWeaverConfig",
-        phase_caps=("max_thread_tokens",), prompt_templates=("math/boxed",)),
+        phase_caps=("max_thread_tokens",), prompt_templates=("math/boxed",), branch_cap="max_thread_tokens",
+        refuses={"max_summary_tokens": "ThreadWeaver has no summary request (what follows a join is a main "
+                                       "request, capped by --max-tokens)"}),
     Method(
         name="parathinker",
         paper="ParaThinker: Native Parallel Thinking as a New Paradigm to Scale LLM Test-time Compute",
         tags=tags.PARATHINKER, format_module="reasoning.formats.parathinker",
         decoder_module="reasoning.decoders.parathinker", config_name="ParaThinkerConfig",
-        phase_caps=("max_path_tokens", "max_summary_tokens"), prompt_templates=("math/boxed",)),
+        phase_caps=("max_path_tokens", "max_summary_tokens"), prompt_templates=("math/boxed",),
+        refuses={"max_total_tokens": "ParaThinker has no main request to hold to a response cap; cap each path "
+                                     "(--max-path-tokens) and the summary (--max-summary-tokens) instead",
+                 "force_open": "ParaThinker's paths always open at the prompt"}),
 )}
 
 METHODS: tuple[str, ...] = tuple(REGISTRY)

@@ -336,9 +336,24 @@ def _flatten(values, cls, path, where, found, extra, extra_keys) -> None:
         elif not path and name in extra_keys:
             extra[name] = value
         else:
-            valid = sorted(set(fields) | set(aliases) | (set(extra_keys) if not path else set()))
-            raise InputError(f"{where}: unknown key {'.'.join(path + (str(key),))!r}; valid keys"
-                             f"{' of this block' if path else ''}: {', '.join(valid)}")
+            raise InputError(_unknown_key(cls, name, str(key), path, where, fields, aliases,
+                                          extra_keys if not path else ()))
+
+
+def _unknown_key(cls, name: str, key: str, path: tuple[str, ...], where: str, fields: Mapping[str, Any],
+                 aliases: Mapping[str, Any], extra_keys: tuple[str, ...]) -> str:
+    """The error for an unknown key: each setting listed once, by its own name (a block's flat
+    aliases and a field's flag name are accepted but not listed again), and the closest accepted
+    spelling when there is one."""
+    import difflib
+
+    own = [f.name for f in dataclasses.fields(cls) if f.init]
+    valid = sorted(dict.fromkeys(own + [k for k in extra_keys if k not in own]))
+    accepted = list(dict.fromkeys(valid + list(fields) + list(aliases)))
+    close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.7)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return (f"{where}: unknown key {'.'.join(path + (key,))!r}{hint} Valid keys"
+            f"{' of this block' if path else ''}: {', '.join(valid)}")
 
 
 def _block_type(cls, name: str) -> type:
@@ -395,7 +410,14 @@ def config_from_args(cls, args: argparse.Namespace, parser: argparse.ArgumentPar
     their value is read from `args` under the field's name. A recipe key naming another flag of
     the command (`model`, `out`, engine flags) is set on `args` when the command line left that
     flag at its default.
+
+    Every command builds its settings here before it loads an engine, so this is also where the
+    run's output settings reach the libraries (`reasoning.quiet`: `--no-progress` turns their
+    progress bars off too).
     """
+    from reasoning import quiet
+
+    quiet.for_run(progress=not getattr(args, "no_progress", False))
     values: dict[tuple[str, ...], Any] = {}
     recipe = getattr(args, "config", None)
     if recipe:

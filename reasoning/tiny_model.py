@@ -10,6 +10,7 @@ import json
 import random
 from pathlib import Path
 
+from reasoning import quiet
 from reasoning.formats.tags import ALL_TAGS
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -119,7 +120,8 @@ def build_tiny_model(out_dir: str | Path, vocab_size: int = 2048, hidden_size: i
     # do_sample=True: `transformers serve` decodes greedily unless the model asks to sample.
     model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                                                do_sample=True, temperature=1.0, top_p=1.0, top_k=0)
-    model.save_pretrained(out)
+    with quiet.no_library_progress():  # a bar for a file written in milliseconds
+        model.save_pretrained(out)
     tok.save_pretrained(out)
     (out / "parafuse_tiny.json").write_text(json.dumps(
         {"built_by": "parafuse model tiny", "preset": preset, "seed": seed,

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 from pathlib import Path
 
-from reasoning.engines import add_engine_args, engine_from_args, engine_options, make_engine, needs_own_engine
+from reasoning.engines import (EnginePool, add_engine_args, engine_from_args, engine_identity, engine_options,
+                               needs_own_engine)
 from reasoning.settings import add_config_args, add_recipe_arg, config_from_args
 from reasoning.types import InputError
 from synthesis.config import FusionDataConfig, MathFusionConfig
@@ -36,7 +36,10 @@ examples:
       --teacher vllm:meta-llama/Llama-3.1-8B-Instruct \\
       --engine openai --base-url http://gpu3:8000/v1 --model Qwen/Qwen3-32B --out runs/fusion-gsm8k
 
-The fusor is --engine/--model; teacher specs are ENGINE:MODEL[@BASE_URL][*N].
+The fusor is --engine/--model; teacher specs are ENGINE:MODEL[@BASE_URL][*N][,OPTION=VALUE...]. A teacher
+takes the command's engine options (--max-model-len, --dtype, ...) unless its spec sets its own
+(`vllm:M*2,max-model-len=8192`); teachers and the fusor that name the same engine, model and
+options share one engine (the model is loaded once).
 For open-ended prompts use --template generic/user (the prompt field is --question-field).
 """
 
@@ -78,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "one answer. For math, each candidate and the fusion are graded.")
     _common(f, FusionDataConfig, skip=("teachers",))
     f.add_argument("--teacher", action="append", default=None, dest="teachers", metavar="SPEC",
-                   help="a teacher: ENGINE:MODEL[@BASE_URL][*N]; repeat for a pool (N samples from it, default 1)")
+                   help="a teacher: ENGINE:MODEL[@BASE_URL][*N][,OPTION=VALUE...]; repeat for a pool (N samples from "
+                        "it, default 1; OPTIONs: engine flags without `--`, e.g. max-model-len=8192)")
     f.set_defaults(func=cmd_fusion, parser=f)
 
     from synthesis.traces.config import TracesConfig
@@ -132,7 +136,6 @@ def cmd_mathfusion(args: argparse.Namespace) -> int:
         if solver is not None:
             solver.close()
     print(mathfusion_summary(stats, args.out), file=sys.stderr)
-    gc.freeze()  # everything is written: spare the interpreter's exit a collection over all of it
     return 0
 
 
@@ -161,23 +164,32 @@ def cmd_fusion(args: argparse.Namespace) -> int:
     cfg = _settings(FusionDataConfig, args, skip=("teachers",))
     specs = [parse_teacher(spec) for spec in cfg.teachers]
     library = PromptLibrary(args.prompts_dir)
-    fusor = engine_from_args(args)
-    # Each teacher names its engine, model and server; every other engine option is the command's.
-    shared = {k: v for k, v in engine_options(args).items() if k not in ("engine", "base_url", "tokenizer")}
-    teachers = []
+    pool = EnginePool()  # one engine per distinct (engine, model, options): `vllm:M` and `--model M` load M once
+    fusor_options = engine_options(args)
+    fusor_kind = fusor_options.pop("engine")
     try:
-        for spec in specs:
-            teachers.append((make_engine(spec.engine, spec.model, base_url=spec.base_url, **shared), spec.n))
+        fusor = pool.get(fusor_kind, args.model, **fusor_options)
+        teachers = [(pool.get(spec.engine, spec.model, **teacher_options(spec, args, fusor_kind)), spec.n)
+                    for spec in specs]
         stats = synthesize_fusion_data(cfg, teachers, fusor, Path(args.out), library=library,
                                        progress=not args.no_progress, hub_repo=args.push_to_hub,
                                        hub_private=args.private)
     finally:
-        fusor.close()
-        for teacher, _ in teachers:
-            teacher.close()
+        pool.close()
     print(summary(stats, args.out), file=sys.stderr)
-    gc.freeze()
     return 0
+
+
+def teacher_options(spec, args: argparse.Namespace, fusor_kind: str) -> dict:
+    """A teacher's engine options: the command's (--max-model-len, --dtype, ...), then the spec's own.
+
+    The spec names the server (`@URL`); the command's --base-url is the fusor's. --tokenizer is the
+    fusor model's, so a teacher takes it only when it is that model on the same engine."""
+    options = {k: v for k, v in engine_options(args).items() if k not in ("engine", "base_url", "tokenizer")}
+    options["base_url"] = spec.base_url
+    if engine_identity(spec.engine, spec.model) == engine_identity(fusor_kind, args.model):
+        options["tokenizer"] = args.tokenizer
+    return {**options, **dict(spec.options)}
 
 
 def cmd_traces(args: argparse.Namespace) -> int:
@@ -192,5 +204,4 @@ def cmd_traces(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     print(summary(stats, args.out), file=sys.stderr)
-    gc.freeze()
     return 0

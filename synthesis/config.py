@@ -95,8 +95,9 @@ class MathFusionConfig(SourceConfig):
 class FusionDataConfig(SourceConfig):
     """`parafuse synth fusion`: a teacher pool answers, a fusor writes one answer from all of them."""
 
-    teachers: tuple[str, ...] = setting((), "teacher pool, one spec each: ENGINE:MODEL[@BASE_URL][*N] "
-                                       "(N samples from that teacher, default 1)", csv=False)
+    teachers: tuple[str, ...] = setting((), "teacher pool, one spec each: "
+                                       "ENGINE:MODEL[@BASE_URL][*N][,OPTION=VALUE...] (N samples from that teacher, "
+                                       "default 1; OPTIONs: engine flags without `--`, else the command's)", csv=False)
     template: str = setting("math/boxed", "prompt template for the teachers (generic/user for open-ended prompts)")
     teacher: Sampling = nested(sampling(temperature=0.3, top_p=1.0, max_tokens=2048),
                                "sampling of every teacher answer (the paper: one sample per teacher at 0.3)",

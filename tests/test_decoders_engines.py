@@ -209,8 +209,8 @@ def test_reason_decode_cli_end_to_end_and_resume(tmp_path, tiny_model, capsys):
     assert [r["text"] for r in read_jsonl(out)] == [json.loads(x)["text"] for x in before.splitlines()]
     # a setting the method does not have is refused, naming it
     assert main(["reason", "decode", "--method", "parathinker", "--model", str(tiny_model), "--input", str(inp),
-                 "--out", str(out), "--max-thread-tokens", "4"]) == 2
-    assert "--max-thread-tokens does not apply to --method parathinker" in capsys.readouterr().err
+                 "--out", str(out), "--max-blocks", "4"]) == 2
+    assert "--max-blocks does not apply to --method parathinker" in capsys.readouterr().err
 
 
 PROBLEMS = [{"question": "What is 3 + 4?", "answer": "7"}, {"question": "What is 10 + 5?", "answer": "15"}]

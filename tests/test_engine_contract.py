@@ -112,6 +112,14 @@ def test_greedy_is_deterministic_without_seed(engine):
     assert a.texts == b.texts
 
 
+def test_greedy_with_several_samples_gives_that_many_equal_completions(engine):
+    # vLLM (in process or as a server) refuses n > 1 under greedy sampling; every engine answers it
+    single = engine.generate_one(chat(max_tokens=8, temperature=0))
+    r = engine.generate_one(chat(max_tokens=8, temperature=0, n=3))
+    assert len(r.completions) == 3 and set(r.texts) == set(single.texts)
+    assert len({tuple(c.token_ids or ()) for c in r.completions}) == 1
+
+
 # Only vLLM enforces a context limit (max_model_len 2048 here): transformers and
 # `transformers serve` accept any length, so there is nothing to prove on them.
 @pytest.mark.parametrize("engine", ["vllm", "openai-vllm"], indirect=True)

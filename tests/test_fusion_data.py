@@ -170,6 +170,27 @@ def test_openai_teacher_without_url_suggests_a_spec_that_parses(spec):
     assert fixed.n == (2 if spec.endswith("*2") else 1), "the fix keeps the sample count"
 
 
+def test_teacher_spec_carries_engine_options_of_its_own():
+    t = parse_teacher("vllm:Qwen/Qwen3-8B*2,max-model-len=8192,tensor_parallel_size=2,enforce-eager=true")
+    assert (t.engine, t.model, t.n) == ("vllm", "Qwen/Qwen3-8B", 2)
+    assert dict(t.options) == {"max_model_len": 8192, "tensor_parallel_size": 2, "enforce_eager": True}
+    t = parse_teacher("openai:m@http://a:8000/v1,http://b:8001/v1,max-concurrency=8")
+    assert t.base_url == ("http://a:8000/v1", "http://b:8001/v1") and dict(t.options) == {"max_concurrency": 8}
+    assert parse_teacher("symbolic:arith-teacher:plain:0.3").options == ()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("vllm:M,max-model-len=lots", "invalid int value"),
+    ("vllm:M,no-such-option=1", "'no-such-option' is not an engine option"),
+    ("vllm:M,base-url=http://h:8000/v1", "its server goes after '@'"),
+    ("vllm:M,enforce-eager=maybe", "true or false"),
+])
+def test_a_bad_teacher_option_is_an_input_error_naming_the_spec(spec, message):
+    with pytest.raises(InputError) as e:
+        parse_teacher(spec)
+    assert repr(spec) in str(e.value) and message in str(e.value)
+
+
 # ---------------------------------------------------------------------------- the scripted pool
 
 SUMS = [(5, 7), (20, 22), (9, 30)]
@@ -476,6 +497,53 @@ def test_cli_runs_a_real_pool_end_to_end(tmp_path, tiny_model, capsys):
 def cli_base(tmp_path, tiny_model, data):
     return ["synth", "fusion", "--input", data, "--engine", "hf", "--model", tiny_model, "--out", tmp_path / "o",
             "--no-progress"]
+
+
+def counting_factory(monkeypatch) -> list[dict]:
+    """Replace the engine factory with one that records each engine it builds and answers from a script."""
+    built = []
+
+    def factory(kind, model, **options):
+        engine = ScriptedEngine(model, policy=lambda req, j: (f"sample {j}: \\boxed{{12}}", "stop"))
+        record = {"kind": kind, "model": model, "options": options, "closed": 0}
+        engine.close = lambda: record.update(closed=record["closed"] + 1)
+        built.append(record)
+        return engine
+
+    monkeypatch.setattr("reasoning.engines.make_engine", factory)
+    return built
+
+
+def test_cli_builds_one_engine_for_a_model_that_teaches_and_fuses(tmp_path, tiny_model, monkeypatch, capsys):
+    """`--teacher vllm:M*2 --engine vllm --model M` loads M once, and the teacher gets --max-model-len."""
+    built = counting_factory(monkeypatch)
+    data = write_jsonl(tmp_path / "in.jsonl", sum_rows()[:1])
+    code, err = run_cli(capsys, "synth", "fusion", "--input", data, "--teacher", f"vllm:{tiny_model}*2",
+                        "--engine", "vllm", "--model", tiny_model, "--max-model-len", 1024, "--out", tmp_path / "o",
+                        "--no-progress")
+    assert code == 0, err
+    [engine] = built
+    assert engine["kind"] == "vllm" and engine["options"]["max_model_len"] == 1024
+    assert engine["closed"] == 1
+    [row] = read_jsonl(tmp_path / "o" / "data" / "train.jsonl")
+    assert len(row["candidates"]) == 2 and row["fused"].endswith("\\boxed{12}")
+
+
+def test_cli_teacher_options_override_the_commands_and_make_another_engine(tmp_path, tiny_model, monkeypatch,
+                                                                           capsys):
+    built = counting_factory(monkeypatch)
+    data = write_jsonl(tmp_path / "in.jsonl", sum_rows()[:1])
+    code, err = run_cli(capsys, "synth", "fusion", "--input", data,
+                        "--teacher", f"vllm:{tiny_model}*2,max-model-len=512", "--teacher", f"vllm:{tiny_model}",
+                        "--teacher", "symbolic:arith-teacher",
+                        "--engine", "vllm", "--model", tiny_model, "--max-model-len", 1024, "--dtype", "float32",
+                        "--out", tmp_path / "o", "--no-progress")
+    assert code == 0, err
+    by_len = {(e["kind"], e["options"]["max_model_len"]): e for e in built}
+    assert sorted(by_len) == [("symbolic", 1024), ("vllm", 512), ("vllm", 1024)]  # the 2nd teacher is the fusor's
+    assert all(e["options"]["dtype"] == "float32" for e in built) and all(e["closed"] == 1 for e in built)
+    [row] = read_jsonl(tmp_path / "o" / "data" / "train.jsonl")
+    assert len(row["candidates"]) == 4
 
 
 def test_cli_names_file_and_line_of_a_malformed_record(tmp_path, tiny_model, capsys):

@@ -11,8 +11,10 @@ Start method: ``forkserver`` (``spawn`` where there is none). Plain ``fork`` is 
 parent may hold CUDA contexts, vLLM/torch threads or locks, and a forked child inherits them in an
 undefined state. A forkserver is a fresh interpreter started once; it preloads math-verify and
 SymPy, so each (re)started worker is a cheap fork of a clean process that never saw torch.
-The parent's ``__main__`` is imported there the way ``spawn`` does it, so scripts that
-create a Grader need the usual ``if __name__ == "__main__":`` guard.
+Workers never import the parent's ``__main__`` (their code is all in this module): a worker is
+started with ``__main__``'s file and spec hidden from multiprocessing, so grading works from
+``python -`` (stdin), ``python -c``, a notebook or a REPL, where there is no main file to
+import, and a script that creates a Grader needs no ``if __name__ == "__main__":`` guard for it.
 
 Protocol over one duplex pipe per worker:
     worker -> parent  ("ready", pid)                   once, after imports
@@ -25,10 +27,12 @@ chunking keeps those parses to about one per gold.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import multiprocessing.connection
 import os
+import sys
 import threading
 import time
 import weakref
@@ -197,12 +201,47 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _main_hidden():
+    """While a worker starts: `__main__` shows multiprocessing neither a file nor a module name.
+
+    spawn and forkserver children re-import the parent's main module from what these say
+    (`multiprocessing.spawn.get_preparation_data`); under `python -` the file is "<stdin>",
+    which cannot be imported, so every worker died at start-up. A worker needs nothing from
+    `__main__`, so it is never imported there.
+    """
+    main = sys.modules.get("__main__")
+    with _MAIN_LOCK:
+        saved = {name: vars(main)[name] for name in ("__file__", "__spec__")
+                 if main is not None and name in vars(main)}
+        try:
+            for name in saved:
+                if name == "__file__":
+                    delattr(main, name)
+                else:
+                    setattr(main, name, None)
+        except (AttributeError, TypeError):  # an exotic __main__: start it as it is
+            pass
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                try:
+                    setattr(main, name, value)
+                except (AttributeError, TypeError):
+                    pass
+
+
 class _Worker:
     def __init__(self, ctx, memory_limit_mb: int | None) -> None:
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(target=worker_main, args=(child_conn, memory_limit_mb), daemon=True,
                                 name="parafuse-grader")
-        self.proc.start()
+        with _main_hidden():
+            self.proc.start()
         child_conn.close()
         self.conn = parent_conn
         self.started = time.monotonic()

@@ -24,7 +24,7 @@ def make_engine(kind: str, model: str, **options: Any) -> Engine:
     Options (the flags of `add_engine_args`, by their field names): `base_url`, `tokenizer`,
     `max_concurrency`, `timeout`, `max_retries`, `api_key_env` (openai); `tensor_parallel_size`,
     `data_parallel_size`, `max_model_len`, `gpu_memory_utilization`, `enforce_eager` (vllm);
-    `dtype` (hf, vllm). Options an engine does not use are ignored.
+    `dtype` (hf, vllm); `batch_size`, `exact_seeds` (hf). Options an engine does not use are ignored.
     """
     if kind == "hf":
         from reasoning.engines.hf import HFEngine as cls
@@ -49,13 +49,13 @@ def engine_identity(kind: str, model: str) -> tuple[str, str]:
         return kind, model
     from reasoning.engines.base import check_model
 
-    return kind, check_model(model)
+    return kind, check_model(model, hub=False)  # the Hub is asked only when an engine is built
 
 
 # Engine options every engine constructor takes (those it does not use it ignores), in flag order.
 ENGINE_OPTIONS = ("base_url", "tokenizer", "max_concurrency", "timeout", "max_retries", "api_key_env",
                   "tensor_parallel_size", "data_parallel_size", "max_model_len", "gpu_memory_utilization",
-                  "enforce_eager", "dtype")
+                  "enforce_eager", "dtype", "batch_size", "exact_seeds")
 
 
 def add_engine_args(p: argparse.ArgumentParser, prefix: str = "", model_required: bool = True,
@@ -108,6 +108,15 @@ def add_engine_args(p: argparse.ArgumentParser, prefix: str = "", model_required
                    help="vllm: skip graph capture/compilation (faster start, slower decode)")
     g.add_argument(f"--{prefix}dtype", default=default("auto"),
                    help="hf/vllm: weight dtype (auto, bfloat16, float32)")
+    g.add_argument(f"--{prefix}batch-size", type=int, default=None, metavar="N",
+                   help="hf: prompts decoded together in one generate() call; requests with the same sampling "
+                        "settings (n and seed may differ) are batched, left-padded, each prompt repeated n times. "
+                        "Larger is faster until memory runs out; 1 = one request at a time (default "
+                        + ("the main engine's" if inherit else "16") + ")")
+    g.add_argument(f"--{prefix}exact-seeds", action="store_true", default=default(False),
+                   help="hf: run every request alone, so a seeded request gives the same text whatever else is in "
+                        "the run (slower). Batched (the default), a seeded request's text depends on the requests "
+                        "that share its batch; greedy (temperature 0) text does not")
 
 
 def engine_options(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
@@ -139,6 +148,42 @@ def engine_from_args(args: argparse.Namespace, prefix: str = "", model: str | No
     return make_engine(kind, model, **options)
 
 
+def _option_key(name: str, value: Any) -> Any:
+    if name == "base_url" and value is not None:  # a list of URLs, each maybe "a,b": one tuple of URLs
+        urls = [value] if isinstance(value, str) else value
+        return tuple(u.strip().rstrip("/") for item in urls for u in item.split(",") if u.strip())
+    return tuple(value) if isinstance(value, list) else value
+
+
+class EnginePool:
+    """One engine per distinct (engine, model, options): a pipeline that names the same model for
+    several roles (teachers, a fusor) loads it once. `close()` closes every engine it built once.
+
+    Options are compared after normalizing: a model path is resolved (`engine_identity`), base URLs
+    become one tuple, and options left at None are the same as options not given.
+    """
+
+    def __init__(self, factory=None):
+        self._factory = factory
+        self._engines: dict[tuple, Engine] = {}
+
+    def get(self, kind: str, model: str, **options: Any) -> Engine:
+        ident = engine_identity(kind, model)
+        key = (*ident, tuple(sorted((k, _option_key(k, v)) for k, v in options.items() if v is not None)))
+        if key not in self._engines:
+            self._engines[key] = (self._factory or make_engine)(kind, model, **options)
+        return self._engines[key]
+
+    @property
+    def engines(self) -> list[Engine]:
+        return list(self._engines.values())
+
+    def close(self) -> None:
+        engines, self._engines = self._engines, {}
+        for engine in engines.values():
+            engine.close()
+
+
 def ensure_ready(engine: Engine) -> None:
     """Check once, before any work, that `engine` can answer: a server that is not there fails here,
     with one clear error, instead of every request failing after its retries."""
@@ -151,5 +196,5 @@ def ensure_ready(engine: Engine) -> None:
     asyncio.run(check())
 
 
-__all__ = ["ENGINES", "ENGINE_OPTIONS", "Engine", "add_engine_args", "engine_from_args", "engine_identity",
-           "engine_options", "ensure_ready", "make_engine", "needs_own_engine"]
+__all__ = ["ENGINES", "ENGINE_OPTIONS", "Engine", "EnginePool", "add_engine_args", "engine_from_args",
+           "engine_identity", "engine_options", "ensure_ready", "make_engine", "needs_own_engine"]

@@ -8,6 +8,7 @@ decoders use to issue many dependent requests at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -23,10 +24,88 @@ def looks_like_local_path(model: str) -> bool:
     return model.startswith(("/", ".", "~")) or model.count("/") > 1 or os.sep != "/" and os.sep in model
 
 
-def check_model(model: str) -> str:
+_TRUE = ("1", "ON", "YES", "TRUE")
+HUB_PROBE_TIMEOUT_S = 2.0
+
+
+def hub_offline() -> bool:
+    """Whether the Hub is switched off ($HF_HUB_OFFLINE, or transformers' $TRANSFORMERS_OFFLINE)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or any(
+        os.environ.get(name, "").upper() in _TRUE for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+@functools.lru_cache(maxsize=8)
+def hub_reachable(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether anything answers at the Hub's address within `timeout` seconds (any HTTP status counts:
+    only a failed connection, or none within the time, is "unreachable"). One HEAD request, through
+    the environment's proxies, once per process; a name lookup that hangs counts as unreachable too."""
+    import urllib.error
+    import urllib.request
+
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()
+            answer.append(True)
+        except urllib.error.HTTPError:
+            answer.append(True)  # it answered, with an error status: the Hub is there
+        except (OSError, ValueError):
+            answer.append(False)
+
+    t = threading.Thread(target=probe, name="parafuse-hub-probe", daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(answer and answer[0])
+
+
+def in_hub_cache(model: str) -> bool:
+    """Whether the Hub id `model` has a model (config.json, or a PEFT adapter) in the local Hub cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("config.json", "adapter_config.json"):
+        try:
+            if isinstance(try_to_load_from_cache(model, filename), str):
+                return True
+        except ValueError:  # not a valid Hub id (HFValidationError): nothing of it can be cached
+            return False
+    return False
+
+
+def check_hub_model(model: str) -> None:
+    """A Hub id that cannot be loaded (the Hub is off or unreachable, and the id is not in the local
+    cache) fails now, in a second, instead of after transformers' or vLLM's retries."""
+    if in_hub_cache(model):
+        return
+    if hub_offline():
+        why, unset = "HF_HUB_OFFLINE is set", ", or unset HF_HUB_OFFLINE to download it"
+    elif not hub_reachable(hub_endpoint()):
+        why, unset = f"the Hub ({hub_endpoint()}) cannot be reached", ", or check the network (HF_ENDPOINT, proxies)"
+    else:
+        return
+    from huggingface_hub import constants
+
+    raise InputError(
+        f"model {model!r} is neither a local folder nor in the Hub cache ({constants.HF_HUB_CACHE}), and {why}. "
+        f"Download it where the Hub is reachable (`hf download {model}`, into that cache or with --local-dir DIR), "
+        f"or pass a local model folder (e.g. one made by `parafuse model tiny DIR`){unset}."
+    )
+
+
+def check_model(model: str, hub: bool = True) -> str:
     """Fail early, and clearly, on a model path that does not exist.
 
-    Hub ids (`org/name`) pass through: users with the Hub load them as usual.
+    Hub ids (`org/name`) pass through when they can be loaded: from the local Hub cache, or from the
+    Hub when it is on and reachable; otherwise they fail at once (`check_hub_model`). `hub=False`
+    checks local paths only (naming a model to key stored results by needs no Hub).
     """
     if not model:
         raise InputError("--model is required: a local model directory or a Hub id like Qwen/Qwen3-0.6B")
@@ -41,6 +120,8 @@ def check_model(model: str) -> str:
             f"model path {model} does not exist; pass a local model directory "
             "(e.g. one made by `parafuse model tiny DIR`) or a Hub id like Qwen/Qwen3-0.6B"
         )
+    if hub:
+        check_hub_model(model)
     return model
 
 
@@ -54,6 +135,7 @@ class Engine(ABC):
         self.tokenizer_name = tokenizer or model
         self._tokenizer = None
         self._alock = threading.Lock()
+        self.cancel_event: threading.Event | None = None  # set while the running `agenerate` call is cancelled
 
     # ---- tokenizer and chat rendering -------------------------------------------------
     @property
@@ -117,12 +199,28 @@ class Engine(ABC):
 
         In-process engines run one call at a time in a worker thread; the openai engine
         overrides this with true concurrency.
+
+        A worker thread cannot be killed, and on Ctrl-C asyncio waits for every call already
+        handed to its threads. So a cancelled call that has not started yet returns at once,
+        and the one running sees `cancel_event` set (the hf engine stops generating on it).
         """
+        cancelled = threading.Event()
+
         def run():
             with self._alock:
-                return self.generate_one(request)
+                if cancelled.is_set():
+                    raise asyncio.CancelledError
+                self.cancel_event = cancelled
+                try:
+                    return self.generate_one(request)
+                finally:
+                    self.cancel_event = None
 
-        return await asyncio.to_thread(run)
+        try:
+            return await asyncio.to_thread(run)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
 
     def describe(self) -> dict[str, Any]:
         """Engine settings for provenance. Never includes secrets."""

@@ -7,6 +7,7 @@ several base URLs; emulates `n` with parallel requests when a server ignores it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import queue
@@ -259,9 +260,12 @@ class OpenAIEngine(Engine):
         """One request, concurrently with others on the same event loop (bounded in flight)."""
         _, _, sem, _ = self._state()
         p, t0 = request.params, time.perf_counter()
+        greedy = p.temperature == 0  # servers (vLLM) refuse n > 1 when greedy; every copy would be the same
         async with sem:
             comps, prompt_tokens, attempts, _ = await self._request(
-                request, p.n if self.n_mode == "auto" else 1, p.seed)
+                request, 1 if greedy else p.n if self.n_mode == "auto" else 1, p.seed)
+        if greedy and comps:
+            comps = comps[:1] + [dataclasses.replace(comps[0]) for _ in range(p.n - 1)]
         missing = p.n - len(comps)
         if missing > 0:  # emulate n with parallel single-completion requests, each with its own seed
 
@@ -297,8 +301,8 @@ class OpenAIEngine(Engine):
                     errors.append(f"{s.url}: {type(e).__name__}")
                 await asyncio.sleep(0.2 * 2 ** attempt)
         raise InputError("no OpenAI-compatible server answered at " + ", ".join(s.url for s in self.servers)
-                         + f" ({errors[-1]}). Start one (e.g. `python -m vllm.entrypoints.openai.api_server "
-                         "--model M --host 127.0.0.1`) or fix --base-url.")
+                         + f" ({errors[-1]}). Start one (e.g. `parafuse serve M`, vLLM's server set up "
+                         "for this machine) or fix --base-url.")
 
     # ---- many requests ---------------------------------------------------------------------
     def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:

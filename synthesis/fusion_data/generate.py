@@ -5,11 +5,12 @@ import asyncio
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from eval.records import Problem
 from prompts import PromptLibrary, default_library
 from reasoning.cached_engine import CachedEngine
-from reasoning.engines import ENGINES
+from reasoning.engines import ENGINE_OPTIONS, ENGINES
 from reasoning.engines.base import Engine
 from reasoning.fusion import fusion_request
 from reasoning.inputs import seeded, template_request
@@ -20,7 +21,8 @@ from synthesis.executor import run_jobs
 
 Log = Callable[[str], None]
 TOKEN_KINDS = ("teacher_prompt", "teacher_completion", "fusor_prompt", "fusor_completion")
-_SPEC = re.compile(r"(?P<engine>[a-z]+):(?P<model>[^@*]+?)(?:@(?P<url>[^*]+))?(?:\*(?P<n>\d+))?")
+_SPEC = re.compile(r"(?P<engine>[a-z]+):(?P<model>[^@*,]+?)(?:@(?P<url>[^*]+?))?(?:\*(?P<n>\d+))?"
+                   r"(?P<options>(?:,[a-z][a-z0-9_-]*=[^,]*)*)")
 
 
 @dataclass(frozen=True)
@@ -29,14 +31,48 @@ class TeacherSpec:
     model: str
     base_url: tuple[str, ...] | None = None
     n: int = 1
+    options: tuple[tuple[str, Any], ...] = ()  # engine options of its own: (field name, value), e.g. max_model_len
+
+
+def _teacher_options(spec: str, text: str) -> tuple[tuple[str, Any], ...]:
+    """`,max-model-len=4096,dtype=float32` -> the options, typed and checked as the engine flags are."""
+    import argparse
+
+    from reasoning.engines import add_engine_args
+
+    flags = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    add_engine_args(flags, model_required=False, with_model=False)
+    allowed = [o for o in ENGINE_OPTIONS if o != "base_url"]
+    out = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        field_name = name.replace("-", "_")
+        if field_name not in allowed:
+            raise InputError(f"--teacher {spec!r}: {name!r} is not an engine option; a teacher may set "
+                             + ", ".join(o.replace("_", "-") for o in allowed) + " (its server goes after '@')")
+        try:
+            parsed, rest = flags.parse_known_args(["--" + field_name.replace("_", "-"), value])
+        except argparse.ArgumentError as e:
+            raise InputError(f"--teacher {spec!r}: {e}") from None
+        if rest == [value]:  # a switch (enforce-eager, ...): the value turns it on or off
+            if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
+                raise InputError(f"--teacher {spec!r}: {name} takes true or false, got {value!r}")
+            out[field_name] = value.lower() in ("true", "yes", "1")
+        elif rest:
+            raise InputError(f"--teacher {spec!r}: cannot read {item!r}")
+        else:
+            out[field_name] = getattr(parsed, field_name)
+    return tuple(out.items())
 
 
 def parse_teacher(spec: str) -> TeacherSpec:
-    """`ENGINE:MODEL[@BASE_URL[,URL...]][*N]`, e.g. `openai:Qwen/Qwen3-8B@http://gpu1:8000/v1*2`."""
+    """`ENGINE:MODEL[@BASE_URL[,URL...]][*N][,OPTION=VALUE...]`, e.g. `openai:Qwen/Qwen3-8B@http://gpu1:8000/v1*2`
+    or `vllm:Qwen/Qwen3-8B*2,max-model-len=8192,tensor-parallel-size=2`. Options are engine flags without
+    their `--`; a teacher without them takes the command's."""
     m = _SPEC.fullmatch(spec.strip())
     if not m or m["engine"] not in ENGINES:
-        raise InputError(f"--teacher {spec!r}: expected ENGINE:MODEL[@BASE_URL][*N] with ENGINE one of "
-                         f"{', '.join(ENGINES)}, e.g. openai:Qwen/Qwen3-8B@http://localhost:8000/v1*2")
+        raise InputError(f"--teacher {spec!r}: expected ENGINE:MODEL[@BASE_URL][*N][,OPTION=VALUE...] with ENGINE "
+                         f"one of {', '.join(ENGINES)}, e.g. openai:Qwen/Qwen3-8B@http://localhost:8000/v1*2")
     n = int(m["n"]) if m["n"] else 1
     if n < 1:
         raise InputError(f"--teacher {spec!r}: the sample count after '*' must be >= 1")
@@ -44,7 +80,7 @@ def parse_teacher(spec: str) -> TeacherSpec:
     if m["engine"] == "openai" and not urls:
         example = f"openai:{m['model'].strip()}@http://host:8000/v1" + (f"*{m['n']}" if m["n"] else "")
         raise InputError(f"--teacher {spec!r}: an openai teacher needs its server, e.g. {example}")
-    return TeacherSpec(m["engine"], m["model"].strip(), urls, n)
+    return TeacherSpec(m["engine"], m["model"].strip(), urls, n, _teacher_options(spec, m["options"]))
 
 
 @dataclass

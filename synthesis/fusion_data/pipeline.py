@@ -1,7 +1,6 @@
 """`synthesize_fusion_data`: the whole Fusion-of-N data run, from prompts to a dataset folder."""
 from __future__ import annotations
 
-import gc
 import sys
 import time
 from collections.abc import Sequence
@@ -9,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from prompts import PromptLibrary, default_library
+from reasoning import quiet
 from reasoning.engines.base import Engine
 from reasoning.run_folder import RunFolder
 from synthesis.config import FusionDataConfig
@@ -34,7 +34,7 @@ def synthesize_fusion_data(cfg: FusionDataConfig, teachers: Sequence[tuple[Engin
     for source in [s.strip() for s in cfg.input.split(",") if s.strip()]:
         problems += load_pool(source, cfg.data_dir, cfg.question_field, cfg.answer_field, cfg.id_field, cfg.limit)
     log(f"{len(problems)} prompts x {sum(n for _, n in teachers)} candidates from {len(teachers)} teacher(s)")
-    gc.freeze()  # as in mathfusion: no collector passes over long-lived objects during generation
+    quiet.freeze_gc()  # as in mathfusion: no collector passes over long-lived objects during generation
     t0 = time.perf_counter()
     with folder.store() as store:
         run = FusionDataRun(cfg, teachers, fusor, store, library, progress)

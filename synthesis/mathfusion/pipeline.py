@@ -1,7 +1,6 @@
 """`synthesize_mathfusion`: the whole run, from seed pools to a dataset folder with its card."""
 from __future__ import annotations
 
-import gc
 import sys
 import threading
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from prompts import PromptLibrary, default_library
+from reasoning import quiet
 from reasoning.engines.base import Engine
 from reasoning.jsonl import read_jsonl, write_jsonl_atomic as write_jsonl
 from reasoning.run_folder import RunFolder
@@ -132,8 +132,9 @@ def synthesize_mathfusion(cfg: MathFusionConfig, engine: Engine, out_dir: Path, 
         jobs += make_jobs(pool.problems, pairs, cfg.strategies)
     log(f"{len(jobs)} fusion jobs ({len(cfg.strategies)} strategies x {len(jobs) // len(cfg.strategies)} pairs)")
     # Long-lived objects (modules, pools, pairs) need no garbage-collector passes: freezing them
-    # removes pauses of a few hundred ms from the middle of generation on large runs.
-    gc.freeze()
+    # removes pauses of a few hundred ms from the middle of generation on large runs (the exit
+    # still frees them: quiet.freeze_gc).
+    quiet.freeze_gc()
     threading.Thread(target=_prewarm, name="prewarm", daemon=True).start()
     t0 = time.perf_counter()
     with folder.store() as store:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import gc
 import sys
 import time
 from collections import Counter
@@ -12,6 +11,7 @@ from typing import Any
 
 from eval.metrics import maj_at_k
 from prompts import PromptLibrary, default_library
+from reasoning import quiet
 from reasoning.engines.base import Engine
 from reasoning.formats import convert, get_format
 from reasoning.formats.metrics import approx_tokens, trace_metrics
@@ -146,7 +146,7 @@ def synthesize_traces(cfg: TracesConfig, engine: Engine, out_dir: Path, library:
         problems += load_pool(source, cfg.data_dir, cfg.question_field, cfg.answer_field, cfg.id_field, cfg.limit,
                               cfg.solution_field)
     log(f"{len(problems)} problems -> {cfg.method} traces ({cfg.trace_format} format)")
-    gc.freeze()  # long-lived objects need no collector passes during generation
+    quiet.freeze_gc()  # long-lived objects need no collector passes during generation
     t0 = time.perf_counter()
     with folder.store() as store:
         run = TracesRun(cfg, engine, store, library, progress)
