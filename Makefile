@@ -31,6 +31,7 @@ test:
 bench:
 	$(VENV)/bin/python benches/engine_overhead.py
 	$(VENV)/bin/python benches/engines.py
+	OMP_NUM_THREADS=1 $(VENV)/bin/python benches/engines.py --hf-batching
 	$(VENV)/bin/python benches/grading.py
 	$(VENV)/bin/python benches/fork_join.py
 	$(VENV)/bin/python benches/synth_mathfusion.py

@@ -1,23 +1,31 @@
 """The same workload through every engine, side by side: hf, vllm in-process, and openai.
 
-`hf` is transformers in-process (one request at a time), `vllm` is vLLM's offline engine
-in-process (continuous batching), `openai` is parafuse's HTTP engine against a vLLM server
-the bench starts (and, with --transformers-serve, against `transformers serve` too). Each
-engine is started, warmed up, timed over the whole workload and closed before the next one
+`hf` is transformers in-process (compatible requests batched, up to --batch-size prompts per
+generate() call), `hf-exact` the same one request at a time (`--exact-seeds`), `vllm` is vLLM's
+offline engine in-process (continuous batching), `openai` is parafuse's HTTP engine against a
+vLLM server the bench starts (and, with --transformers-serve, against `transformers serve` too).
+Each engine is started, warmed up, timed over the whole workload and closed before the next one
 starts, so they never share the memory or the cores.
 
 Prints progress and a table on stderr, then exactly one JSON line on stdout:
 `ratio` = vllm completion tokens/s over hf completion tokens/s; `target` = 1.0, i.e. vLLM
 should at least match transformers.
 
+With --hf-batching it compares instead hf batched against hf one request at a time on one loaded
+model, in the same run: each repetition times the workload both ways back to back (alternating
+which goes first), and `ratio` is the median of the paired batched/one-at-a-time tokens/s ratios,
+with their spread; `target` = 4.0.
+
     .venv/bin/python benches/engines.py                          # 64 chat requests, n=2, 64 tokens
     .venv/bin/python benches/engines.py --requests 8 --engines hf,vllm   # quick check
+    .venv/bin/python benches/engines.py --hf-batching            # hf batched vs one at a time
 """
 from __future__ import annotations
 
 import argparse
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -32,7 +40,8 @@ from reasoning.engines.base import Engine
 from reasoning.testing.servers import ServerProcess, start_transformers_server, start_vllm_server
 from reasoning.types import Failure, Request, SamplingParams
 
-ENGINES = ("hf", "vllm", "openai", "openai-transformers")
+ENGINES = ("hf", "hf-exact", "vllm", "openai", "openai-transformers")
+TARGETS = {"engines": 1.0, "engines-hf-batching": 4.0}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,7 +54,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="model directory; by default a tiny random model is built into a temp dir")
     p.add_argument("--engines", default="hf,vllm,openai",
                    help=f"comma-separated engines to run, in order, from: {', '.join(ENGINES)} "
-                        "(openai = vLLM server, openai-transformers = `transformers serve`)")
+                        "(hf-exact = hf one request at a time, openai = vLLM server, openai-transformers = "
+                        "`transformers serve`)")
+    p.add_argument("--hf-batching", action="store_true",
+                   help="instead: hf batched vs hf one request at a time (--exact-seeds) on one loaded model, "
+                        "paired repetitions; ratio = batched tokens/s / one-at-a-time tokens/s")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="hf: prompts per generate() call (default: the engine's, 16)")
+    p.add_argument("--repetitions", type=int, default=5,
+                   help="--hf-batching: paired repetitions (each times the workload both ways)")
     p.add_argument("--transformers-serve", action="store_true",
                    help="also run openai against `transformers serve` (same as adding openai-transformers)")
     p.add_argument("--requests", type=int, default=64, help="chat requests in the timed workload")
@@ -57,7 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-model-len", type=int, default=1024, help="vllm and the vLLM server: context length cap")
     p.add_argument("--enforce-eager", action="store_true",
                    help="vllm and the vLLM server: skip torch.compile (faster start, slower decode)")
-    p.add_argument("--target", type=float, default=1.0, help="the vllm/hf tokens/s ratio we expect at least")
+    p.add_argument("--target", type=float, default=None,
+                   help="the ratio we expect at least (default: 1.0 for vllm/hf, 4.0 with --hf-batching)")
     args = p.parse_args(argv)
     args.engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     if args.transformers_serve and "openai-transformers" not in args.engines:
@@ -65,7 +83,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [e for e in args.engines if e not in ENGINES]
     if unknown or not args.engines:
         p.error(f"--engines: unknown {unknown}; choose from {', '.join(ENGINES)}")
-    require_positive(p, args, ("requests", "n", "max_tokens", "concurrency"))
+    require_positive(p, args, ("requests", "n", "max_tokens", "concurrency", "repetitions"))
+    if args.batch_size is not None and args.batch_size < 1:
+        p.error("--batch-size must be >= 1")
+    if args.target is None:
+        args.target = TARGETS["engines-hf-batching" if args.hf_batching else "engines"]
     return args
 
 
@@ -94,8 +116,10 @@ def serving(server: ServerProcess) -> Iterator[ServerProcess]:
 def open_engine(name: str, model: str, args: argparse.Namespace, workdir: str) -> Iterator[Engine]:
     """Start engine `name` (and its server, for openai*); close both when the block ends."""
     logs = os.path.join(workdir, "logs", name)
-    if name in ("hf", "vllm"):
-        engine = make_engine(name, model, max_model_len=args.max_model_len, enforce_eager=args.enforce_eager)
+    if name in ("hf", "hf-exact", "vllm"):
+        engine = make_engine("hf" if name == "hf-exact" else name, model, max_model_len=args.max_model_len,
+                             enforce_eager=args.enforce_eager, batch_size=args.batch_size,
+                             exact_seeds=name == "hf-exact")
         try:
             yield engine
         finally:
@@ -168,6 +192,69 @@ def bench_engine(name: str, model: str, args: argparse.Namespace, workdir: str) 
     return figures
 
 
+# ---- hf batched vs one at a time ----------------------------------------------------------------
+def bench_hf_batching(model: str, args: argparse.Namespace, workdir: str) -> dict:
+    """Paired repetitions on one loaded hf engine: the workload batched, then one request at a time
+    (`exact_seeds`), back to back, alternating which goes first; one summary dict."""
+    log("[hf] starting")
+    t0 = time.perf_counter()
+    with open_engine("hf", model, args, workdir) as engine:
+        startup = time.perf_counter() - t0
+        log(f"[hf] ready in {startup:.1f} s, batch size {engine.batch_size}")
+        requests = make_requests(args.requests, args.n, args.max_tokens, args.temperature)
+        runs: dict[str, list[Figures]] = {"batched": [], "one_at_a_time": []}
+
+        def run(mode: str) -> Figures:
+            engine.exact_seeds = mode == "one_at_a_time"  # the same weights either way: only batching differs
+            seconds, failures, completions, tokens = timed_run(engine, requests)
+            return Figures(mode, startup, seconds, len(requests), failures, completions, tokens)
+
+        if args.warmup:
+            warm = make_requests(args.warmup, args.n, args.max_tokens, args.temperature, seed=1)
+            for mode in runs:
+                engine.exact_seeds = mode == "one_at_a_time"
+                engine.generate(warm)
+        for rep in range(args.repetitions):
+            for mode in (("batched", "one_at_a_time") if rep % 2 == 0 else ("one_at_a_time", "batched")):
+                runs[mode].append(run(mode))
+            b, o = runs["batched"][-1], runs["one_at_a_time"][-1]
+            log(f"[hf] repetition {rep + 1}/{args.repetitions}: batched {b.completion_tokens / b.seconds:.0f} tok/s "
+                f"({b.seconds:.2f} s), one at a time {o.completion_tokens / o.seconds:.0f} tok/s ({o.seconds:.2f} s)")
+        batch_size = engine.batch_size
+    rate = {mode: [f.completion_tokens / f.seconds for f in figs] for mode, figs in runs.items()}
+    paired = [b / o for b, o in zip(rate["batched"], rate["one_at_a_time"])]
+    ratio = statistics.median(paired)
+    quartiles = statistics.quantiles(paired, n=4, method="inclusive") if len(paired) >= 2 else [ratio] * 3
+
+    def side(mode: str) -> dict:
+        figs = runs[mode]
+        return {"tokens_per_s_median": round(statistics.median(rate[mode]), 1),
+                "tokens_per_s": [round(x, 1) for x in rate[mode]],
+                "seconds": [round(f.seconds, 3) for f in figs],
+                "completion_tokens": [f.completion_tokens for f in figs],
+                "failures": sum(f.failures for f in figs)}
+
+    return {
+        "bench": "engines-hf-batching",
+        "ratio": round(ratio, 4),
+        "target": args.target,
+        "ratio_means": "hf batched completion tokens/s / hf one-request-at-a-time (--exact-seeds) completion "
+                       "tokens/s, median of the paired repetitions (each pair run back to back on one model)",
+        "meets_target": ratio >= args.target,
+        "paired_ratios": [round(x, 4) for x in paired],
+        "spread": {"min": round(min(paired), 4), "q1": round(quartiles[0], 4), "q3": round(quartiles[2], 4),
+                   "max": round(max(paired), 4)},
+        "batched": side("batched"),
+        "one_at_a_time": side("one_at_a_time"),
+        "startup_s": round(startup, 2),
+        "workload": {"requests": args.requests, "n": args.n, "max_tokens": args.max_tokens,
+                     "temperature": args.temperature, "api": "chat", "batch_size": batch_size,
+                     "repetitions": args.repetitions, "warmup": args.warmup, "model": args.model or "tiny"},
+        "environment": {"cpu_count": os.cpu_count(), "torch_threads": torch_threads(),
+                        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
+    }
+
+
 # ---- report -----------------------------------------------------------------------------------
 def print_table(results: dict[str, Figures]) -> None:
     log(f"\n{'engine':>20} {'start-up s':>11} {'run s':>8} {'req/s':>8} {'tok/s':>9} {'tokens':>8} {'fail':>5}")
@@ -186,14 +273,14 @@ def summarize(results: dict[str, Figures], args: argparse.Namespace) -> dict:
         "bench": "engines",
         "ratio": ratio,
         "target": args.target,
-        "ratio_means": "vllm (in-process) completion tokens/s / hf (transformers in-process) completion tokens/s; "
-                       "null unless both ran",
+        "ratio_means": "vllm (in-process) completion tokens/s / hf (transformers in-process, batched) completion "
+                       "tokens/s; null unless both ran",
         "meets_target": None if ratio is None else ratio >= args.target,
         "engines": per,
         "workload": {"requests": args.requests, "n": args.n, "max_tokens": args.max_tokens,
                      "temperature": args.temperature, "api": "chat", "openai_concurrency": args.concurrency,
                      "warmup": args.warmup, "max_model_len": args.max_model_len,
-                     "enforce_eager": args.enforce_eager},
+                     "enforce_eager": args.enforce_eager, "hf_batch_size": args.batch_size},
         # hf decodes with torch's intra-op threads: its figures drop sharply when other work shares the cores.
         "environment": {"cpu_count": os.cpu_count(), "torch_threads": torch_threads()},
     }
@@ -224,6 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     preload_shared_imports()
     with tempfile.TemporaryDirectory(prefix="parafuse-bench-") as workdir:
         model = args.model or tiny_model_dir(workdir)
+        if args.hf_batching:
+            summary = bench_hf_batching(model, args, workdir)
+            s = summary["spread"]
+            log(f"hf batched / one at a time: {summary['ratio']:.2f}x tokens/s (paired, min {s['min']:.2f}, "
+                f"IQR {s['q1']:.2f}-{s['q3']:.2f}, max {s['max']:.2f}); batched "
+                f"{summary['batched']['tokens_per_s_median']} tok/s, one at a time "
+                f"{summary['one_at_a_time']['tokens_per_s_median']} tok/s")
+            emit(summary)
+            return 1 if summary["batched"]["failures"] or summary["one_at_a_time"]["failures"] else 0
         results = {name: bench_engine(name, model, args, workdir) for name in args.engines}
     print_table(results)
     summary = summarize(results, args)

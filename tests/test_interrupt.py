@@ -46,3 +46,20 @@ def test_ctrl_c_during_in_process_decoding_exits_within_seconds():
     elapsed = time.perf_counter() - t0
     assert elapsed < 4.0, f"exit took {elapsed:.1f} s after Ctrl-C"
     assert proc.returncode != 0
+
+
+def test_a_cancelled_call_stops_the_hf_engine_mid_generation(tiny_model):
+    import threading
+
+    from reasoning.engines.hf import HFEngine
+    from reasoning.types import Request, SamplingParams
+
+    engine = HFEngine(str(tiny_model))
+    request = Request(prompt="count:", params=SamplingParams(max_tokens=3000, ignore_eos=True, temperature=0))
+    event = threading.Event()
+    engine.cancel_event = event  # what `agenerate` sets for the call it is running
+    threading.Timer(0.5, event.set).start()
+    t0 = time.perf_counter()
+    result = engine.generate_one(request)
+    assert time.perf_counter() - t0 < 5.0
+    assert 0 < result.completions[0].tokens < 3000, "generation stopped at the cancel, not at its cap"

@@ -1,6 +1,8 @@
 """`hf` engine: transformers in-process (the default; CPU or GPU, no server)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -10,22 +12,55 @@ from reasoning.engines.stops import apply_stop
 from reasoning.types import Completion, Failure, InputError, Request, Result
 
 
-class HFEngine(Engine):
-    """Generate with `model.generate`, one request at a time.
+DEFAULT_BATCH_SIZE = 16
 
-    Requests run one by one so that a seeded request gives the same text whatever else is
-    in the run (batching would change padding and the order the RNG is drawn in).
+
+def cancel_criteria(engine: Engine, torch):
+    """A stopping rule that ends every row of a running `generate` once the awaiting call was cancelled
+    (`Engine.cancel_event`, e.g. on Ctrl-C), so an interrupt waits for one decoding step, not a whole call."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Cancelled(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            event = engine.cancel_event
+            return torch.full((input_ids.shape[0],), bool(event is not None and event.is_set()), dtype=torch.bool,
+                              device=input_ids.device)
+
+    return StoppingCriteriaList([Cancelled()])
+
+
+class HFEngine(Engine):
+    """Generate with `model.generate`, compatible requests batched together.
+
+    Batching: `iter_results` groups the requests whose generation settings match (temperature,
+    top_p, max_tokens, stop strings, min_tokens, ignore_eos, logprobs; `n` and `seed` may
+    differ) into batches of up to `batch_size` prompts, in input order, each prompt repeated
+    `n` times and left-padded, and decodes each batch with one `generate` call. Every row
+    stops on its own (EOS or a stop string); text, token ids, counts, finish reasons and
+    log-probs are per row, as when run alone. Each request of a batch reports the batch's
+    wall time as its `latency_s`. When a batch fails (an empty prompt, out of memory), its
+    requests are run again one at a time, so a bad request is its own Failure alone.
+
+    Seeds: a batch of one request runs exactly as with `exact_seeds` (seeded with its own
+    seed). A batch of several is seeded once, from a hash of its requests' seeds in order
+    (unseeded if none has one): the same requests in the same batches give the same text,
+    but a seeded request's text depends on which requests share its batch (padding and the
+    order the RNG is drawn in change), and so on the whole request list and `batch_size`.
+    Greedy requests (temperature 0) give the same text either way, up to float rounding.
+    With `exact_seeds=True` every request runs alone, so a seeded request gives the same
+    text whatever else is in the run (slower: one `generate` call per request).
     """
 
     kind = "hf"
 
     def __init__(self, model: str, tokenizer: str | None = None, device: str | None = None,
-                 dtype: str = "auto", **_: Any):
+                 dtype: str = "auto", batch_size: int | None = DEFAULT_BATCH_SIZE,
+                 exact_seeds: bool | None = False, **_: Any):
+        model = check_model(model)  # before the imports: a model that cannot load fails in a second
         import torch
 
         from reasoning.thought_embeddings import load_causal_lm
 
-        model = check_model(model)
         super().__init__(model, tokenizer)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         try:
@@ -35,6 +70,11 @@ class HFEngine(Engine):
             raise InputError(f"cannot load model {model!r} with transformers: {e}") from None
         self._torch = torch
         self.eos_ids = self._eos_ids()
+        self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
+        self.exact_seeds = bool(exact_seeds)
+        self._on_cancel = cancel_criteria(self, torch)
 
     def _eos_ids(self) -> set[int]:
         ids = self.lm.generation_config.eos_token_id
@@ -44,21 +84,56 @@ class HFEngine(Engine):
         return ids
 
     def describe(self) -> dict[str, Any]:
-        return {"engine": self.kind, "model": self.model, "device": self.device}
+        return {"engine": self.kind, "model": self.model, "device": self.device, "batch_size": self.batch_size,
+                "exact_seeds": self.exact_seeds}
 
     def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:
-        return self.one_at_a_time(requests, self._one)
+        if self.exact_seeds or self.batch_size == 1:
+            yield from self.one_at_a_time(requests, self._one)
+            return
+        for batch in self._batches(requests):
+            reqs = [requests[i] for i in batch]
+            results = None
+            if len(batch) > 1:
+                try:
+                    results = self._batch(reqs)
+                except InputError:
+                    raise
+                except Exception:  # noqa: BLE001 - retried one at a time below, where each failure is its own
+                    results = None
+            if results is None:  # one request, or a failed batch: each request alone, as with exact_seeds
+                for j, res in self.one_at_a_time(reqs, self._one):
+                    yield batch[j], res
+            else:
+                yield from zip(batch, results)
 
-    def _one(self, req: Request) -> Result:
-        torch, p = self._torch, req.params
-        t0 = time.perf_counter()
-        ids = self.tokenizer(self.prompt_text(req), return_tensors="pt", add_special_tokens=False)
-        ids = {k: v.to(self.device) for k, v in ids.items()}
-        prompt_len = ids["input_ids"].shape[1]
-        if p.seed is not None:
-            torch.manual_seed(p.seed)
-        gen: dict[str, Any] = dict(max_new_tokens=p.max_tokens, num_return_sequences=p.n,
-                                   pad_token_id=self.tokenizer.pad_token_id or next(iter(self.eos_ids), 0))
+    @staticmethod
+    def _batch_key(p) -> tuple:
+        """What requests of one batch must share: everything `generate` is told, except `n` and `seed`."""
+        sampling = (p.temperature, p.top_p) if p.temperature > 0 else (0.0,)
+        return (sampling, p.max_tokens, p.stop, p.min_tokens, p.ignore_eos, p.logprobs)
+
+    def _batches(self, requests: Sequence[Request]) -> list[list[int]]:
+        """Indices of `requests`, grouped by `_batch_key` and cut into runs of `batch_size`, in input order."""
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(self._batch_key(r.params), []).append(i)
+        return [ids[k:k + self.batch_size] for ids in groups.values() for k in range(0, len(ids), self.batch_size)]
+
+    @staticmethod
+    def _batch_seed(reqs: Sequence[Request]) -> int | None:
+        """The one seed of a batch: a hash of its requests' seeds in order (None when none is seeded)."""
+        seeds = [r.params.seed for r in reqs]
+        if all(s is None for s in seeds):
+            return None
+        digest = hashlib.sha256(json.dumps(seeds).encode()).digest()
+        return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+    def _pad_id(self) -> int:
+        return self.tokenizer.pad_token_id or next(iter(self.eos_ids), 0)
+
+    def _gen_kwargs(self, p) -> dict[str, Any]:
+        gen: dict[str, Any] = dict(max_new_tokens=p.max_tokens, pad_token_id=self._pad_id())
         if p.temperature > 0:
             gen.update(do_sample=True, temperature=p.temperature, top_p=p.top_p, top_k=0)
         else:
@@ -71,14 +146,66 @@ class HFEngine(Engine):
             gen["eos_token_id"] = None
         if p.logprobs:  # raw logits per step: log-probs under the model, before temperature and top_p
             gen.update(return_dict_in_generate=True, output_logits=True)
+        gen["stopping_criteria"] = self._on_cancel
+        return gen
+
+    def _picked_logprobs(self, out, generated):
+        """(rows, steps) log-probs of the generated ids; step by step: never a (rows, steps, vocab) tensor."""
+        torch = self._torch
+        return torch.stack([step.float().log_softmax(-1).gather(-1, generated[:, t:t + 1]).squeeze(-1)
+                            for t, step in enumerate(out.logits)], dim=1)
+
+    def _batch(self, reqs: Sequence[Request]) -> list[Result]:
+        """Several compatible requests in one left-padded `generate` call; one Result per request."""
+        torch, p = self._torch, reqs[0].params
+        t0 = time.perf_counter()
+        prompts = [self.tokenizer(self.prompt_text(r), add_special_tokens=False)["input_ids"] for r in reqs]
+        if any(not ids for ids in prompts):
+            raise ValueError("an empty prompt cannot share a batch")  # run alone, it fails as it always did
+        rows = [ids for ids, r in zip(prompts, reqs) for _ in range(r.params.n)]
+        width, pad = max(len(ids) for ids in rows), self._pad_id()
+        # Left padding, masked out: every row's prompt ends where generation starts.
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in rows], device=self.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in rows], device=self.device)
+        seed = self._batch_seed(reqs)
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.inference_mode():
+            out = self.lm.generate(input_ids=input_ids, attention_mask=mask, **self._gen_kwargs(p))
+        generated = (out.sequences if p.logprobs else out)[:, width:]
+        picked = self._picked_logprobs(out, generated) if p.logprobs else None
+        latency = time.perf_counter() - t0  # the batch's wall time, for each of its requests
+        results, row = [], 0
+        for r, ids in zip(reqs, prompts):
+            completions = []
+            for _ in range(r.params.n):
+                c = self._completion(generated[row].tolist(), r.params)
+                if picked is not None:
+                    c.logprobs = picked[row, :len(c.token_ids)].tolist()
+                completions.append(c)
+                row += 1
+            results.append(Result(completions, prompt_tokens=len(ids), latency_s=latency, engine=self.kind,
+                                  model=self.model, request_id=r.id))
+        return results
+
+    def _one(self, req: Request) -> Result:
+        """One request alone (the exact-seed path): seeded with its own seed, its n samples in one call."""
+        torch, p = self._torch, req.params
+        t0 = time.perf_counter()
+        ids = self.tokenizer(self.prompt_text(req), return_tensors="pt", add_special_tokens=False)
+        ids = {k: v.to(self.device) for k, v in ids.items()}
+        prompt_len = ids["input_ids"].shape[1]
+        if p.seed is not None:
+            torch.manual_seed(p.seed)
+        gen = self._gen_kwargs(p)
+        if p.temperature > 0:
+            gen["num_return_sequences"] = p.n
+        elif p.n > 1:  # greedy generate() refuses num_return_sequences > 1: n copies of the prompt instead
+            ids = {k: v.repeat_interleave(p.n, dim=0) for k, v in ids.items()}
         with torch.inference_mode():
             out = self.lm.generate(**ids, **gen)
         sequences = out.sequences if p.logprobs else out
-        picked = None
-        if p.logprobs:  # step by step: never an (n, steps, vocab) tensor in memory
-            generated = sequences[:, prompt_len:]
-            picked = torch.stack([step.float().log_softmax(-1).gather(-1, generated[:, t:t + 1]).squeeze(-1)
-                                  for t, step in enumerate(out.logits)], dim=1)  # (n, steps)
+        picked = self._picked_logprobs(out, sequences[:, prompt_len:]) if p.logprobs else None
         completions = []
         for row, seq in enumerate(sequences):
             c = self._completion(seq[prompt_len:].tolist(), p)
