@@ -11,12 +11,25 @@ from reasoning.sampling import Sampling, sampling
 from reasoning.settings import from_dict, nested, setting, to_dict
 from reasoning.types import InputError
 
+# The reference settings of a decoded strategy (`--reference`), from the method's released code: Parallel-R1's
+# rollout (`ParallelThinkingAgentLoopV3`) and verifier, as its evaluation ran them (mean@16 at T=1.0, a
+# 3000-token response, 4096 tokens per path, paths always at T=1.0, `Final Answer:` scored by its verifier).
+REFERENCE_PRESETS: dict[str, dict[str, Any]] = {
+    "parallel_r1": {"template": "methods/parallel_r1", "grader": "parallel_r1_reference", "max_total_tokens": 3000,
+                    "temperature": 1.0, "top_p": 1.0,
+                    # no per-request cap short of the response cap (the reference has none but the context)
+                    "decoder": {"max_path_tokens": 4096, "max_summary_tokens": 3000, "path_temperature": 1.0}},
+}
+REFERENCE_HELP = ("parallel_r1 = methods/parallel_r1, Parallel-R1's verifier scoring the strategy (parafuse's verdict "
+                  "kept beside it), a 3000-token response cap, 4096 tokens per path, T=1.0 and top_p=1.0 with paths "
+                  "at 1.0; `all` = every decoded strategy that has a preset")
+
 # Fields that decide what the sample pool is. A run directory holds one pool; adding
 # strategies or budgets later reuses it, changing any of these would mix two experiments.
 IDENTITY = ("benchmark", "level", "data", "question_field", "answer_field", "id_field", "gold_format", "choices_field",
             "limit", "engine", "model", "n", "pool", "template", "template_version", "system", "seed")
 # Grading settings are not identity: the pool is graded again on every run, so they may change.
-GRADE_FIELDS = ("allow_last_number", "strict_extraction", "float_tol", "grader_timeout")
+GRADE_FIELDS = ("allow_last_number", "strict_extraction", "float_tol", "grader_timeout", "grader")
 
 
 @dataclass
@@ -57,6 +70,22 @@ class EvalConfig:
     template_version: str = setting("", "hash of the template text (filled in by the run)")
     system: str | None = setting(None, "system message before each prompt")
     seed: int = setting(0, "base seed; each problem's seed is derived from it and the problem id")
+    # The decoded strategies' own settings (parallel_r1, threadweaver, parathinker); see `decoder_settings`.
+    decoder_template: tuple[str, ...] = setting(
+        (), "prompt template of the decoded strategies: TEMPLATE for all of them, or STRATEGY=TEMPLATE items "
+            "(parallel_r1=my/prompt); `run` is the run's --template. Unset: each method's own prompt, the one its "
+            "models were trained on (methods/parallel_r1, methods/threadweaver, methods/parathinker)")
+    max_total_tokens: tuple[str, ...] = setting(
+        (), "response cap of each decode, over all its requests (its main requests are cut to what is left, as "
+            "the decoders' --max-total-tokens): N for every decoded strategy, or STRATEGY=N items; none = no cap. "
+            "Unset: the pool's max_tokens, so a decode spends no more than one plain sample may (--reference: the "
+            "reference's cap)")
+    reference_grading: bool = setting(False, "also grade every sample with Parallel-R1's reference verifier: "
+                                             "samples.jsonl rows get reference_correct/reference_answer beside "
+                                             "parafuse_correct/parafuse_answer, and results.json compares the two "
+                                             "per strategy (`verdicts`)")
+    reference: tuple[str, ...] = setting((), "decoded strategies run with their paper's reference settings (its "
+                                             "prompt, grader, response cap and sampling): " + REFERENCE_HELP)
     scorer: str = setting("agreement", "best-of-N scorer: agreement | shortest | longest | module:function")
     fusor_model: str | None = setting(None, "Fusion-of-N fusor model (default: the evaluated model and engine)")
     fusor: Sampling = nested(sampling(temperature=0.6, top_p=0.95, max_tokens=1024),
@@ -97,3 +126,95 @@ def check_run_dir(out_dir: Path, cfg: EvalConfig) -> RunFolder:
     # Through from_dict: a config.json written before the sampling block was nested still compares.
     folder.start(cfg.to_dict(), IDENTITY, normalize=lambda old: to_dict(from_dict(EvalConfig, old, "config.json")))
     return folder
+
+
+# ---- the decoded strategies' own settings -----------------------------------------------------------------
+
+@dataclass
+class DecoderSettings:
+    """What one decoded strategy of a run uses: its prompt, response cap, sampling, grader and decoder settings."""
+
+    strategy: str
+    template: str  # a prompts library name (the run's --template when the run said `run`)
+    max_total_tokens: int | None
+    sampling: Sampling  # the pool's block, or the reference's temperature/top_p under --reference
+    grader: str  # the verdict that scores this strategy
+    overrides: dict[str, Any]  # decoder settings on top of `Method.config_for_run`'s
+    reference: bool = False
+
+
+def _per_strategy(items: tuple[str, ...], name: str, strategies: tuple[str, ...]) -> tuple[str | None, dict[str, str]]:
+    """A `VALUE` / `STRATEGY=VALUE` list as (the value for every strategy, {strategy: its own value})."""
+    every, own = None, {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            every = item.strip()
+            continue
+        key = key.strip().lower().replace("-", "_")
+        if key not in strategies:
+            raise InputError(f"{name}: {key!r} in {item!r} is not a decoded strategy; name one of "
+                             f"{', '.join(strategies)} (STRATEGY=VALUE), or give a bare VALUE for all of them")
+        own[key] = value.strip()
+    return every, own
+
+
+def _cap(text: str, name: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"{name}: {text!r} must be a positive number of tokens, or none for no cap")
+    return value
+
+
+def reference_strategies(cfg: EvalConfig) -> tuple[str, ...]:
+    """The decoded strategies `--reference` asks for (`all`: every one with a preset); an unknown one is named."""
+    from reasoning.methods import METHODS
+
+    wanted = [s.strip().lower().replace("-", "_") for s in cfg.reference]
+    if "all" in wanted:
+        return tuple(REFERENCE_PRESETS)
+    for s in wanted:
+        if s not in REFERENCE_PRESETS:
+            why = ("has no reference preset yet; set its settings with --decoder-template, --max-total-tokens and "
+                   "the pool's sampling" if s in METHODS else "is not a decoded strategy")
+            raise InputError(f"--reference {s}: {s} {why} (presets: {', '.join(REFERENCE_PRESETS)})")
+    return tuple(dict.fromkeys(wanted))
+
+
+def decoder_settings(cfg: EvalConfig, strategy: str) -> DecoderSettings:
+    """The settings of decoded strategy `strategy` in this run.
+
+    Prompt: --decoder-template for it, else the method's own prompt (`Method.prompt_templates[0]`).
+    Response cap: --max-total-tokens for it, else the pool's max_tokens. --reference replaces both
+    defaults, the sampling and the grader with the reference's (a template or cap the run names for the
+    strategy still wins).
+    """
+    import dataclasses
+
+    from reasoning.methods import METHODS, get_method
+
+    every, own = _per_strategy(cfg.decoder_template, "--decoder-template", METHODS)
+    cap_every, cap_own = _per_strategy(cfg.max_total_tokens, "--max-total-tokens", METHODS)
+    preset = REFERENCE_PRESETS.get(strategy) if strategy in reference_strategies(cfg) else None
+    template = own.get(strategy, every) or (preset or {}).get("template") or get_method(strategy).prompt_templates[0]
+    if template == "run":
+        template = cfg.template
+    cap_text = cap_own.get(strategy, cap_every)
+    if cap_text is not None:
+        cap = _cap(cap_text, "--max-total-tokens")
+    else:
+        cap = preset["max_total_tokens"] if preset else cfg.pool.max_tokens
+    sampling_block = cfg.pool
+    overrides: dict[str, Any] = {}
+    if preset:
+        main_cap = cap if cap is not None else cfg.pool.max_tokens
+        sampling_block = dataclasses.replace(cfg.pool, temperature=preset["temperature"], top_p=preset["top_p"],
+                                             max_tokens=main_cap)
+        overrides = dict(preset["decoder"])
+    grader = preset["grader"] if preset else cfg.grading.grader
+    return DecoderSettings(strategy, template, cap, sampling_block, grader, overrides, reference=preset is not None)

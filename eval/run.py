@@ -34,6 +34,8 @@ from reasoning.types import Failure, InputError, Request, Result, SamplingParams
 
 
 DECODE_CONCURRENCY = 32  # decodes in flight at once for the decoder strategies
+# The verdicts a run with two graders writes on every samples.jsonl row: {grader: field prefix}.
+VERDICT_FIELDS = {"parafuse": "parafuse", "parallel_r1_reference": "reference"}
 
 
 def log(msg: str) -> None:
@@ -114,9 +116,35 @@ def check_settings(cfg: EvalConfig, library: PromptLibrary) -> None:
         library.variables(cfg.fusion_template)
         cfg.fusor.params()  # the fusor's sampling ranges
     cfg.pool.params()
+    check_decoder_settings(cfg, library)
     cfg.parallel_budgets()  # budgets within 1..n
     if "budget" in cfg.strategies and (not cfg.token_budgets or min(cfg.token_budgets) < 1):
         raise InputError(f"--token-budgets must be positive token caps, got {list(cfg.token_budgets)}")
+
+
+def check_decoder_settings(cfg: EvalConfig, library: PromptLibrary) -> None:
+    """The decoded strategies' prompts, caps and --reference: each template renders, each cap is a number,
+    a --reference strategy is one the run decodes."""
+    from eval.config import decoder_settings, reference_strategies
+
+    missing = [s for s in reference_strategies(cfg) if s not in cfg.strategies]
+    if missing:
+        raise InputError(f"--reference {','.join(missing)}: add {' and '.join(missing)} to --strategy (the preset "
+                         f"sets how that strategy decodes and is graded)")
+    for strategy in cfg.strategies:
+        if strategy in DECODED:
+            library.variables(decoder_settings(cfg, strategy).template)
+
+
+def decoder_line(own, decoder_cfg) -> str:
+    """What a decoded strategy runs with, said once on stderr."""
+    if decoder_cfg is None:
+        return f"{own.strategy}: no problems to decode"
+    s = own.sampling
+    cap = "no response cap" if own.max_total_tokens is None else f"at most {own.max_total_tokens} tokens per decode"
+    return (f"{own.strategy}{' (reference settings)' if own.reference else ''}: prompt {own.template}, every request "
+            f"at temperature {s.temperature}, top_p {s.top_p}, main requests capped at {s.max_tokens} tokens, {cap}; "
+            f"graded by {own.grader}")
 
 
 def check_engine(cfg: EvalConfig, engine: Engine) -> None:
@@ -186,6 +214,7 @@ class EvalRun:
         from eval.grading.regrade import make_grader
 
         self.grader = make_grader(cfg.grading)  # the same grader `eval grade` builds: one verdict per pair
+        self.graders = {cfg.grading.grader: self.grader}  # by name: a --reference strategy may score with another
         self.label = cfg.label or f"{Path(cfg.model).name or cfg.model}@{cfg.benchmark}"
 
     # ---- generation -------------------------------------------------------------------------
@@ -199,8 +228,8 @@ class EvalRun:
         log(f"{desc}: {summary.line()}")
         return outcomes
 
-    def _messages(self, p: Problem) -> tuple[dict[str, str], ...]:
-        return chat_messages(self.library.render(self.cfg.template, question=p.question), self.cfg.system)
+    def _messages(self, p: Problem, template: str | None = None) -> tuple[dict[str, str], ...]:
+        return chat_messages(self.library.render(template or self.cfg.template, question=p.question), self.cfg.system)
 
     def _key_extra(self) -> str:
         return f"{self.cfg.template}@{self.cfg.template_version}"
@@ -220,10 +249,10 @@ class EvalRun:
                                 latencies, [q.params.seed for q in reqs],
                                 [[c.finish_reason for c in r.completions] for r in results])
 
-    def _grade_pool(self, problems, texts, latencies, seeds, finish=None) -> dict[str, list[PoolSample]]:
+    def _grade_pool(self, problems, texts, latencies, seeds, finish=None, grader=None) -> dict[str, list[PoolSample]]:
         """Grade every text; `latencies` per problem (one for all its texts) or per text, `finish` per text."""
         pairs = [(p.gold, t) for p, ts in zip(problems, texts) for t, _ in ts]
-        grades = iter(self.grader.grade_many(pairs, progress=self.progress))
+        grades = iter((grader or self.grader).grade_many(pairs, progress=self.progress))
         pool = {}
         for k, (p, ts, lat, seed) in enumerate(zip(problems, texts, latencies, seeds)):
             lats = lat if isinstance(lat, list) else [lat] * len(ts)
@@ -378,24 +407,31 @@ class EvalRun:
 
         Every request samples as the pool does (its temperature and top_p: a method whose reference
         fixes another temperature for some phase, Parallel-R1's paths at 1.0, is told to follow
-        the run's here), and every phase cap the method declares is the pool's max_tokens. Sample
-        i of a problem is seeded from (seed, problem, strategy, i). Engine calls go through the
-        run's store (resumable).
+        the run's here), and every phase cap the method declares is the pool's max_tokens. The
+        prompt is the method's own (`decoder_template` overrides it) and each decode is held to a
+        response cap (`max_total_tokens`, default the pool's max_tokens); a `--reference` strategy
+        takes its reference's prompt, cap, sampling and grader instead (`eval.config.decoder_settings`).
+        Sample i of a problem is seeded from (seed, problem, strategy, i). Engine calls go through
+        the run's store (resumable).
         """
         from reasoning.cached_engine import CachedEngine
         from reasoning.decoders import DecodeResult, run_decodes
         from reasoning.methods import get_method
 
+        from eval.config import decoder_settings
+
         cfg, method = self.cfg, get_method(strategy)
         base = cfg.pool.base_seed(cfg.seed)
+        own = decoder_settings(cfg, strategy)
+        grader = self._grader(own.grader)
 
         def settings(i: int, p: Problem):
-            sample = dataclasses.replace(cfg.pool, seed=derive_seed(base, f"{p.id}/{strategy}/{i}"))
-            return method.config_for_run(sample)
+            sample = dataclasses.replace(own.sampling, seed=derive_seed(base, f"{p.id}/{strategy}/{i}"))
+            return method.config_for_run(sample, max_total_tokens=own.max_total_tokens, **own.overrides)
 
-        jobs = [(f"{p.id}/{i}", self._messages(p), settings(i, p)) for p in problems for i in range(cfg.n)]
-        log(f"{strategy}: every request at temperature {cfg.pool.temperature}, top_p {cfg.pool.top_p}, "
-            f"each phase capped at {cfg.pool.max_tokens} tokens")
+        jobs = [(f"{p.id}/{i}", self._messages(p, own.template), settings(i, p)) for p in problems
+                for i in range(cfg.n)]
+        log(decoder_line(own, jobs[0][2] if jobs else None))
         cached = CachedEngine(self.engine, store)
         outs = run_decodes(cached, strategy, jobs, concurrency=DECODE_CONCURRENCY, progress=self.progress,
                            desc=strategy)
@@ -416,7 +452,7 @@ class EvalRun:
         per = {p.id: outs[k * cfg.n:(k + 1) * cfg.n] for k, p in enumerate(problems)}
         graded = self._grade_pool(problems, [[(o.text, o.total_tokens) for o in per[p.id]] for p in problems],
                                   [0.0] * len(problems), [None] * len(problems),
-                                  [[_decode_finish(o.stop_reason) for o in per[p.id]] for p in problems])
+                                  [[_decode_finish(o.stop_reason) for o in per[p.id]] for p in problems], grader)
         s = Scored(axis="decodes", estimator=f"mean of {cfg.n} decodes per problem")
         for k, p in enumerate(problems):
             for i, (smp, o) in enumerate(zip(graded[p.id], per[p.id])):
@@ -430,6 +466,55 @@ class EvalRun:
                   statistics.mean(o.critical_path_tokens for o in per[p.id]),
                   statistics.mean(o.wall_s for o in per[p.id]), *_rates(graded[p.id]))
         return {1: s}
+
+    # ---- graders ----------------------------------------------------------------------------
+    def _grader(self, name: str):
+        """The run's grader called `name` (eval.grading.regrade.GRADERS), built once."""
+        if name not in self.graders:
+            from eval.grading.regrade import make_grader
+
+            self.graders[name] = make_grader(dataclasses.replace(self.cfg.grading, grader=name))
+        return self.graders[name]
+
+    def _scoring(self, strategy: str) -> str:
+        """The grader whose verdict scores `strategy` (a --reference strategy scores with its reference's)."""
+        from eval.config import decoder_settings
+
+        return decoder_settings(self.cfg, strategy).grader if strategy in DECODED else self.cfg.grading.grader
+
+    def _compare_verdicts(self, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """With two graders in play (--reference-grading, --grader parallel_r1_reference or a --reference
+        strategy), every row gets both verdicts, `parafuse_*` and `reference_*` (the one that scored it is
+        also its `correct`), and the result compares them per strategy and budget over the rows."""
+        scoring = {s: self._scoring(s) for s in dict.fromkeys(r["strategy"] for r in rows)}
+        if not (self.cfg.reference_grading or any(g != "parafuse" for g in scoring.values())):
+            return None
+        for name, prefix in VERDICT_FIELDS.items():
+            todo = [i for i, r in enumerate(rows) if scoring[r["strategy"]] != name]
+            again = self._grader(name).grade_many([(rows[i]["gold"], rows[i]["text"]) for i in todo],
+                                                  progress=self.progress)
+            other = dict(zip(todo, again))
+            for i, r in enumerate(rows):
+                g = other.get(i)
+                r[f"{prefix}_correct"] = bool(g.correct if g is not None else r["correct"])
+                r[f"{prefix}_answer"] = g.answer if g is not None else r["answer"]
+        compared: dict[str, Any] = {}
+        for r in rows:
+            c = compared.setdefault(f"{r['strategy']}@{r['budget']}", {"scored_by": scoring[r["strategy"]], "rows": 0,
+                                                                       **{n: 0.0 for n in VERDICT_FIELDS},
+                                                                       "agreement": 0.0})
+            c["rows"] += 1
+            for name, prefix in VERDICT_FIELDS.items():
+                c[name] += r[f"{prefix}_correct"]
+            c["agreement"] += len({r[f"{prefix}_correct"] for prefix in VERDICT_FIELDS.values()}) == 1
+        for c in compared.values():
+            for key in (*VERDICT_FIELDS, "agreement"):
+                c[key] /= c["rows"]
+        return {"graders": {name: self._grader(name).describe()["grader"] for name in VERDICT_FIELDS},
+                "fields": {name: f"{prefix}_correct, {prefix}_answer" for name, prefix in VERDICT_FIELDS.items()},
+                "by_strategy": compared,
+                "note": "accuracy under each grader over the samples.jsonl rows of each strategy and budget (for "
+                        "best_of_n and fusion: the first subset's answer per problem)"}
 
     @staticmethod
     def _record(p: Problem, strategy: str, budget: int, s: PoolSample, tokens, critical, wall, index=0,
@@ -506,9 +591,14 @@ class EvalRun:
         }
         if failed_strategies:
             results["failed_strategies"] = failed_strategies
-        folder.write_rows("samples.jsonl", [r.to_dict() for r in records])
+        rows = [r.to_dict() for r in records]
+        verdicts = self._compare_verdicts(rows)
+        if verdicts:
+            results["verdicts"] = verdicts
+        folder.write_rows("samples.jsonl", rows)
         folder.write_json("results.json", results)
-        self.grader.close()
+        for grader in self.graders.values():
+            grader.close()
         if failed_strategies:
             raise RuntimeError(f"{len(failed_strategies)} strategies failed ({', '.join(failed_strategies)}); the "
                                f"others' results are in {self.out_dir / 'results.json'}, and rerunning the same "

@@ -183,7 +183,10 @@ def register(rsub: argparse._SubParsersAction) -> None:
     d.add_argument("--input", required=True, help="JSONL file of prompts (messages, prompt or raw; optional id)")
     d.add_argument("--out", required=True, help="JSONL, one row per prompt (rewritten in input order at the end)")
     d.add_argument("--template", default=None, help="prompt template that builds the user message from each "
-                                                    "line's fields (see `parafuse prompts list`)")
+                                                    "line's fields (see `parafuse prompts list`); `method` = the "
+                                                    "method's own prompt (methods/METHOD). Unset: lines that give "
+                                                    "only a `question` get the method's own prompt; messages, "
+                                                    "prompt and raw lines are sent as written")
     d.add_argument("--prompts-dir", default=None, help="directory of your own templates (override built-ins)")
     d.add_argument("--system", default=None, help="system message to put before each prompt")
     d.add_argument("--concurrency", type=int, default=8, help="prompts decoded at once (default 8)")
@@ -191,6 +194,26 @@ def register(rsub: argparse._SubParsersAction) -> None:
     add_engine_args(d)
     add_method_args(d)
     d.set_defaults(func=cmd_decode)
+
+
+def method_template(method: str, given: str | None, input_path: str) -> str | None:
+    """The template a decode renders lines with: `method` names the method's own prompt; with none given, a
+    file whose lines hold no prompt of their own (messages, prompt, raw) gets the method's own prompt too."""
+    own = get_method(method).prompt_templates[0]
+    if given == "method":
+        return own
+    if given:
+        return given
+    from reasoning.jsonl import read_jsonl
+
+    try:
+        rows = read_jsonl(input_path)
+    except (OSError, InputError):
+        return None  # requests_from_jsonl reports the file's problem
+    if rows and all(isinstance(r, dict) and "question" in r and not {"messages", "prompt", "raw"} & set(r)
+                    for r in rows):
+        return own
+    return None
 
 
 def store_path(out: Path) -> Path:
@@ -208,8 +231,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     quiet.for_run(progress=not args.no_progress)
     cfg = config_from_args(args.method, args)
-    library = PromptLibrary(args.prompts_dir) if (args.template or args.prompts_dir) else None
-    requests = requests_from_jsonl(args.input, SamplingParams(), template=args.template, library=library,
+    template = method_template(args.method, args.template, args.input)
+    library = PromptLibrary(args.prompts_dir) if (template or args.prompts_dir) else None
+    requests = requests_from_jsonl(args.input, SamplingParams(), template=template, library=library,
                                    system=args.system)
     ids = [r.id for r in requests]
     if len(set(ids)) != len(ids):

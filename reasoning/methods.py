@@ -37,6 +37,8 @@ class Method:
     # Decoder settings that make every request follow the run's sampling block (a reference that fixes
     # one phase's temperature, say), applied when a run, not the method's reference, sets the sampling.
     follow_run: Mapping[str, Any] = field(default_factory=dict)
+    # Templates (prompts library names) the method is prompted with; the first is its own prompt, the default
+    # of eval's decoder strategies and `reason decode` (the models were trained on it).
     prompt_templates: tuple[str, ...] = ()
     # The decoder setting capping each branch request (a path, a thread): `reason decode` maps
     # --max-path-tokens and --max-thread-tokens onto it, whichever the method calls it.
@@ -78,13 +80,14 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
         tags=tags.PARALLEL_R1, format_module="reasoning.formats.parallel_r1",
         decoder_module="reasoning.decoders.parallel_r1", config_name="ParallelR1Config",
         phase_caps=("max_path_tokens", "max_summary_tokens"), follow_run={"path_temperature": None},
-        prompt_templates=("math/boxed",)),
+        prompt_templates=("methods/parallel_r1", "math/boxed")),
     Method(
         name="threadweaver",
         paper="ThreadWeaver: Adaptive Threading for Efficient Parallel Reasoning in Language Models",
         tags=tags.THREADWEAVER, format_module="reasoning.formats.threadweaver",
         decoder_module="reasoning.decoders.threadweaver", config_name="ThreadWeaverConfig",
-        phase_caps=("max_thread_tokens",), prompt_templates=("math/boxed",), branch_cap="max_thread_tokens",
+        phase_caps=("max_thread_tokens",), branch_cap="max_thread_tokens",
+        prompt_templates=("methods/threadweaver", "math/boxed"),
         refuses={"max_summary_tokens": "ThreadWeaver has no summary request (what follows a join is a main "
                                        "request, capped by --max-tokens)"}),
     Method(
@@ -92,7 +95,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
         paper="ParaThinker: Native Parallel Thinking as a New Paradigm to Scale LLM Test-time Compute",
         tags=tags.PARATHINKER, format_module="reasoning.formats.parathinker",
         decoder_module="reasoning.decoders.parathinker", config_name="ParaThinkerConfig",
-        phase_caps=("max_path_tokens", "max_summary_tokens"), prompt_templates=("math/boxed",),
+        phase_caps=("max_path_tokens", "max_summary_tokens"), prompt_templates=("methods/parathinker", "math/boxed"),
         refuses={"max_total_tokens": "ParaThinker has no main request to hold to a response cap; cap each path "
                                      "(--max-path-tokens) and the summary (--max-summary-tokens) instead",
                  "force_open": "ParaThinker's paths always open at the prompt"}),

@@ -215,7 +215,9 @@ def test_an_existing_eval_run_folder_resumes_with_zero_requests(tmp_path):
     cfg = from_dict(EvalConfig, dict(benchmark="toy", data="problems.jsonl", engine="scripted", model="scripted", n=2,
                                      token_budgets=(8,), budget_samples=2, max_tokens=64, grader_timeout=10,
                                      fusion_subsets=1,
-                                     strategies=("plain", "majority", "fusion", "budget", "threadweaver")))
+                                     strategies=("plain", "majority", "fusion", "budget", "threadweaver"),
+                                     # the decoder settings of that time: the run's template, no response cap
+                                     decoder_template=("run",), max_total_tokens=("none",)))
     engine = ScriptedEngine("scripted", policy=legacy_policy)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)  # the fixture's config.json names its data file relative to the folder

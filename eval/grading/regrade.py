@@ -28,6 +28,7 @@ from reasoning.settings import setting
 from reasoning.types import InputError
 
 CHUNK = 256  # pairs graded between two flushes of the output
+GRADERS = ("parafuse", "parallel_r1_reference")  # `make_grader` builds each
 
 
 @dataclass
@@ -41,12 +42,23 @@ class GradeSettings:
     float_tol: float = setting(1e-6, "relative tolerance for decimal golds stored as floats (10+ significant "
                                      "digits, e.g. 0.6666666667); other golds compare exactly")
     grader_timeout: float = setting(5.0, "hard per-item grading time limit in seconds")
+    grader: str = setting("parafuse", "the verdict: parafuse (\\boxed{}/Final Answer extraction, math equivalence) | "
+                                      "parallel_r1_reference (Parallel-R1's verifier: the last `Final Answer:` in the "
+                                      "last 300 characters of the tag-stripped text, Minerva normalisation, string "
+                                      "equality; a lone \\boxed{} is wrong; the settings above do not apply)",
+                          choices=GRADERS)
 
 
 def make_grader(settings: GradeSettings):
     """The Grader for `settings` (`eval run` nests the same block in its config)."""
     from eval.grading.equivalence import Grader
 
+    if settings.grader == "parallel_r1_reference":
+        from eval.grading.reference_parallel_r1 import ReferenceGrader
+
+        return ReferenceGrader()
+    if settings.grader != "parafuse":
+        raise InputError(f"grader must be one of {', '.join(GRADERS)}, got {settings.grader!r}")
     return Grader(timeout_s=settings.grader_timeout, allow_last_number=settings.allow_last_number,
                   strict_extraction=settings.strict_extraction, float_tol=settings.float_tol)
 
