@@ -264,3 +264,137 @@ def test_without_a_gpu_an_in_process_engine_gets_cpu_sized_defaults(monkeypatch,
     assert cfg("-n", "8", "--max-tokens", "64").pool.max_tokens == 64 and "CPU-sized" not in capsys.readouterr().err
     server = cfg("--engine", "openai", "--base-url", "http://127.0.0.1:9/v1")
     assert (server.n, server.pool.max_tokens) == (16, 2048), "a server's GPUs are elsewhere"
+
+
+# ---- the decoded strategies' own prompt, response cap and grader --------------------------------------------
+
+def r1_policy(req, j):
+    """Parallel-R1 on the scripted engine: think, fork two paths, summarize, answer. Problem 3 + 4 writes the
+    reference's `Final Answer:` line; the others only a \\boxed{} answer (right for parafuse, wrong for the
+    reference verifier)."""
+    if req.prompt is None:
+        return policy(req, j)
+    g = gold_of(question_of(req))
+    if req.prompt.endswith("<Path>"):
+        return "p q </Path>", "stop"
+    if req.prompt.endswith("<Summary>"):
+        return "s </Summary>", "stop"
+    if "</Summary>" in req.prompt.split("<assistant>", 1)[1]:  # the prompt itself names the tags
+        return (f"So Final Answer: {g}" if g == 7 else f"So \\boxed{{{g}}}"), "stop"
+    return "a b c d e <Parallel>", "stop"
+
+
+def rows_of(tmp_path):
+    return [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+
+
+def test_a_decoded_strategy_uses_its_method_prompt_and_a_response_cap(tmp_path):
+    engine = ScriptedEngine(r1_policy)
+    cfg = config(tmp_path, strategies=("plain", "parallel_r1"), n=2, max_total_tokens=("parallel_r1=20",))
+    res = EvalRun(cfg, engine, tmp_path / "run", progress=False).run()
+    decoder = [c for c in engine.calls if c.prompt is not None]
+    # the method's own prompt, not the pool's math/boxed
+    assert decoder and all("Final Answer:" in c.prompt and "<Parallel>" in c.prompt and "\\boxed" not in
+                           c.prompt.split("<assistant>")[0] for c in decoder)
+    assert all("\\boxed{}" in c.messages[-1]["content"] for c in engine.calls if c.prompt is None), "pool unchanged"
+    # main 6 tokens, paths 3 + 3, summary 2 = 14; the next main request gets what is left of the 20
+    mains = [c for c in decoder if c.id.endswith("/main/0/0") or c.id.endswith("/main/1/0")]
+    assert {c.params.max_tokens for c in mains if c.id.endswith("/main/0/0")} == {20}
+    assert {c.params.max_tokens for c in mains if c.id.endswith("/main/1/0")} == {6}
+    [pt] = [p for p in res["points"] if p["strategy"] == "parallel_r1"]
+    assert pt["tokens"] <= 20 and pt["accuracy"] == 1.0
+    assert "verdicts" not in res, "one grader: no comparison"
+
+
+def test_default_response_cap_is_the_pool_max_tokens_and_a_template_can_be_set(tmp_path):
+    from eval.config import decoder_settings
+
+    cfg = config(tmp_path, strategies=("plain", "parallel_r1", "threadweaver", "parathinker"))
+    assert {s: decoder_settings(cfg, s).max_total_tokens for s in ("parallel_r1", "threadweaver", "parathinker")} \
+        == dict.fromkeys(("parallel_r1", "threadweaver", "parathinker"), 64)
+    assert decoder_settings(cfg, "parathinker").template == "methods/parathinker"
+    mine = config(tmp_path, strategies=("plain", "parallel_r1", "threadweaver"),
+                  decoder_template=("run", "threadweaver=math/question"), max_total_tokens=("none",))
+    assert decoder_settings(mine, "parallel_r1").template == "math/boxed"
+    assert decoder_settings(mine, "threadweaver").template == "math/question"
+    assert decoder_settings(mine, "parallel_r1").max_total_tokens is None
+    with pytest.raises(InputError, match="'beam' in 'beam=3' is not a decoded strategy"):
+        EvalRun(config(tmp_path, strategies=("plain", "parallel_r1"), max_total_tokens=("beam=3",)),
+                ScriptedEngine(r1_policy), tmp_path / "r", progress=False)
+    with pytest.raises(InputError, match="must be a positive number of tokens"):
+        EvalRun(config(tmp_path, strategies=("plain", "parallel_r1"), max_total_tokens=("0",)),
+                ScriptedEngine(r1_policy), tmp_path / "r", progress=False)
+    with pytest.raises(InputError, match="add parallel_r1 to --strategy"):
+        EvalRun(config(tmp_path, strategies=("plain",), reference=("parallel_r1",)), ScriptedEngine(r1_policy),
+                tmp_path / "r", progress=False)
+    with pytest.raises(InputError, match="threadweaver has no reference preset"):
+        EvalRun(config(tmp_path, strategies=("plain", "threadweaver"), reference=("threadweaver",)),
+                ScriptedEngine(r1_policy), tmp_path / "r", progress=False)
+
+
+def test_reference_grading_writes_both_verdicts(tmp_path):
+    res = EvalRun(config(tmp_path, strategies=("plain", "parallel_r1"), n=2, reference_grading=True),
+                  ScriptedEngine(r1_policy), tmp_path / "run", progress=False).run()
+    rows = rows_of(tmp_path)
+    r1 = [r for r in rows if r["strategy"] == "parallel_r1"]
+    assert all(r["parafuse_correct"] and r["correct"] for r in r1), "parafuse scores, and takes a lone box"
+    assert {r["reference_correct"] for r in r1 if r["gold"] == "7"} == {True}
+    assert {r["reference_correct"] for r in r1 if r["gold"] != "7"} == {False}
+    assert all(r["reference_answer"] is None for r in r1 if r["gold"] != "7")
+    # the pool answers in \boxed{}: the reference verifier finds no Final Answer there
+    assert not any(r["reference_correct"] for r in rows if r["strategy"] == "plain")
+    compared = res["verdicts"]["by_strategy"]["parallel_r1@1"]
+    assert compared["scored_by"] == "parafuse" and compared["rows"] == 6
+    assert compared["parafuse"] == 1.0 and compared["parallel_r1_reference"] == pytest.approx(1 / 3)
+    assert compared["agreement"] == pytest.approx(1 / 3)
+
+
+def test_the_parallel_r1_reference_preset(tmp_path):
+    engine = ScriptedEngine(r1_policy)
+    res = EvalRun(config(tmp_path, strategies=("plain", "parallel_r1"), n=2, reference=("parallel_r1",)),
+                  engine, tmp_path / "run", progress=False).run()
+    decoder = [c for c in engine.calls if c.prompt is not None]
+    assert {(c.params.temperature, c.params.top_p) for c in decoder} == {(1.0, 1.0)}
+    assert {c.params.max_tokens for c in decoder if c.prompt.endswith("<Path>")} == {4096}
+    assert {c.params.max_tokens for c in decoder if c.id.endswith("/main/0/0")} == {3000}
+    assert all("Final Answer:" in c.prompt for c in decoder)
+    [pt] = [p for p in res["points"] if p["strategy"] == "parallel_r1"]
+    assert pt["accuracy"] == pytest.approx(1 / 3), "scored by the reference verifier: a lone box is wrong"
+    assert points(res, "plain")[1]["accuracy"] == 0.5, "the pool is still graded by parafuse"
+    r1 = [r for r in rows_of(tmp_path) if r["strategy"] == "parallel_r1"]
+    assert all(r["correct"] == r["reference_correct"] and r["parafuse_correct"] for r in r1)
+    assert res["verdicts"]["by_strategy"]["parallel_r1@1"]["scored_by"] == "parallel_r1_reference"
+    assert res["verdicts"]["by_strategy"]["plain@1"]["scored_by"] == "parafuse"
+
+
+def test_the_whole_run_can_be_scored_by_the_reference_verifier(tmp_path):
+    def final_answer(req, j):
+        g = gold_of(question_of(req))
+        return (f"Final Answer: {g}" if j % 2 == 0 else f"\\boxed{{{g}}}"), "stop"
+
+    res = EvalRun(config(tmp_path, strategies=("plain", "majority"), grader="parallel_r1_reference"),
+                  ScriptedEngine(final_answer), tmp_path / "run", progress=False).run()
+    assert points(res, "plain")[1]["accuracy"] == 0.5 and res["grader"]["grader"].startswith("parallel_r1_reference")
+    plain = [r for r in rows_of(tmp_path) if r["strategy"] == "plain"]
+    assert all(r["parafuse_correct"] for r in plain) and sum(r["reference_correct"] for r in plain) == 6
+
+
+def test_fusor_prompt_and_completion_tokens_are_on_the_token_axis(tmp_path):
+    from reasoning.engines.scripted import ScriptedEngine as Replay
+
+    engine = ScriptedEngine(policy)
+    res = EvalRun(config(tmp_path, strategies=("plain", "fusion"), n=2, budgets=(2,), fusion_subsets=1), engine,
+                  tmp_path / "run", progress=False).run()
+    fusor = [c for c in engine.calls if c.messages is not None and "candidate solutions" in c.messages[-1]["content"]]
+    assert len(fusor) == len(PROBLEMS)
+    replay = Replay(policy)
+    spent = [(r.prompt_tokens, r.completions[0].tokens) for r in map(replay.answer, fusor)]
+    assert all(p > 0 and c > 0 for p, c in spent)
+    pool = {}
+    for r in rows_of(tmp_path):
+        if r["strategy"] == "plain":
+            pool[r["problem_id"]] = pool.get(r["problem_id"], 0) + r["tokens"]
+    expected = sum(pool.values()) / len(pool) + sum(p + c for p, c in spent) / len(spent)
+    assert points(res, "fusion")[2]["tokens"] == pytest.approx(expected)
+    # the critical path adds only the fusor's completion to the longest sample
+    assert points(res, "fusion")[2]["critical_path_tokens"] < expected

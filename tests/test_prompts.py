@@ -54,3 +54,26 @@ def test_cli_list_and_show(tmp_path, capsys):
     assert "{{ question }}" in capsys.readouterr().out
     assert main(["prompts", "show", "nope"]) == 2
     assert "no prompt template named 'nope'" in capsys.readouterr().err
+
+
+def test_method_prompts_carry_what_each_method_was_trained_on():
+    from prompts.library import method_prompts
+
+    lib = PromptLibrary()
+    assert method_prompts() == {"parallel_r1": "methods/parallel_r1", "threadweaver": "methods/threadweaver",
+                                "parathinker": "methods/parathinker"}
+    assert {"methods/parallel_r1", "methods/threadweaver", "methods/parathinker"} <= set(lib.names())
+    r1 = lib.render("methods/parallel_r1", question="What is 2 + 2?")
+    # Parallel-R1: the tags in order, >= 2 independent paths, a summary after each block, Final Answer:, problem last
+    at = [r1.index(t) for t in ("<Parallel>", "<Path>", "</Path>", "</Parallel>", "<Summary>", "</Summary>")]
+    assert at == sorted(at) and "at least two" in r1 and "independent" in r1
+    last = r1.splitlines()
+    assert last[-1] == "Problem: What is 2 + 2?" and last[-3].startswith("End your response with a line that starts "
+                                                                        "with Final Answer:")
+    pt = lib.render("methods/parathinker", question="What is 2 + 2?")
+    # ParaThinker: the question first, then the literal <summary> tag (its training finds the paths after it)
+    assert pt.startswith("What is 2 + 2? ") and "<summary> </summary>" in pt and "\\boxed{}" in pt
+    tw = lib.render("methods/threadweaver", question="What is 2 + 2?")
+    assert tw.startswith("What is 2 + 2? ") and "step by step" in tw and tw.endswith("\\boxed{}.")
+    for name in method_prompts().values():
+        assert lib.variables(name) == {"question"}
