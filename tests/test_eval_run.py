@@ -398,3 +398,21 @@ def test_fusor_prompt_and_completion_tokens_are_on_the_token_axis(tmp_path):
     assert points(res, "fusion")[2]["tokens"] == pytest.approx(expected)
     # the critical path adds only the fusor's completion to the longest sample
     assert points(res, "fusion")[2]["critical_path_tokens"] < expected
+
+
+def test_parallel_r1_on_the_tiny_model_with_its_prompt_cap_and_reference_grading(tmp_path, tiny_model, capsys):
+    from parafuse.cli import main
+
+    out = tmp_path / "run"
+    code = main(["eval", "run", "--data", str(write_data(tmp_path)), "--benchmark", "toy", "--model", str(tiny_model),
+                 "-n", "2", "--strategy", "plain,parallel_r1", "--max-tokens", "8", "--max-total-tokens", "12",
+                 "--reference-grading", "--out", str(out), "--no-progress"])
+    cap = capsys.readouterr()
+    assert code == 0, cap.err
+    assert "parallel_r1: prompt methods/parallel_r1" in cap.err and "at most 12 tokens per decode" in cap.err
+    res = json.loads((out / "results.json").read_text())
+    [pt] = [p for p in res["points"] if p["strategy"] == "parallel_r1"]
+    assert pt["n_problems"] == 3 and 0 < pt["tokens"] <= 12
+    rows = [r for r in rows_of(tmp_path) if r["strategy"] == "parallel_r1"]
+    assert len(rows) == 6 and all({"reference_correct", "parafuse_correct"} <= set(r) for r in rows)
+    assert "parallel_r1@1" in res["verdicts"]["by_strategy"]

@@ -77,3 +77,18 @@ def test_method_prompts_carry_what_each_method_was_trained_on():
     assert tw.startswith("What is 2 + 2? ") and "step by step" in tw and tw.endswith("\\boxed{}.")
     for name in method_prompts().values():
         assert lib.variables(name) == {"question"}
+
+
+def test_reason_decode_defaults_to_the_method_prompt_for_question_lines(tmp_path):
+    import json
+
+    from reasoning.decode_cli import method_template
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": "What is 2 + 2?"}) + "\n")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "What is 2 + 2?"}) + "\n")
+    assert method_template("parallel_r1", None, str(questions)) == "methods/parallel_r1"
+    assert method_template("parathinker", None, str(prompts)) is None, "a line's own prompt is sent as written"
+    assert method_template("threadweaver", "method", str(prompts)) == "methods/threadweaver"
+    assert method_template("threadweaver", "math/boxed", str(questions)) == "math/boxed"

@@ -165,12 +165,12 @@ class ArithTeacher:
         end = ending_style(user)
         if "--- Candidate 1 ---" in user or "--- Path 1 ---" in user:  # a fusor or a summary: it re-solves
             return sequential_solution(problem, answer, end), "stop"
+        if request.prompt is not None:  # a decoder's raw request, whichever method's prompt it carries
+            return self.continuation(request, problem, answer, end, partial, index, slip), "stop"
         if "<Path>" in user and "<Parallel>" in user:  # Parallel-R1's cold-start instruction
             return self.full(problem, answer, "final_answer", "parallel_r1", slip), "stop"
         if "Sequential solution:" in user and "fork-join" in user:  # ThreadWeaver's rewriter (stage 2)
             return self.full(problem, answer, "boxed", "threadweaver", slip), "stop"
-        if request.prompt is not None:
-            return self.continuation(request, problem, answer, end, partial, index, slip), "stop"
         return self.full(problem, answer, end, self.style, slip), "stop"
 
     # ---- whole responses --------------------------------------------------------------------
