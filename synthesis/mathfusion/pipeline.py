@@ -122,7 +122,10 @@ def synthesize_mathfusion(cfg: MathFusionConfig, engine: Engine, out_dir: Path, 
 
     def embedder():
         if not built:
-            built.append(make_embedder(cfg.embedder, log=log))
+            built.append(make_embedder(cfg.embedder, log=log, base_url=cfg.embeddings_base_url,
+                                       api_key_env=cfg.embeddings_api_key_env,
+                                       request_batch_size=cfg.embedding_batch_size,
+                                       fallback=cfg.embedder_fallback))
         return built[0]
 
     jobs, embedders = [], set()
