@@ -153,8 +153,9 @@ class FusionDataConfig(SourceConfig):
     teacher: Sampling = nested(sampling(temperature=0.3, top_p=1.0, max_tokens=2048),
                                "sampling of every teacher answer (the paper: one sample per teacher at 0.3)",
                                aliases={"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens"})
-    fusion_template: str = setting("fusion/fuse", "the fusor's prompt template (the same one eval's fusion strategy "
-                                                  "uses)")
+    fusion_template: str = setting("auto", "the fusor's prompt template, as eval's fusion strategy: auto "
+                                           "(fusion/fuse, which asks for \\boxed{}, for a math/* --template; else "
+                                           "fusion/fuse_general, for open-ended prompts) | a template name")
     fusor: Sampling = nested(sampling(temperature=0.3, top_p=1.0, max_tokens=2048), "sampling of the fused answer")
     max_candidate_chars: int = setting(8000, "longer candidates are cut to their last this-many characters")
     grade: str = setting("auto", "grade candidates and fusion against the gold answer: auto (when answers exist) | "
@@ -171,6 +172,9 @@ class FusionDataConfig(SourceConfig):
         if self.grade not in ("auto", "yes", "no"):
             raise InputError(f"--grade must be auto, yes or no, got {self.grade!r}")
         _check_common(self)
+        from reasoning.fusion import resolve_fusion_template
+
+        self.fusion_template = resolve_fusion_template(self.fusion_template, self.template)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
