@@ -26,8 +26,8 @@ examples:
 
   # the paper's settings (text-embedding-3-large pairing, one unfiltered solution, originals included);
   # any flag still overrides the preset, e.g. a local embeddings server instead of OpenAI's API
-  parafuse synth mathfusion --preset paper --input gsm8k-train,math-train --engine openai \
-      --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-72B-Instruct \
+  parafuse synth mathfusion --preset paper --input gsm8k-train,math-train --engine openai \\
+      --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-72B-Instruct \\
       --embeddings-base-url http://localhost:8001/v1 --embedder openai:Qwen/Qwen3-Embedding-8B --out runs/mf-paper
 
 Rerun the same command after a crash or Ctrl-C: finished requests come from DIR/store.jsonl and
