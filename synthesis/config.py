@@ -163,10 +163,18 @@ class FusionDataConfig(SourceConfig):
     seed: int = setting(0, "base seed; each request's seed is derived from it and the request's id")
     system: str | None = setting(None, "system message before every teacher prompt")
     concurrency: int = setting(32, "prompts in flight at once")
+    bon_scorer: str | None = setting(None, "also pick each prompt's best-of-N candidate with this eval scorer "
+                                           "(reward:PATH_OR_ID | reward-endpoint:URL | agreement | ...) and write "
+                                           "bon, bon_index, bon_score and fused_score: the paper's BoN data from the "
+                                           "same candidates")
 
     def check(self) -> None:
         if not self.input:
             raise InputError("--input is required: gsm8k-train, math-train or a JSONL file")
+        if self.bon_scorer:
+            from eval.strategies import check_scorer
+
+            check_scorer(self.bon_scorer)
         if not self.teachers:
             raise InputError("give at least one --teacher ENGINE:MODEL[@BASE_URL][*N]")
         if self.grade not in ("auto", "yes", "no"):

@@ -612,3 +612,27 @@ def test_open_ended_prompts_are_fused_with_the_general_template(tmp_path):
                                            fusion_template="fusion/fuse"))
     cfg.check()
     assert cfg.fusion_template == "fusion/fuse"
+
+
+def test_bon_scorer_writes_the_best_of_n_pick_beside_the_fusion_with_both_rm_scores(tmp_path):
+    from tests.fake_pooling_server import FakePoolingServer
+
+    rows = sum_rows()
+    script = {r["question"]: ([r["answer"], str(int(r["answer"]) + 1), r["answer"]], r["answer"]) for r in rows}
+    pool = Pool(script)
+
+    def reward(body):  # the served RM prefers teacher-a's second sample, and rates the fusion by its length
+        text = body["messages"][1]["content"]
+        return 5.0 if text.startswith("teacher-a sample 1") else (1.0 if "Having read" in text else 0.5)
+
+    with FakePoolingServer(scores=reward) as server:
+        run_pool(pool, write_jsonl(tmp_path / "sums.jsonl", rows), tmp_path / "out",
+                 bon_scorer=f"reward-endpoint:{server.root}")
+    got = rows_by_prompt(tmp_path / "out")
+    for q, r in got.items():
+        assert r["bon"] == pool.expected_candidates(q)[1] and r["bon_index"] == 1 and r["bon_model"] == "teacher-a"
+        assert r["bon_score"] == 5.0 and r["fused_score"] == 1.0
+        assert r["bon_scorer"] == f"reward-endpoint:{server.root}"
+    assert len(server.calls) == len(rows) * 4, "three candidates and the fusion, each scored once"
+    with pytest.raises(InputError, match="unknown option"):
+        from_dict(FusionDataConfig, dict(input="x", teachers=("scripted:a",), bon_scorer="reward:m,bad=1")).check()
