@@ -149,7 +149,7 @@ def test_majority_share_is_recorded_and_filters_only_below_the_threshold(tmp_pat
     assert all(r["majority_share"] == 0.25 for r in removed)
 
 
-def test_threshold_zero_keeps_every_fused_problem_as_the_paper_did(tmp_path):
+def test_threshold_zero_keeps_every_fused_problem(tmp_path):
     cfg = config(write_pool(tmp_path / "pool.jsonl"), strategies=("parallel",))
     run(cfg, teacher(solve=lambda req, j: "no answer here"), tmp_path / "out")
     kept = jsonl(tmp_path / "out" / "data" / "train.jsonl")
