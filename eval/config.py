@@ -86,11 +86,17 @@ class EvalConfig:
                                              "per strategy (`verdicts`)")
     reference: tuple[str, ...] = setting((), "decoded strategies run with their paper's reference settings (its "
                                              "prompt, grader, response cap and sampling): " + REFERENCE_HELP)
-    scorer: str = setting("agreement", "best-of-N scorer: agreement | shortest | longest | module:function")
-    fusor_model: str | None = setting(None, "Fusion-of-N fusor model (default: the evaluated model and engine)")
+    scorer: str = setting("agreement", "best-of-N scorer: agreement | shortest | longest | reward:PATH_OR_ID (a "
+                                       "sequence-classification reward model, the paper's BoN) | "
+                                       "reward-endpoint:URL (vLLM /classify) | module:function")
+    fusor_model: str | None = setting(None, "Fusion-of-N fusor model, its engine from --fusor-engine/--fusor-base-url "
+                                            "(default: the evaluated model itself, with a warning: the paper fuses "
+                                            "with a strong external model)")
     fusor: Sampling = nested(sampling(temperature=0.6, top_p=0.95, max_tokens=1024),
                              "sampling of the Fusion-of-N fusor's answer", aliases={"fusor_max_tokens": "max_tokens"})
-    fusion_template: str = setting("fusion/fuse", "Fusion-of-N prompt template")
+    fusion_template: str = setting("auto", "Fusion-of-N prompt template: auto (fusion/fuse, which asks for "
+                                           "\\boxed{}, for a math/* --template; else fusion/fuse_general) | a "
+                                           "template name")
     fusion_subsets: int = setting(4, "Fusion-of-N: seeded size-N subsets of the pool fused per problem and N (one "
                                      "fusor call each; all of them when there are fewer), averaged")
     grading: GradeSettings = nested(GradeSettings, "how samples are graded (the settings of `eval grade`)",
@@ -101,6 +107,9 @@ class EvalConfig:
         """Fill in what defaults to the other settings, and check what from_dict cannot."""
         if not self.benchmark:  # a --data run is named after its file, never after the default benchmark
             self.benchmark = Path(self.data).stem if self.data else "gsm8k"
+        from reasoning.fusion import resolve_fusion_template
+
+        self.fusion_template = resolve_fusion_template(self.fusion_template, self.template)
         if self.fusion_subsets < 1:
             raise InputError(f"fusion_subsets must be at least 1, got {self.fusion_subsets}")
 

@@ -117,6 +117,10 @@ def check_settings(cfg: EvalConfig, library: PromptLibrary) -> None:
         cfg.fusor.params()  # the fusor's sampling ranges
     cfg.pool.params()
     check_decoder_settings(cfg, library)
+    if "best_of_n" in cfg.strategies:
+        from eval.strategies import check_scorer
+
+        check_scorer(cfg.scorer)  # a malformed reward-model spec fails now, not after the pool
     cfg.parallel_budgets()  # budgets within 1..n
     if "budget" in cfg.strategies and (not cfg.token_budgets or min(cfg.token_budgets) < 1):
         raise InputError(f"--token-budgets must be positive token caps, got {list(cfg.token_budgets)}")
@@ -198,6 +202,17 @@ def versions() -> dict[str, str]:
     return out
 
 
+def warn_self_fusion(engine: Engine, fusor: Engine, warn=log) -> bool:
+    """Say so on stderr when the fusor is the evaluated model itself: Fusion-of-N's fusor is a strong
+    external model (Khairi et al., 2025: Command A fuses in both the test-time and the data settings),
+    and a small model fusing its own samples is another experiment, one that can lose to majority vote."""
+    same = fusor is engine or (fusor.kind == engine.kind and fusor.model == engine.model)
+    if same:
+        warn(f"fusion: the fusor is the evaluated model ({engine.model}) itself; the paper fuses with a strong "
+             f"external model: name one with --fusor-model (and --fusor-engine / --fusor-base-url)")
+    return same
+
+
 class EvalRun:
     """One evaluation: holds the engines, store, grader and problems while it runs."""
 
@@ -207,6 +222,8 @@ class EvalRun:
         check_settings(cfg, library)
         check_engine(cfg, engine)
         self.cfg, self.engine, self.fusor = cfg, engine, fusor or engine
+        if "fusion" in cfg.strategies:
+            warn_self_fusion(engine, self.fusor)
         self.out_dir, self.progress = Path(out_dir), progress
         self.format_stats: dict[str, dict[str, Any]] = {}  # per decoded strategy (`format_statistics`)
         self.library = library

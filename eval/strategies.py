@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from eval.metrics import maj_at_k, normalize_for_vote
 from reasoning.methods import METHODS
+from reasoning.types import InputError
 
 DECODED = METHODS  # every registered parallel-thinking method is a decoder strategy
 STRATEGIES = ("plain", "majority", "best_of_n", "fusion", "budget") + DECODED
@@ -68,16 +69,34 @@ SCORERS: dict[str, Scorer] = {"shortest": _shortest, "longest": _longest, "agree
 
 
 def get_scorer(name: str) -> Scorer:
-    """A built-in scorer by name, or your own as `package.module:function`."""
+    """A built-in scorer by name, a reward model (`reward:PATH_OR_ID`, `reward-endpoint:URL`: see
+    eval.reward_scorers), or your own as `package.module:function`."""
     if name in SCORERS:
         return SCORERS[name]
+    from eval.reward_scorers import reward_scorer
+
+    reward = reward_scorer(name)
+    if reward is not None:
+        return reward
     if ":" in name:
         module, _, attr = name.partition(":")
         try:
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as e:
             raise ValueError(f"cannot load scorer {name!r}: {e}") from None
-    raise ValueError(f"unknown scorer {name!r}; built-in: {', '.join(SCORERS)}, or give module:function")
+    raise ValueError(f"unknown scorer {name!r}; built-in: {', '.join(SCORERS)}, reward:PATH_OR_ID, "
+                     f"reward-endpoint:URL, or give module:function")
+
+
+def check_scorer(name: str) -> None:
+    """Refuse a malformed --scorer before any generation (a reward model is loaded later, when used)."""
+    from eval.reward_scorers import parse_reward_spec
+
+    if name in SCORERS or parse_reward_spec(name) is not None:
+        return
+    if ":" not in name:
+        raise InputError(f"unknown scorer {name!r}; built-in: {', '.join(SCORERS)}, reward:PATH_OR_ID, "
+                         f"reward-endpoint:URL, or module:function")
 
 
 def majority(samples: Sequence[PoolSample]) -> float:

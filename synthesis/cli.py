@@ -24,6 +24,12 @@ examples:
   # the same settings from a recipe file (flags given on the command line win)
   parafuse synth mathfusion --config recipe.yaml
 
+  # the paper's settings (text-embedding-3-large pairing, one unfiltered solution, originals included);
+  # any flag still overrides the preset, e.g. a local embeddings server instead of OpenAI's API
+  parafuse synth mathfusion --preset paper --input gsm8k-train,math-train --engine openai \\
+      --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-72B-Instruct \\
+      --embeddings-base-url http://localhost:8001/v1 --embedder openai:Qwen/Qwen3-Embedding-8B --out runs/mf-paper
+
 Rerun the same command after a crash or Ctrl-C: finished requests come from DIR/store.jsonl and
 are not sent again. Changing a filter setting and rerunning regenerates nothing.
 """
@@ -108,8 +114,25 @@ def _common(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None
     add_engine_args(p, model_required=False)
 
 
+def explicit_settings(cls, args: argparse.Namespace, parser: argparse.ArgumentParser,
+                      skip: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """The field paths of `cls` that the recipe (`--config`) or the command line set: a preset fills
+    in only the others."""
+    from reasoning.settings import flatten, given_flags, leaves, read_yaml
+
+    paths = set(given_flags(args, cls, skip))
+    paths |= {(name,) for name in skip if getattr(args, name, None) is not None}
+    if getattr(args, "config", None):
+        own = {leaf.dest for leaf in leaves(cls)}
+        others = tuple(a.dest for a in parser._actions if a.dest not in own and a.dest not in ("help", "config"))
+        paths |= set(flatten(read_yaml(args.config), cls, str(args.config), extra_keys=others)[0])
+    return paths
+
+
 def _settings(cls, args: argparse.Namespace, skip: tuple[str, ...] = ()):
     cfg = config_from_args(cls, args, args.parser, skip=skip)
+    if hasattr(cfg, "with_preset"):  # defaults <- preset <- recipe <- flags
+        cfg = cfg.with_preset(explicit_settings(cls, args, args.parser, skip))
     if not args.model:
         raise InputError("--model is required (on the command line or as `model:` in --config)")
     if not args.out:

@@ -10,15 +10,32 @@ work. Engine flags (`--engine`, `--model`, `--base-url`, ...) come from
 """
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from reasoning.sampling import Sampling, sampling
-from reasoning.settings import nested, setting, to_dict
+from reasoning.settings import build, flatten, nested, setting, to_dict
 from reasoning.types import InputError
 
 BENCHMARK_NAMES = ("gsm8k", "math500", "aime24", "aime25", "amc23")
 MATHFUSION_STRATEGIES = ("sequential", "parallel", "conditional")
+SOLUTION_PICKS = ("majority", "first")
+
+# `--preset NAME`: settings laid under the recipe and the flags (defaults <- preset <- recipe <-
+# flags). "paper" is MathFusion as published (Pei et al., 2025, arXiv 2503.16212): pairs by
+# text-embedding-3-large, one teacher solution per fused problem kept unchecked (no agreement
+# filter, no answer check, no dedup or decontamination described), and the seed problems with
+# their original solutions next to the fused ones (MathFusionQA = originals + fused).
+MATHFUSION_PRESETS: dict[str, dict[str, Any]] = {
+    "clean": {},
+    "paper": {"embedder": "openai:text-embedding-3-large", "embedder_fallback": False, "num_solutions": 1,
+              "solution_pick": "first", "min_majority_share": 0.0, "check_conditional": False, "dedup": False,
+              "decontaminate": False, "include_originals": True},
+}
+PAPER_SUMMARY = ("text-embedding-3-large pairing, 1 solution kept as is, no agreement, conditional, dedup or "
+                 "decontamination filter, originals included")
 
 
 @dataclass
@@ -40,7 +57,8 @@ class MathFusionConfig(SourceConfig):
 
     strategies: tuple[str, ...] = setting(MATHFUSION_STRATEGIES, "fusion strategies, comma separated")
     embedder: str = setting("auto", "pairing embeddings: auto (a cached sentence-transformers model, else TF-IDF) | "
-                               "tfidf | a sentence-transformers model id or path")
+                               "tfidf | openai:MODEL (an OpenAI-compatible /v1/embeddings endpoint; the paper: "
+                               "openai:text-embedding-3-large) | a sentence-transformers model id or path")
     pairing_memory_mb: float = setting(256.0, "memory for one block of the similarity matrix")
     fusion_template_dir: str = setting("mathfusion", "template folder holding <strategy>.jinja for each strategy")
     fuse: Sampling = nested(sampling(temperature=0.7, top_p=0.95, max_tokens=1024),
@@ -54,7 +72,7 @@ class MathFusionConfig(SourceConfig):
     solve: Sampling = nested(sampling(temperature=0.7, top_p=0.95, max_tokens=2048),
                              "sampling of the solutions (top_p is 1 when temperature is 0)")
     min_majority_share: float = setting(0.0, "keep a row only when this share of its k solutions agree "
-                                        "(0 keeps all, as the paper did; e.g. 0.5 for a consistency filter)")
+                                        "(0: no agreement filter, e.g. 0.5 for a consistency filter)")
     solution_field: str | None = setting(None, "field holding a worked solution in --input FILE (used by "
                                           "--include-originals; the named pools have theirs)")
     include_originals: bool = setting(False, "also write every seed problem with its own solution (strategy "
@@ -69,10 +87,27 @@ class MathFusionConfig(SourceConfig):
     seed: int = setting(0, "base seed; each request's seed is derived from it and the request's id")
     system: str | None = setting(None, "system message before every prompt")
     concurrency: int = setting(64, "fused problems in flight at once (the engine bounds requests separately)")
+    embeddings_base_url: str | None = setting(None, "OpenAI-compatible server for --embedder openai:MODEL, ending in "
+                                                    "/v1 (vLLM, text-embeddings-inference; default OpenAI's API)")
+    embeddings_api_key_env: str = setting("OPENAI_API_KEY", "environment variable holding the embeddings "
+                                                            "endpoint's key (never logged or stored)")
+    embedding_batch_size: int = setting(256, "texts per request to an embeddings endpoint")
+    embedder_fallback: bool = setting(True, "with --embedder auto: pair by TF-IDF when no embedding model can be "
+                                            "used here (--no-embedder-fallback: stop and say why)")
+    solution_pick: str = setting("majority", "which of the k solutions a row keeps: majority (the first giving the "
+                                             "most common answer: self-consistency selection) | first (the first "
+                                             "sample, unchecked)", choices=SOLUTION_PICKS)
+    dedup: bool = setting(True, "drop near-duplicate fused problems (MinHash above --dedup-threshold)")
+    preset: str = setting("clean", "starting settings: clean (parafuse's defaults: 4 solutions with a majority "
+                                   "pick, conditional check, dedup, decontamination) | paper (MathFusion's: "
+                                   + PAPER_SUMMARY + "); flags and recipe keys still override it",
+                          choices=tuple(MATHFUSION_PRESETS))
 
     def check(self) -> None:
         if not self.input:
             raise InputError("--input is required: gsm8k-train, math-train or a JSONL file")
+        if self.embedding_batch_size < 1:
+            raise InputError(f"--embedding-batch-size must be >= 1, got {self.embedding_batch_size}")
         bad = [s for s in self.strategies if s not in MATHFUSION_STRATEGIES]
         if bad or not self.strategies:
             raise InputError(f"unknown strategy {bad[0] if bad else '(none)'}; choose from "
@@ -90,6 +125,22 @@ class MathFusionConfig(SourceConfig):
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
+    def with_preset(self, explicit: Collection[tuple[str, ...]] = ()) -> MathFusionConfig:
+        """This config with its preset's settings filled in, except the fields in `explicit`
+        (field paths a recipe or a flag set: those win over the preset)."""
+        if self.preset not in MATHFUSION_PRESETS:
+            raise InputError(f"--preset must be one of {', '.join(MATHFUSION_PRESETS)}, got {self.preset!r}")
+        changes = {k: v for k, v in MATHFUSION_PRESETS[self.preset].items() if (k,) not in set(explicit)}
+        return dataclasses.replace(self, **changes) if changes else self
+
+
+def mathfusion_config(values: Mapping[str, Any], where: str = "settings") -> MathFusionConfig:
+    """A MathFusionConfig from a plain dict (YAML/JSON spelling), its `preset` laid under the given keys:
+    `mathfusion_config({"input": "gsm8k-train", "preset": "paper", "num_solutions": 4})` is the paper's
+    settings with four solutions."""
+    found, _ = flatten(values, MathFusionConfig, where)
+    return build(MathFusionConfig, found).with_preset(found)
+
 
 @dataclass
 class FusionDataConfig(SourceConfig):
@@ -102,8 +153,9 @@ class FusionDataConfig(SourceConfig):
     teacher: Sampling = nested(sampling(temperature=0.3, top_p=1.0, max_tokens=2048),
                                "sampling of every teacher answer (the paper: one sample per teacher at 0.3)",
                                aliases={"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens"})
-    fusion_template: str = setting("fusion/fuse", "the fusor's prompt template (the same one eval's fusion strategy "
-                                                  "uses)")
+    fusion_template: str = setting("auto", "the fusor's prompt template, as eval's fusion strategy: auto "
+                                           "(fusion/fuse, which asks for \\boxed{}, for a math/* --template; else "
+                                           "fusion/fuse_general, for open-ended prompts) | a template name")
     fusor: Sampling = nested(sampling(temperature=0.3, top_p=1.0, max_tokens=2048), "sampling of the fused answer")
     max_candidate_chars: int = setting(8000, "longer candidates are cut to their last this-many characters")
     grade: str = setting("auto", "grade candidates and fusion against the gold answer: auto (when answers exist) | "
@@ -111,15 +163,26 @@ class FusionDataConfig(SourceConfig):
     seed: int = setting(0, "base seed; each request's seed is derived from it and the request's id")
     system: str | None = setting(None, "system message before every teacher prompt")
     concurrency: int = setting(32, "prompts in flight at once")
+    bon_scorer: str | None = setting(None, "also pick each prompt's best-of-N candidate with this eval scorer "
+                                           "(reward:PATH_OR_ID | reward-endpoint:URL | agreement | ...) and write "
+                                           "bon, bon_index, bon_score and fused_score: the paper's BoN data from the "
+                                           "same candidates")
 
     def check(self) -> None:
         if not self.input:
             raise InputError("--input is required: gsm8k-train, math-train or a JSONL file")
+        if self.bon_scorer:
+            from eval.strategies import check_scorer
+
+            check_scorer(self.bon_scorer)
         if not self.teachers:
             raise InputError("give at least one --teacher ENGINE:MODEL[@BASE_URL][*N]")
         if self.grade not in ("auto", "yes", "no"):
             raise InputError(f"--grade must be auto, yes or no, got {self.grade!r}")
         _check_common(self)
+        from reasoning.fusion import resolve_fusion_template
+
+        self.fusion_template = resolve_fusion_template(self.fusion_template, self.template)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

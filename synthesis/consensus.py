@@ -1,9 +1,10 @@
 """Self-consistency of a teacher's k solutions: which answer wins and by how much.
 
-MathFusion kept every teacher solution unchecked; parafuse records, for every fused problem,
-the answers of k solutions and the share of the most common one, so a user can keep only
-problems the teacher answers consistently (`--min-majority-share`) or keep everything as the
-paper did and filter later from the `majority_share` column.
+MathFusion kept one teacher solution per fused problem, unchecked (`--preset paper`); parafuse
+records, for every fused problem, the answers of k solutions and the share of the most common
+one, so a user can keep only problems the teacher answers consistently (`--min-majority-share`)
+or keep every problem and filter later from the `majority_share` column. Keeping the majority
+solution (`chosen`) is itself a selection, even with no filter; `--solution-pick first` avoids it.
 """
 from __future__ import annotations
 

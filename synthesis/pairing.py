@@ -4,15 +4,19 @@ MathFusion fuses a problem P_A with P_B = argmax_{P != P_A} sim(P_A, P), where s
 product of L2-normalised embeddings (cosine similarity). Each problem gets exactly one partner,
 so pairs are directional: A -> B does not imply B -> A. When it does, the pair is `mutual`.
 
-Two embedders are provided:
+Three embedders are provided:
 
+* `OpenAIEmbedder`: dense embeddings from any OpenAI-compatible `/v1/embeddings` endpoint
+  (OpenAI itself, vLLM serving an embedding model, text-embeddings-inference). MathFusion paired
+  problems with OpenAI's text-embedding-3-large (Pei et al., 2025, arXiv 2503.16212, the pairing
+  step of its method), so `--embedder openai:text-embedding-3-large` is the paper's setting.
 * `SentenceTransformerEmbedder`: dense embeddings from a sentence-transformers model (a local
-  directory or a Hugging Face Hub id). This is what MathFusion uses; sentence-transformers is an
-  optional dependency and is imported only when this embedder is built.
+  directory or a Hugging Face Hub id), an open substitute that runs offline; sentence-transformers
+  is an optional dependency and is imported only when this embedder is built.
 * `TfidfEmbedder`: sparse TF-IDF vectors over word uni- and bi-grams. It needs no model, so it
   works offline and in CI; neighbours share vocabulary rather than meaning.
 
-`make_embedder` turns a command-line spec ("auto", "tfidf" or a model) into one of them, and
+`make_embedder` turns a command-line spec ("auto", "tfidf", "openai:MODEL" or a model) into one of them, and
 `pair_problems` embeds a pool and returns one `Pair` per problem. The neighbour search is blocked
 so that memory stays within a budget: the N x N similarity matrix is never built.
 """
@@ -145,6 +149,101 @@ class SentenceTransformerEmbedder:
                 "dimension": self.model.get_embedding_dimension()}
 
 
+OPENAI_PREFIX = "openai:"
+DEFAULT_EMBEDDINGS_KEY_ENV = "OPENAI_API_KEY"
+
+
+class OpenAIEmbedder:
+    """Dense, L2-normalised float32 embeddings from an OpenAI-compatible `/v1/embeddings` endpoint.
+
+    Texts go in batches of `batch_size` per request (OpenAI takes up to 2048 inputs per call);
+    the client retries rate limits, 5xx answers, timeouts and dropped connections `max_retries`
+    times with exponential back-off, and an error that remains names the endpoint and what to do.
+    Rows are normalised here, because only OpenAI's own models promise unit vectors and a served
+    open model may not. The key is read from the environment variable `api_key_env` and never
+    recorded; a local server without authentication needs none.
+    """
+
+    def __init__(self, model: str, base_url: str | None = None, api_key_env: str = DEFAULT_EMBEDDINGS_KEY_ENV,
+                 batch_size: int = 256, max_retries: int = 5, timeout_s: float = 120.0,
+                 dimensions: int | None = None):
+        if not model:
+            raise InputError("--embedder openai:MODEL needs a model name, e.g. openai:text-embedding-3-large")
+        if batch_size < 1:
+            raise InputError(f"--embedding-batch-size must be >= 1, got {batch_size}")
+        if max_retries < 0:
+            raise InputError(f"embedding retries must be >= 0, got {max_retries}")
+        from openai import OpenAI
+
+        key = os.environ.get(api_key_env) if api_key_env else None
+        if not key and not base_url:
+            raise InputError(f"--embedder openai:{model} calls OpenAI's API, which needs a key: set ${api_key_env} "
+                             f"(or name another variable with --embeddings-api-key-env), or point "
+                             f"--embeddings-base-url at a local OpenAI-compatible embeddings server")
+        self.model_name, self.batch_size, self.dimensions = model, batch_size, dimensions
+        self.base_url = base_url.rstrip("/") if base_url else None
+        # A local server without authentication still needs some key for the client to send.
+        self.client = OpenAI(api_key=key or "EMPTY", base_url=self.base_url, max_retries=max_retries,
+                             timeout=timeout_s)
+        self.dimension: int | None = None
+        self.requests = 0
+
+    @property
+    def name(self) -> str:
+        return OPENAI_PREFIX + self.model_name
+
+    def _where(self) -> str:
+        return self.base_url or "OpenAI's API"
+
+    def _batch(self, texts: list[str]) -> np.ndarray:
+        import openai
+
+        extra = {"dimensions": self.dimensions} if self.dimensions else {}
+        try:
+            # "float" rather than the client's base64 default: every compatible server speaks it.
+            reply = self.client.embeddings.create(model=self.model_name, input=texts, encoding_format="float",
+                                                  **extra)
+        except openai.AuthenticationError as exc:
+            raise InputError(f"the embeddings endpoint {self._where()} refused the key ({exc.status_code}): check "
+                             f"the variable named by --embeddings-api-key-env") from exc
+        except openai.NotFoundError as exc:
+            raise InputError(f"the embeddings endpoint {self._where()} has no model {self.model_name!r} or no "
+                             f"/embeddings route ({exc.message}): check --embedder openai:MODEL and "
+                             f"--embeddings-base-url (it ends in /v1)") from exc
+        except openai.APIConnectionError as exc:
+            raise InputError(f"could not reach the embeddings endpoint {self._where()} after the client's "
+                             f"retries ({exc}): start the server or fix --embeddings-base-url") from exc
+        except openai.APIStatusError as exc:
+            raise InputError(f"the embeddings endpoint {self._where()} answered {exc.status_code} for "
+                             f"{self.model_name!r} ({exc.message})") from exc
+        self.requests += 1
+        items = sorted(reply.data, key=lambda d: d.index)  # the API returns `index`; order is not promised
+        if [d.index for d in items] != list(range(len(texts))):
+            raise InputError(f"the embeddings endpoint {self._where()} returned {len(items)} vectors (indices "
+                             f"{[d.index for d in items][:5]}...) for {len(texts)} texts")
+        return np.asarray([d.embedding for d in items], dtype=np.float32)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return an (N, dim) float32 array of unit-norm rows, `batch_size` texts per request."""
+        texts = list(texts)
+        parts = [self._batch(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        if not parts:
+            return np.zeros((0, self.dimension or 0), dtype=np.float32)
+        dims = {p.shape[1] for p in parts}
+        if len(dims) != 1:
+            raise InputError(f"the embeddings endpoint {self._where()} returned vectors of sizes {sorted(dims)}")
+        vectors = np.concatenate(parts)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        self.dimension = vectors.shape[1]
+        return vectors
+
+    def describe(self) -> dict:
+        """Settings to record next to the pairs (the key is never recorded)."""
+        return {"name": self.name, "model": self.model_name, "base_url": self.base_url or "https://api.openai.com/v1",
+                "batch_size": self.batch_size, "dimension": self.dimension, "requests": self.requests}
+
+
 def _default_model_cached() -> bool:
     """Whether DEFAULT_ST_MODEL is in the local Hugging Face cache; never touches the network."""
     import huggingface_hub
@@ -154,10 +253,16 @@ def _default_model_cached() -> bool:
     return isinstance(huggingface_hub.try_to_load_from_cache(DEFAULT_ST_MODEL, "config.json"), str)
 
 
-def _auto_embedder(batch_size: int, device: str | None,
-                   log: Callable[[str], None]) -> TfidfEmbedder | SentenceTransformerEmbedder:
-    """The default model when it can be used without a download, else TF-IDF with a logged reason."""
+def _auto_embedder(batch_size: int, device: str | None, log: Callable[[str], None],
+                   fallback: bool = True) -> TfidfEmbedder | SentenceTransformerEmbedder:
+    """The default model when it can be used without a download, else TF-IDF with a logged reason
+    (or, with `fallback=False`, an InputError giving that reason: a run that promised embedding
+    pairing must not quietly pair by shared words)."""
     how = f"for embedding-based pairing pass --embedder MODEL (e.g. --embedder {DEFAULT_ST_MODEL})"
+    if not fallback:
+        def log(line: str) -> None:
+            raise InputError(line.replace("pairing with TF-IDF: ", "--embedder auto cannot embed here: ", 1)
+                             + " (this setting does not fall back to TF-IDF)")
     try:
         import sentence_transformers  # noqa: F401
     except ImportError:
@@ -182,21 +287,29 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def make_embedder(spec: str = "auto", batch_size: int = 64, device: str | None = None,
-                  log: Callable[[str], None] = _log_stderr) -> TfidfEmbedder | SentenceTransformerEmbedder:
+                  log: Callable[[str], None] = _log_stderr, *, base_url: str | None = None,
+                  api_key_env: str = DEFAULT_EMBEDDINGS_KEY_ENV, request_batch_size: int = 256,
+                  fallback: bool = True) -> Embedder:
     """Build the embedder named by `spec`.
 
     * "tfidf": TfidfEmbedder.
     * "auto": SentenceTransformerEmbedder(DEFAULT_ST_MODEL) if sentence-transformers imports and
-      the model is already cached locally; otherwise TfidfEmbedder, logging one line saying why.
+      the model is already cached locally; otherwise TfidfEmbedder, logging one line saying why
+      (`fallback=False`: an InputError instead).
+    * "openai:MODEL": OpenAIEmbedder against `base_url` (default OpenAI's API), the key from
+      `$api_key_env`, `request_batch_size` texts per request.
     * anything else: a local model directory or a Hub id for SentenceTransformerEmbedder.
     """
     spec = (spec or "").strip()
     if not spec:
-        raise InputError("the embedder spec is empty: pass 'auto', 'tfidf', a local model directory or a Hub id")
+        raise InputError("the embedder spec is empty: pass 'auto', 'tfidf', 'openai:MODEL', a local model "
+                         "directory or a Hub id")
     if spec.lower() == "tfidf":
         return TfidfEmbedder()
     if spec.lower() == "auto":
-        return _auto_embedder(batch_size, device, log)
+        return _auto_embedder(batch_size, device, log, fallback)
+    if spec.startswith(OPENAI_PREFIX):
+        return OpenAIEmbedder(spec[len(OPENAI_PREFIX):].strip(), base_url, api_key_env, request_batch_size)
     if _looks_like_path(spec) and not Path(spec).expanduser().is_dir():
         raise InputError(f"embedder model directory {spec!r} does not exist: pass an existing directory, "
                          f"a Hub id, or --embedder tfidf")

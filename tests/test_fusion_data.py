@@ -229,7 +229,11 @@ def test_each_row_holds_the_pool_in_teacher_order_and_the_fusor_reply(tmp_path):
         req = fusor_reqs[q]
         text = req.messages[-1]["content"]
         assert q in text and all(c in text for c in cands)
-        expected = fusion_request(q, cands, SamplingParams(), eval_template, default_library(),
+        from reasoning.fusion import resolve_fusion_template
+
+        # both resolve `auto` the same way: the math fusor prompt for a math/* teacher template
+        assert resolve_fusion_template(eval_template, cfg.template) == "fusion/fuse"
+        expected = fusion_request(q, cands, SamplingParams(), "fusion/fuse", default_library(),
                                   max_candidate_chars=cfg.max_candidate_chars)
         assert req.messages == expected.messages
         assert req.key_extra == expected.key_extra
@@ -587,3 +591,48 @@ def test_cli_runs_from_a_yaml_recipe(tmp_path, tiny_model, capsys):
     assert len(rows) == 1 and len(rows[0]["candidates"]) == 3
     assert json.loads((out / "config.json").read_text())["teachers"] == teachers
     assert rows[0]["fused_correct"] is None
+
+
+def test_open_ended_prompts_are_fused_with_the_general_template(tmp_path):
+    prompt = "Write two sentences about autumn in Lisbon."
+    data = write_jsonl(tmp_path / "prompts.jsonl", [{"question": prompt, "answer": None}])
+    teacher = ScriptedEngine("teacher-a", policy=lambda req, j: (f"Autumn draft {j}.", "stop"))
+    fusor = ScriptedEngine("fusor-model", policy=lambda req, j: ("Lisbon in autumn is golden. It is mild.", "stop"))
+    cfg = from_dict(FusionDataConfig, dict(input=str(data), teachers=("scripted:teacher-a*2",),
+                                           template="generic/user"))
+    synthesize_fusion_data(cfg, [(teacher, 2)], fusor, tmp_path / "out", progress=False, log=lambda m: None)
+    assert [r.messages[-1]["content"] for r in teacher.calls] == [prompt], "generic/user sends the text as is"
+    text = fusor.calls[0].messages[-1]["content"]
+    assert f"Request: {prompt}" in text and "--- Response 1 ---\nAutumn draft 0." in text
+    assert "--- Response 2 ---\nAutumn draft 1." in text and "boxed" not in text
+    row = read_jsonl(tmp_path / "out" / "data" / "train.jsonl")[0]
+    assert row["fusion_template"].startswith("fusion/fuse_general@")
+    # a name given explicitly is kept, whatever the teacher template
+    cfg = from_dict(FusionDataConfig, dict(input=str(data), teachers=("scripted:teacher-a",), template="generic/user",
+                                           fusion_template="fusion/fuse"))
+    cfg.check()
+    assert cfg.fusion_template == "fusion/fuse"
+
+
+def test_bon_scorer_writes_the_best_of_n_pick_beside_the_fusion_with_both_rm_scores(tmp_path):
+    from tests.fake_pooling_server import FakePoolingServer
+
+    rows = sum_rows()
+    script = {r["question"]: ([r["answer"], str(int(r["answer"]) + 1), r["answer"]], r["answer"]) for r in rows}
+    pool = Pool(script)
+
+    def reward(body):  # the served RM prefers teacher-a's second sample, and rates the fusion by its length
+        text = body["messages"][1]["content"]
+        return 5.0 if text.startswith("teacher-a sample 1") else (1.0 if "Having read" in text else 0.5)
+
+    with FakePoolingServer(scores=reward) as server:
+        run_pool(pool, write_jsonl(tmp_path / "sums.jsonl", rows), tmp_path / "out",
+                 bon_scorer=f"reward-endpoint:{server.root}")
+    got = rows_by_prompt(tmp_path / "out")
+    for q, r in got.items():
+        assert r["bon"] == pool.expected_candidates(q)[1] and r["bon_index"] == 1 and r["bon_model"] == "teacher-a"
+        assert r["bon_score"] == 5.0 and r["fused_score"] == 1.0
+        assert r["bon_scorer"] == f"reward-endpoint:{server.root}"
+    assert len(server.calls) == len(rows) * 4, "three candidates and the fusion, each scored once"
+    with pytest.raises(InputError, match="unknown option"):
+        from_dict(FusionDataConfig, dict(input="x", teachers=("scripted:a",), bon_scorer="reward:m,bad=1")).check()

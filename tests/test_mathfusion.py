@@ -149,7 +149,7 @@ def test_majority_share_is_recorded_and_filters_only_below_the_threshold(tmp_pat
     assert all(r["majority_share"] == 0.25 for r in removed)
 
 
-def test_threshold_zero_keeps_every_fused_problem_as_the_paper_did(tmp_path):
+def test_threshold_zero_keeps_every_fused_problem(tmp_path):
     cfg = config(write_pool(tmp_path / "pool.jsonl"), strategies=("parallel",))
     run(cfg, teacher(solve=lambda req, j: "no answer here"), tmp_path / "out")
     kept = jsonl(tmp_path / "out" / "data" / "train.jsonl")
@@ -328,3 +328,93 @@ def test_rows_record_the_embedder_that_paired_them_even_when_pairs_come_from_the
     run(cfg, teacher(), tmp_path / "out")
     again = jsonl(tmp_path / "out" / "data" / "train.jsonl")
     assert {r["embedder"] for r in first} == {r["embedder"] for r in again} == {"tfidf"}
+
+
+# ---- the paper preset ----------------------------------------------------------------------------
+
+def cli_settings(argv: list[str]) -> MathFusionConfig:
+    from parafuse.cli import build_parser
+    from synthesis.cli import _settings
+
+    return _settings(MathFusionConfig, build_parser().parse_args(["synth", "mathfusion", *argv]))
+
+
+PAPER = {"num_solutions": 1, "solution_pick": "first", "min_majority_share": 0.0, "check_conditional": False,
+         "dedup": False, "decontaminate": False, "include_originals": True,
+         "embedder": "openai:text-embedding-3-large", "embedder_fallback": False}
+
+
+def test_paper_preset_gives_the_papers_settings_and_the_default_stays_clean(tmp_path):
+    base = ["--input", "gsm8k-train", "--model", "m", "--out", str(tmp_path / "o")]
+    paper = cli_settings(["--preset", "paper", *base])
+    assert {k: getattr(paper, k) for k in PAPER} == PAPER
+    clean = cli_settings(base)
+    assert clean.preset == "clean"
+    assert (clean.num_solutions, clean.solution_pick, clean.check_conditional, clean.dedup, clean.decontaminate,
+            clean.include_originals, clean.embedder) == (4, "majority", True, True, True, False, "auto")
+
+
+def test_flags_and_recipe_keys_win_over_the_preset_even_when_they_repeat_a_default(tmp_path):
+    base = ["--input", "gsm8k-train", "--model", "m", "--out", str(tmp_path / "o")]
+    # --num-solutions 4 is the clean default: given explicitly, it still beats the preset's 1
+    cfg = cli_settings(["--preset", "paper", "--num-solutions", "4", "--dedup", *base])
+    assert cfg.num_solutions == 4 and cfg.dedup is True
+    assert cfg.check_conditional is False and cfg.include_originals is True, "the rest is the preset's"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("preset: paper\nembedder: tfidf\ninclude_originals: false\n")
+    cfg = cli_settings(["--config", str(recipe), "--solution-pick", "majority", *base])
+    assert (cfg.embedder, cfg.include_originals, cfg.solution_pick) == ("tfidf", False, "majority")
+    assert cfg.num_solutions == 1 and cfg.decontaminate is False
+    from synthesis.config import mathfusion_config
+
+    lib = mathfusion_config({"input": "x", "preset": "paper", "num_solutions": 4})
+    assert lib.num_solutions == 4 and lib.dedup is False
+
+
+def test_unknown_preset_is_refused_with_the_choices(tmp_path, capsys):
+    from parafuse.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["synth", "mathfusion", "--preset", "papers", "--input", "x", "--model", "m", "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and "preset must be one of clean, paper, got 'papers'" in capsys.readouterr().err
+
+
+def test_paper_preset_run_pairs_by_the_endpoints_vectors_and_keeps_one_unchecked_solution(tmp_path):
+    from synthesis.config import mathfusion_config
+    from tests.fake_pooling_server import FakePoolingServer
+
+    rows = [dict(r, solution=f"Worked solution {i}. {r['answer']}") for i, r in enumerate(POOL)]
+    pool = write_pool(tmp_path / "pool.jsonl", rows)
+    # The vectors pair each train problem with an apple problem (0<->2, 1<->3): the opposite of what
+    # the wording (and TF-IDF) would give, so the fusion prompts show which pairing was used.
+    vectors = {r["question"]: v for r, v in zip(POOL, [[1, 0, 0.1], [0, 1, 0.1], [1, 0, 0], [0, 1, 0]])}
+    same = ("A train and a basket: a train goes 60 miles per hour for 3 hours and a basket gets 12 apples. "
+            "How many miles and apples are there in all?")
+
+    def fuse(req):  # one identical problem for every pair: dedup would keep only one
+        return f"### {STRATEGY_SECTIONS['parallel'][2]}\n{same}"
+
+    engine = teacher(solve=lambda req, j: boxed(5), fuse=fuse)
+    with FakePoolingServer(vectors) as server:
+        cfg = mathfusion_config({"input": str(pool), "preset": "paper", "embeddings_base_url": server.url,
+                                 "solution_field": "solution", "strategies": ["parallel"]})
+        st = run(cfg, engine, tmp_path / "out")
+    assert {c["body"]["model"] for c in server.calls} == {"text-embedding-3-large"}
+    for r in engine.calls:
+        if is_fusion(r):
+            a, b = problems_in(r)
+            assert ("train" in a) != ("train" in b), "paired by the endpoint's vectors, not by words"
+    solves = [r for r in engine.calls if not is_fusion(r)]
+    assert len(solves) == len(POOL) and all(r.params.n == 1 for r in solves)
+    data = jsonl(tmp_path / "out" / "data" / "train.jsonl")
+    assert [r["strategy"] for r in data] == ["original"] * 4 + ["parallel"] * 4, "originals first, no dedup"
+    assert all(r["num_solutions"] == 1 and r["answer"] == "5" for r in data[4:])
+    assert st["removed_reasons"] == {} and all(r["embedder"] == "openai:text-embedding-3-large" for r in data[4:])
+
+
+def test_first_pick_keeps_the_first_sample_and_its_own_answer(tmp_path):
+    cfg = config(write_pool(tmp_path / "pool.jsonl"), strategies=("parallel",), solution_pick="first")
+    run(cfg, teacher(solve=lambda req, j: boxed([3, 8, 8, 8][j])), tmp_path / "out")
+    kept = jsonl(tmp_path / "out" / "data" / "train.jsonl")
+    assert kept and all(r["answer"] == "3" and "\\boxed{3}" in r["solution"] for r in kept)
+    assert all(r["majority_share"] == 0.75 and r["answers"] == ["3", "8", "8", "8"] for r in kept)

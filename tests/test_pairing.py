@@ -282,3 +282,72 @@ def test_tfidf_spec_and_empty_spec():
     assert isinstance(make_embedder("tfidf"), TfidfEmbedder)
     with pytest.raises(InputError, match="empty"):
         make_embedder("  ")
+
+
+def test_auto_without_fallback_refuses_instead_of_pairing_by_words(monkeypatch):
+    monkeypatch.setattr("huggingface_hub.try_to_load_from_cache", lambda *a, **k: None)
+    with pytest.raises(InputError, match="(?s)cannot embed here.*not in the local Hugging Face cache.*does not fall"):
+        make_embedder("auto", log=lambda line: pytest.fail(f"logged {line!r} instead of refusing"), fallback=False)
+
+
+# --- OpenAI-compatible embeddings endpoint -----------------------------------------------------------
+
+# Vectors that pair the problems against their wording: each text's neighbour by these vectors
+# is a problem about another topic, so pairs that follow them cannot come from shared words.
+# Rows are deliberately not unit length: the embedder must normalise them.
+API_VECTORS = np.array([[3.0, 0.1, 0.0], [0.0, 2.0, 0.1], [0.1, 0.0, 5.0], [0.2, 4.0, 0.0], [4.0, 0.0, 0.3]])
+API_TEXTS = [POOL[0], POOL[2], POOL[4], POOL[6], POOL[8]]
+
+
+def test_openai_embedder_batches_requests_and_pairing_follows_the_returned_vectors():
+    from tests.fake_pooling_server import FakePoolingServer
+
+    with FakePoolingServer(dict(zip(API_TEXTS, API_VECTORS.tolist())), shuffle=True) as server:
+        embedder = make_embedder("openai:fake-embed", base_url=server.url, request_batch_size=2)
+        pairs = pair_problems(API_TEXTS, embedder)
+    bodies = [c["body"] for c in server.calls]
+    assert [c["path"] for c in server.calls] == ["/v1/embeddings"] * 3
+    assert [b["input"] for b in bodies] == [API_TEXTS[0:2], API_TEXTS[2:4], API_TEXTS[4:5]]
+    assert all(b["model"] == "fake-embed" and b["encoding_format"] == "float" for b in bodies)
+    want_idx, want_sim = _brute_force(_unit_rows(API_VECTORS))
+    assert [p.b for p in pairs] == want_idx.tolist() == [4, 3, 4, 1, 0]
+    assert np.allclose([p.similarity for p in pairs], want_sim, atol=1e-6)
+    assert embedder.name == "openai:fake-embed"
+    assert embedder.describe()["dimension"] == 3 and embedder.describe()["requests"] == 3
+
+
+def test_openai_embedder_retries_a_server_error_and_sends_the_key_from_the_named_variable(monkeypatch):
+    from tests.fake_pooling_server import FakePoolingServer
+
+    monkeypatch.setenv("MY_EMBED_KEY", "sk-test-123")
+    with FakePoolingServer(dict(zip(API_TEXTS, API_VECTORS.tolist())), fail_first=[500], api_key="sk-test-123") \
+            as server:
+        vectors = make_embedder("openai:fake-embed", base_url=server.url, api_key_env="MY_EMBED_KEY").embed(
+            API_TEXTS[:2])
+    assert len(server.calls) == 2, "the 500 is retried once, then the batch succeeds"
+    assert all(c["authorization"] == "Bearer sk-test-123" for c in server.calls)
+    assert np.allclose(vectors, _unit_rows(API_VECTORS[:2]), atol=1e-6)
+    assert "sk-test-123" not in repr(make_embedder("openai:x", base_url=server.url,
+                                                   api_key_env="MY_EMBED_KEY").describe())
+
+
+def test_openai_embedder_errors_name_the_endpoint_and_the_fix(monkeypatch):
+    from synthesis.pairing import OpenAIEmbedder
+    from tests.fake_pooling_server import FakePoolingServer
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(InputError, match=r"needs a key: set \$OPENAI_API_KEY"):
+        make_embedder("openai:text-embedding-3-large")
+    with pytest.raises(InputError, match="needs a model name"):
+        make_embedder("openai:")
+    with FakePoolingServer({}, fail_first=[503] * 3) as server:
+        with pytest.raises(InputError, match=f"{server.url}.* answered 503"):
+            OpenAIEmbedder("fake-embed", server.url, max_retries=1).embed(["a"])
+    assert len(server.calls) == 2
+    with FakePoolingServer({}, api_key="right") as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "wrong")
+        with pytest.raises(InputError, match="refused the key"):
+            OpenAIEmbedder("fake-embed", server.url, max_retries=0).embed(["a"])
+        gone = server.url
+    with pytest.raises(InputError, match=f"could not reach the embeddings endpoint {gone}"):
+        OpenAIEmbedder("fake-embed", gone, max_retries=0, timeout_s=5).embed(["a"])

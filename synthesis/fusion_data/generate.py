@@ -151,5 +151,7 @@ class FusionDataRun:
         cfg = self.cfg
         params = cfg.teacher.params(n=n, seed=cfg.teacher.base_seed(cfg.seed))
         rid = f"{p.id}/teacher{i}"
-        req = template_request(self.library, cfg.template, seeded(params, rid), rid, cfg.system, question=p.question)
+        # `question` for the math templates, `prompt` for generic/user (the user's text as is)
+        req = template_request(self.library, cfg.template, seeded(params, rid), rid, cfg.system, question=p.question,
+                               prompt=p.question)
         return await engine.agenerate(req)

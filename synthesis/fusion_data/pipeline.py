@@ -14,7 +14,7 @@ from reasoning.run_folder import RunFolder
 from synthesis.config import FusionDataConfig
 from synthesis.fusion_data.card import card_body
 from synthesis.fusion_data.generate import FusionDataRun, Log
-from synthesis.fusion_data.rows import features, fusion_stats, grade_outcomes, row
+from synthesis.fusion_data.rows import bon_columns, features, fusion_stats, grade_outcomes, row
 from synthesis.output import push_to_hub, write_card, write_dataset
 from synthesis.sources import load_pool
 
@@ -46,7 +46,9 @@ def synthesize_fusion_data(cfg: FusionDataConfig, teachers: Sequence[tuple[Engin
             "fusor": f"{fusor.kind}:{fusor.model}", "template": f"{cfg.template}@{library.version(cfg.template)}",
             "fusion_template": f"{cfg.fusion_template}@{library.version(cfg.fusion_template)}", "seed": cfg.seed,
             "generator": generator_name()}
-    rows = [row(o, graded.get(k), prov) for k, o in enumerate(outcomes) if o.failure is None]
+    bon = bon_columns(outcomes, cfg.bon_scorer) if cfg.bon_scorer else {}
+    prov["bon_scorer"] = cfg.bon_scorer or "none"
+    rows = [row(o, graded.get(k), prov, bon.get(k)) for k, o in enumerate(outcomes) if o.failure is None]
     failures = [{"id": f"fusion/{o.problem.id}", "prompt": o.problem.question, "error": o.failure}
                 for o in outcomes if o.failure is not None]
     stats = fusion_stats(outcomes, graded)

@@ -29,6 +29,34 @@ def grade_outcomes(outcomes: Sequence[FusionDataOutcome], timeout_s: float = 5.0
 
 GRADED = ("candidate_answers", "candidate_correct", "fused_answer", "fused_correct", "oracle_correct",
           "majority_correct")
+BON = ("bon", "bon_index", "bon_model", "bon_score", "fused_score")
+
+
+def bon_columns(outcomes: Sequence[FusionDataOutcome], spec: str) -> dict[int, dict[str, Any]]:
+    """Per outcome index: the candidate best-of-N picks with scorer `spec` and its score, and the
+    fusion's score under the same scorer when it is a reward model (the paper stores the RM score of
+    both its Fusion and its BoN data)."""
+    from eval.grading.extract import extract_answer
+    from eval.reward_scorers import parse_reward_spec
+    from eval.strategies import PoolSample, best_of_n, get_scorer
+
+    def sample(text: str) -> PoolSample:
+        return PoolSample(text, extract_answer(text)[0], "", False, "", len(text.split()), 0.0, None)
+
+    scorer = get_scorer(spec)
+    is_reward = parse_reward_spec(spec) is not None
+    out = {}
+    for k, o in enumerate(outcomes):
+        if o.failure is not None or not o.candidates:
+            continue
+        q, cands = o.problem.question, [sample(t) for t in o.candidates]
+        scores = list(scorer(q, cands))
+        i = best_of_n(q, cands, lambda _q, _s: scores)
+        out[k] = {"bon": o.candidates[i], "bon_index": i, "bon_model": o.candidate_models[i],
+                  "bon_score": float(scores[i]),
+                  "fused_score": float(scorer(q, [sample(o.fused)])[0]) if is_reward and o.fused is not None
+                  else None}
+    return out
 
 
 def features():
@@ -41,17 +69,21 @@ def features():
             "answer": text, "candidate_answers": List(text), "candidate_correct": List(Value("bool")),
             "fused_answer": text, "fused_correct": Value("bool"), "oracle_correct": Value("bool"),
             "majority_correct": Value("float64"),
+            "bon": text, "bon_index": i64, "bon_model": text, "bon_score": Value("float64"),
+            "fused_score": Value("float64"),
             **{f"{k}_tokens": i64 for k in TOKEN_KINDS},
-            "teachers": text, "fusor": text, "template": text, "fusion_template": text, "seed": i64, "generator": text}
+            "teachers": text, "fusor": text, "template": text, "fusion_template": text, "seed": i64, "generator": text,
+            "bon_scorer": text}
     return Features(cols)
 
 
-def row(o: FusionDataOutcome, graded: dict[str, Any] | None, prov: dict[str, Any]) -> dict[str, Any]:
+def row(o: FusionDataOutcome, graded: dict[str, Any] | None, prov: dict[str, Any],
+        bon: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"id": f"fusion/{o.problem.id}", "source": o.problem.benchmark, "prompt": o.problem.question,
             "candidates": o.candidates, "candidate_models": o.candidate_models, "fused": o.fused,
             "fused_finish_reason": o.fused_finish,
             "messages": [{"role": "user", "content": o.problem.question}, {"role": "assistant", "content": o.fused}],
-            "answer": o.problem.gold, **dict.fromkeys(GRADED), **(graded or {}),
+            "answer": o.problem.gold, **dict.fromkeys(GRADED), **(graded or {}), **dict.fromkeys(BON), **(bon or {}),
             **{f"{k}_tokens": v for k, v in o.tokens.items()}, **prov}
 
 

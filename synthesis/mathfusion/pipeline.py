@@ -38,14 +38,22 @@ def load_pools(cfg: MathFusionConfig, log: Log = _stderr) -> list[Pool]:
     return pools
 
 
+def embedder_key(cfg: MathFusionConfig) -> str:
+    """What decides the cached pairs: the --embedder spec, and for an endpoint also its server."""
+    if cfg.embedder.startswith("openai:"):
+        return f"{cfg.embedder}@{cfg.embeddings_base_url or 'https://api.openai.com/v1'}"
+    return cfg.embedder
+
+
 def pair_pool(pool: Pool, cfg: MathFusionConfig, cache: Path, embedder_factory, log: Log = _stderr,
               progress: bool = True) -> tuple[list[Pair], str]:
     """Nearest-neighbour pairs of a pool and the embedder that made them, reused from `cache` when
     it was made for the same problems with the same --embedder."""
     ids = [p.id for p in pool.problems]
+    key = embedder_key(cfg)
     if cache.exists():
         rows = read_jsonl(cache)
-        if [r["a_id"] for r in rows] == ids and rows and rows[0].get("embedder") == cfg.embedder:
+        if [r["a_id"] for r in rows] == ids and rows and rows[0].get("embedder") == key:
             index = {pid: i for i, pid in enumerate(ids)}
             return ([Pair(index[r["a_id"]], index[r["b_id"]], r["similarity"], r["mutual"]) for r in rows],
                     rows[0].get("embedder_name", cfg.embedder))
@@ -53,7 +61,7 @@ def pair_pool(pool: Pool, cfg: MathFusionConfig, cache: Path, embedder_factory, 
     embedder = embedder_factory()
     pairs = pair_problems([p.question for p in pool.problems], embedder, cfg.pairing_memory_mb, progress)
     write_jsonl(cache, ({"a_id": ids[p.a], "b_id": ids[p.b], "similarity": round(float(p.similarity), 6),
-                         "mutual": p.mutual, "embedder": cfg.embedder, "embedder_name": embedder.name}
+                         "mutual": p.mutual, "embedder": key, "embedder_name": embedder.name}
                         for p in pairs))
     mutual = sum(p.mutual for p in pairs)
     log(f"{pool.name}: {len(pairs)} pairs by {embedder.name} in {time.perf_counter() - t0:.1f} s "
@@ -122,7 +130,10 @@ def synthesize_mathfusion(cfg: MathFusionConfig, engine: Engine, out_dir: Path, 
 
     def embedder():
         if not built:
-            built.append(make_embedder(cfg.embedder, log=log))
+            built.append(make_embedder(cfg.embedder, log=log, base_url=cfg.embeddings_base_url,
+                                       api_key_env=cfg.embeddings_api_key_env,
+                                       request_batch_size=cfg.embedding_batch_size,
+                                       fallback=cfg.embedder_fallback))
         return built[0]
 
     jobs, embedders = [], set()

@@ -1,7 +1,7 @@
 """From MathFusion outcomes to dataset rows: quality filters, dedup, decontamination, counts.
 
 Order matters and is fixed: the per-row checks (majority share, the conditional answer check)
-run first, then near-duplicates are removed among the survivors (so a discarded row never
+run first, then near-duplicates are removed among the survivors (unless `dedup` is off) (so a discarded row never
 knocks out a good copy of itself), then rows overlapping an evaluation benchmark. Every row
 removed is kept in `removed` with the reason, and every job without a usable fused problem is
 in `failures` with all its replies: nothing generated disappears from the output folder.
@@ -24,17 +24,22 @@ class Rows:
     failures: list[dict[str, Any]] = field(default_factory=list)
 
 
-def candidate_row(o: FusionOutcome, provenance: dict[str, Any]) -> dict[str, Any]:
-    """One flat record (datasets.Dataset.from_list takes it as is), SFT-ready in `messages`."""
+def candidate_row(o: FusionOutcome, provenance: dict[str, Any], pick: str = "majority") -> dict[str, Any]:
+    """One flat record (datasets.Dataset.from_list takes it as is), SFT-ready in `messages`.
+
+    `pick`: "majority" keeps the first solution giving the most common answer; "first" keeps the
+    first sample and its own answer whatever the others say (the paper's one unchecked solution)."""
     j, c = o.job, o.consensus
-    response = o.solutions[c.chosen] if c and o.solutions else ""
+    chosen = 0 if pick == "first" else (c.chosen if c else 0)
+    response = o.solutions[chosen] if c and o.solutions else ""
+    answer = (c.answers[0] if pick == "first" else c.majority) if c else None
     return {
         "id": f"mathfusion/{j.id}",
         "strategy": j.strategy,
         "source": j.a.benchmark,
         "problem": o.problem,
         "solution": response,
-        "answer": c.majority if c else None,
+        "answer": answer,
         "messages": [{"role": "user", "content": o.problem}, {"role": "assistant", "content": response}],
         "majority_share": c.share if c else 0.0,
         "answers": list(c.answers) if c else [],
@@ -104,7 +109,7 @@ def build_rows(outcomes: Sequence[FusionOutcome], cfg: MathFusionConfig, provena
     candidates, prints = [], {}
     for o in outcomes:
         if o.ok:
-            candidates.append(candidate_row(o, provenance.get(o.job.strategy, {})))
+            candidates.append(candidate_row(o, provenance.get(o.job.strategy, {}), cfg.solution_pick))
             prints[candidates[-1]["id"]] = o.fingerprint
         else:
             rows.failures.append(failure_row(o))
@@ -118,7 +123,8 @@ def build_rows(outcomes: Sequence[FusionOutcome], cfg: MathFusionConfig, provena
         else:
             survivors.append(r)
     dups = {d.index: d for d in find_duplicates([r["problem"] for r in survivors], threshold=cfg.dedup_threshold,
-                                                fingerprints=[prints[r["id"]] for r in survivors])}
+                                                fingerprints=[prints[r["id"]] for r in survivors])} \
+        if cfg.dedup else {}
     clean = []
     for i, r in enumerate(survivors):
         d = dups.get(i)
