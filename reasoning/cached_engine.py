@@ -47,6 +47,12 @@ class CachedEngine(Engine):
     def prompt_text(self, request: Request) -> str:
         return self.inner.prompt_text(request)
 
+    def truncate(self, text: str, n_tokens: int) -> str:
+        return self.inner.truncate(text, n_tokens)
+
+    def decode_ids(self, ids) -> str:
+        return self.inner.decode_ids(ids)
+
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "store": str(self.store.path)}
 

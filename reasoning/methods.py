@@ -96,9 +96,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
         tags=tags.PARATHINKER, format_module="reasoning.formats.parathinker",
         decoder_module="reasoning.decoders.parathinker", config_name="ParaThinkerConfig",
         phase_caps=("max_path_tokens", "max_summary_tokens"), prompt_templates=("methods/parathinker", "math/boxed"),
-        refuses={"max_total_tokens": "ParaThinker has no main request to hold to a response cap; cap each path "
-                                     "(--max-path-tokens) and the summary (--max-summary-tokens) instead",
-                 "force_open": "ParaThinker's paths always open at the prompt"}),
+        refuses={"force_open": "ParaThinker's paths always open at the prompt"}),
 )}
 
 METHODS: tuple[str, ...] = tuple(REGISTRY)

@@ -113,8 +113,6 @@ def test_max_total_tokens_cuts_the_main_request_where_a_method_has_one(tmp_path,
 
 
 @pytest.mark.parametrize("method, flags, message", [
-    ("parathinker", ["--max-total-tokens", "7"], "--max-total-tokens does not apply to --method parathinker: "
-                                                 "ParaThinker has no main request"),
     ("threadweaver", ["--max-summary-tokens", "7"], "--max-summary-tokens does not apply to --method threadweaver: "
                                                     "ThreadWeaver has no summary request"),
     ("parathinker", ["--force-open"], "--force-open does not apply to --method parathinker: ParaThinker's paths "
@@ -133,8 +131,8 @@ def test_recipes_map_the_branch_cap_and_refuse_what_does_not_apply(tmp_path, cap
     rc, row, err = _decode(tmp_path, "threadweaver", "--force-open", recipe="max_path_tokens: 3\n", capsys=capsys)
     assert rc == 0, err
     assert row["config"]["max_thread_tokens"] == 3 and _caps(row) == [("thread", 3), ("thread", 3)]
-    rc, _, err = _decode(tmp_path, "parathinker", recipe="max_total_tokens: 9\n", capsys=capsys)
-    assert rc == 2 and "decode.yaml: --max-total-tokens does not apply to --method parathinker" in err
+    rc, row, err = _decode(tmp_path, "parathinker", "--num-paths", "2", recipe="max_total_tokens: 9\n", capsys=capsys)
+    assert rc == 0 and row["total_tokens"] <= 9, "ParaThinker caps all its tokens with it"
     rc, _, err = _decode(tmp_path, "parathinker", recipe="max_total_tokens: null\n", capsys=capsys)
     assert rc == 0, "its default (no cap) is no contradiction"
 
@@ -150,7 +148,7 @@ def test_the_help_says_what_each_cap_caps_for_every_method():
     for flag in ("--max-path-tokens", "--max-thread-tokens"):
         assert "only]" not in helps[flag], "every method takes it"
         assert "parallel_r1 1024, threadweaver 1024, parathinker None" in helps[flag]
-    assert "ParaThinker refuses it" in helps["--max-total-tokens"]
+    assert "ParaThinker: a cap on all its tokens" in helps["--max-total-tokens"]
     assert "ThreadWeaver refuses it" in helps["--max-summary-tokens"]
 
 

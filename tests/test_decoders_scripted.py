@@ -201,7 +201,7 @@ def pt_policy(req):
 
 def test_parathinker_paths_then_summary_over_all_paths():
     eng = Script(pt_policy)
-    res = decode("parathinker", eng, ParaThinkerConfig(num_paths=3, max_path_tokens=4))
+    res = decode("parathinker", eng, ParaThinkerConfig(num_paths=3, max_path_tokens=4, first_finish=False))
     assert [suffix(r) for r in eng.requests[:3]] == ["<think1>", "<think2>", "<think3>"]
     paths = "<think1>first way 7 </think1><think2>second way 7 </think2><think3>third way is long</think3>"
     assert suffix(eng.requests[3]) == paths + "<summary>" + REFERENCE_SUMMARY_PREFIX
@@ -215,7 +215,7 @@ def test_parathinker_paths_then_summary_over_all_paths():
     assert parse("parathinker", res.text).blocks[0].width == 3
     eng = Script(pt_policy)
     res = decode("parathinker", eng, ParaThinkerConfig(num_paths=2, stop_on_any_end_tag=False, summary_prefix="",
-                                                       assistant_prefix="<think>\n"))
+                                                       assistant_prefix="<think>\n", first_finish=False))
     assert eng.requests[1].params.stop == ("</think2>",)
     assert suffix(eng.requests[0]) == "<think>\n<think1>"
     assert res.text.startswith("<think>\n<think1>") and "<summary> 7 </summary>" in res.text
@@ -297,3 +297,73 @@ def test_threadweaver_stops_when_outlines_cannot_be_forked_and_never_repeats_a_r
     once = decode("threadweaver", Script(lambda req: ("\n<Parallel>\n<Outlines>\n</Outlines>", "stop")),
                   from_dict(ThreadWeaverConfig, dict(max_unforkable_outlines=1)))
     assert once.stop_reason == "unforkable_outlines" and len(once.requests) == 1
+
+
+# ---- ParaThinker First-Finish ------------------------------------------------------------------------
+
+FULL = {1: "a1 a2 a3 a4 a5 </think1> junk", 2: " ".join(f"b{i}" for i in range(1, 30)),
+        3: "c1 c2 c3 c4 c5 c6 c7 </think3> junk"}
+
+
+def ff_policy(req):
+    """Path k writes FULL[k], continued across rounds from what its prompt already holds."""
+    s = suffix(req)
+    if "<summary>" in s:
+        return " 7 </summary>", "stop"
+    k = max(range(1, 4), key=lambda j: s.rfind(f"<think{j}>"))
+    written = s[s.rfind(f"<think{k}>") + len(f"<think{k}>"):]
+    assert FULL[k].startswith(written), (k, written)
+    return FULL[k][len(written):], "stop"
+
+
+def test_first_finish_cuts_every_path_at_the_first_finishers_length():
+    eng = Script(ff_policy)
+    cfg = ParaThinkerConfig(num_paths=3, max_path_tokens=20, first_finish_block=4, summary_prefix="")
+    res = decode("parathinker", eng, cfg)
+    # two lockstep rounds of 4 tokens; path 1 ends in round 2 at 6 tokens (5 words + its end tag)
+    assert [suffix(r) for r in eng.requests[:6]] == [
+        "<think1>", "<think2>", "<think3>",
+        "<think1>a1 a2 a3 a4", "<think2>b1 b2 b3 b4", "<think3>c1 c2 c3 c4"]
+    assert [r.params.max_tokens for r in eng.requests[:6]] == [4] * 6
+    paths = "<think1>a1 a2 a3 a4 a5 </think1><think2>b1 b2 b3 b4 b5 b6<think3>c1 c2 c3 c4 c5 c6"
+    assert suffix(eng.requests[6]) == paths + "<summary>", "the summary reads the cut paths, no end tags"
+    assert res.text == paths + "<summary> 7 </summary>"
+    rows = res.requests
+    assert [r.get("round") for r in rows[:6]] == [0, 0, 0, 1, 1, 1]
+    # path 3 also ended in round 2, but later (8 tokens): at the step path 1 ended it had 6, so it is cut
+    assert [(r["completion_tokens"], r.get("generated_tokens"), r.get("cut")) for r in rows[3:6]] == [
+        (2, None, None), (2, 4, True), (2, 4, True)]
+    assert res.total_tokens == 3 * 6 + 2 and res.critical_path_tokens == 6 + 2
+    assert res.validation_errors == []
+    from reasoning.formats import parathinker as fmt
+
+    assert fmt.validate(res.text), "the strict grammar without first_finish reports the cut paths"
+    trace = fmt.parse(res.text, first_finish=True)
+    assert trace.blocks[0].raw["cut"] == [1, 2] and [b.text for b in trace.blocks[0].branches][1] == "b1 b2 b3 b4 b5 b6"
+    assert fmt.serialize(trace) == res.text
+
+
+def test_first_finish_in_one_request_per_path_and_all_paths_to_the_end():
+    eng = Script(ff_policy)
+    res = decode("parathinker", eng, ParaThinkerConfig(num_paths=3, max_path_tokens=20, first_finish_block=None))
+    assert len(eng.requests) == 4 and [r.params.max_tokens for r in eng.requests[:3]] == [20] * 3
+    assert "<think2>b1 b2 b3 b4 b5 b6<think3>c1 c2 c3 c4 c5 c6<summary>" in res.text
+    assert res.total_tokens == 18 + 2 and res.critical_path_tokens == 6 + 2
+    eng = Script(ff_policy)
+    res = decode("parathinker", eng, ParaThinkerConfig(num_paths=3, max_path_tokens=20, first_finish=False))
+    assert [r["completion_tokens"] for r in res.requests] == [6, 20, 8, 2]
+    assert res.critical_path_tokens == 20 + 2 and "</think3><summary>" in res.text
+
+
+def test_parathinker_total_cap_holds_paths_and_summary():
+    eng = Script(ff_policy)
+    cfg = ParaThinkerConfig(num_paths=3, max_path_tokens=20, first_finish_block=3, max_total_tokens=17)
+    res = decode("parathinker", eng, cfg)
+    # the summary keeps the share of a fourth path (17 // 4 = 4); each path gets (17 - 4) // 3 = 4 tokens,
+    # in rounds of 3 and 1; nobody ended, so the decoder closes every path, and the summary gets 17 - 12 = 5
+    assert [r.params.max_tokens for r in eng.requests] == [3, 3, 3, 1, 1, 1, 5]
+    assert [r["forced_close"] for r in res.requests[:6]] == [False] * 3 + [True] * 3
+    assert "<think1>a1 a2 a3 a4</think1><think2>b1 b2 b3 b4</think2>" in res.text
+    assert res.total_tokens == 12 + 2 <= 17
+    with pytest.raises(Exception, match="max_total_tokens 3"):
+        decode("parathinker", Script(ff_policy), ParaThinkerConfig(num_paths=3, max_total_tokens=3))

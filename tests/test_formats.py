@@ -524,3 +524,94 @@ def test_parsed_tree_equals_the_tree_it_came_from():
     back = threadweaver.parse(threadweaver.serialize(tree))
     assert back == tree  # equality is on content; the layout kept in `raw` and `span` is ignored
     assert back.blocks[0].branches[0].span is not None and back.blocks[0].raw
+
+
+# ---- validator modes: strict (eval) and reference (the authors' own checks) ---------------------------
+
+R1_OK = "<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>s</Summary>\nFinal Answer: 7"
+
+# (text, strict valid, reference valid): the reference checker's rules, one case each
+R1_CASES = [
+    (R1_OK, True, True),
+    # 1. text between </Path> and <Path>, and between </Parallel> and <Summary>: ignored by the reference
+    ("<Parallel><Path>a</Path> so <Path>b</Path></Parallel> then <Summary>s</Summary>\nFinal Answer: 7", False, True),
+    # 2. a well-formed nested block inside a path
+    ("<Parallel><Path><Parallel><Path>x</Path><Path>y</Path></Parallel><Summary>t</Summary></Path><Path>b</Path>"
+     "</Parallel><Summary>s</Summary>\nFinal Answer: 7", False, True),
+    # 3. a <Path> outside any block
+    ("<Path>a</Path>\nFinal Answer: 7", False, True),
+    # 4. an unclosed <Summary> (the runtime's cut after </Parallel>\n<Summary>)
+    ("<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>", False, True),
+    # 5. no Final Answer line / bold Final Answer
+    ("<Parallel><Path>a</Path><Path>b</Path></Parallel><Summary>s</Summary> **Final Answer:** 7", False, True),
+    # still wrong for the reference: one path, a summary with no block, a block never summarized, open tags
+    ("<Parallel><Path>a</Path></Parallel><Summary>s</Summary>", False, False),
+    ("<Summary>s</Summary>", False, False),
+    ("<Parallel><Path>a</Path><Path>b</Path></Parallel> done", False, False),
+    ("<Parallel><Path>a</Path><Path>b", False, False),
+    # a <Path> between </Parallel> and <Summary> keeps the summary pending (only <Parallel> clears it)
+    ("<Parallel><Path>a</Path><Path>b</Path></Parallel><Path>c</Path><Summary>s</Summary>", False, True),
+    ("<Parallel><Path>a</Path><Path>b</Path></Parallel><Parallel><Summary>", False, False),
+]
+
+
+@pytest.mark.parametrize("text,strict,reference", R1_CASES)
+def test_parallel_r1_modes(text, strict, reference):
+    assert (parallel_r1.validate(text) == []) is strict
+    assert (parallel_r1.validate(text, mode="reference") == []) is reference
+    with pytest.raises(ValueError, match="unknown validation mode"):
+        parallel_r1.validate(text, mode="loose")
+
+
+def test_parallel_r1_boxed_prompt_needs_no_final_answer_line():
+    boxed = "<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>s</Summary>\nSo \\boxed{7}."
+    assert parallel_r1.validate(boxed) and parallel_r1.validate(boxed, require_final_answer=False) == []
+
+
+TW_OK = ("<Parallel>\n<Outlines>\n<Outline>1: a</Outline>\n<Outline>2: b</Outline>\n</Outlines>\n"
+         "<Thread>\n1: x\n</Thread><Thread>\n2: y\n</Thread>\n<Conclusion>\nz\n</Conclusion>\n</Parallel>")
+
+TW_CASES = [
+    (TW_OK, True, True),
+    (TW_OK.replace("2: b", "2.1: b").replace("2: y", "2.1: y"), True, False),  # integers only
+    (TW_OK.replace("2: b", "3: b").replace("2: y", "3: y"), True, False),  # numbered 1..k
+    (TW_OK.replace("<Parallel>\n<Outlines>", "<Parallel>\nplan\n<Outlines>"), True, False),  # no head text
+    (TW_OK.replace("1: a<", "1: <").replace("1: a", "1:"), True, False),  # non-empty outline
+    (TW_OK.replace("<Conclusion>\nz\n</Conclusion>\n", ""), True, False),  # one conclusion
+    (TW_OK.replace("</Thread><Thread>", "</Thread>\n<Thread>"), True, True),  # whitespace: the pipeline allowed it
+]
+
+
+@pytest.mark.parametrize("text,strict,reference", TW_CASES)
+def test_threadweaver_modes(text, strict, reference):
+    assert (threadweaver.validate(text) == []) is strict
+    assert (threadweaver.validate(text, mode="reference") == []) is reference
+
+
+def test_threadweaver_reference_switches():
+    spaced = TW_OK.replace("</Thread><Thread>", "</Thread>\n<Thread>")
+    assert threadweaver.validate(spaced, mode="reference", allow_whitespace_between_threads=False)
+    bare = TW_OK.replace("<Conclusion>\nz\n</Conclusion>\n", "")
+    assert threadweaver.validate(bare, mode="reference", skip_conclusion_check=True) == []
+
+
+PT_CUT = "<think1>a b</think1><vllm_pad><think2>c d<think3>e f<summary>S</summary>"
+PT_STRAY = "<think1>a b</think1><think2>c <think1> d</think2><summary>S</summary>"
+
+
+def test_parathinker_first_finish_and_reference_modes_round_trip():
+    assert parathinker.validate(PT_CUT), "strict without first_finish: cut paths are unclosed"
+    assert parathinker.validate(PT_CUT, first_finish=True) == []
+    assert parathinker.validate(PT_STRAY, first_finish=True), "a stray <think1> is still nested for strict"
+    for text in (PT_CUT, PT_STRAY):
+        assert parathinker.validate(text, mode="reference") == []
+        trace = parathinker.parse(text, mode="reference")
+        assert parathinker.serialize(trace) == text
+    trace = parathinker.parse(PT_CUT, first_finish=True)
+    assert trace.blocks[0].raw["cut"] == [1, 2] and [b.text for b in trace.blocks[0].branches] == ["a b", "c d", "e f"]
+    # converted elsewhere, the cut paths get their end tags (the other format has no cut paths)
+    rebuilt = Trace(trace.segments, "parallel_r1")
+    assert parathinker.serialize(rebuilt).count("</think") == 3
+    # still errors in both modes: a path left open at the end, a missing summary
+    assert parathinker.validate("<think1>a</think1><think2>b", mode="reference")
+    assert parathinker.validate("<think1>a</think1><think2>b</think2>", mode="reference")

@@ -110,3 +110,24 @@ def test_the_stock_approximation_is_not_the_training_layout(thought_engine):
     assert not any(r.get("exact") for r in result.requests)
     prompt, completion, _ = replay_ids(result, thought_engine, cfg)
     assert greedy_agreement(thought_engine, prompt, completion, cfg) < 1.0
+
+
+def test_exact_first_finish_stops_every_path_at_the_first_end(thought_engine):
+    """Path 1 ends (a stop string it writes) at step 3: the other rows stop at that step, keep the 3 tokens
+    they sampled (the same as without First-Finish: rows are independent), and get no closing tag."""
+    from reasoning.decoders.parathinker_exact import ExactParaThinker
+
+    loop = ExactParaThinker(thought_engine)
+    prompt = thought_engine.render_chat(PROMPT)
+    opens, closes = ["<think1>", "<think2>", "<think3>"], ["</think1>", "</think2>", "</think3>"]
+    args = dict(path_cap=8, summary_lead="<summary>", end_summary="</summary>", summary_cap=4, temperature=0.0,
+                top_p=1.0, seed=0)
+    free, _, _ = loop.run(prompt, opens, closes, [(c,) for c in closes], **args)
+    stop1 = thought_engine.tokenizer.decode(free[0].ids[:3], skip_special_tokens=False)[-3:]
+    stops = [(stop1,), (closes[1],), (closes[2],)]
+    paths, summary, _ = loop.run(prompt, opens, closes, stops, first_finish=True, **args)
+    assert paths[0].stop_string == stop1 and not paths[0].cut
+    n = len(paths[0].ids)
+    assert n <= 3 and [p.cut for p in paths[1:]] == [True, True]
+    assert [p.ids for p in paths[1:]] == [f.ids[:n] for f in free[1:]]
+    assert summary.ids, "the summary is sampled over the cut paths"

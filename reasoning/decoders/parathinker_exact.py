@@ -9,6 +9,9 @@ new text at sequential positions, so on the hf engine the ParaThinker decoder ru
   2. copy that cache into P rows; row k is forced to start with `<think_k>` at position L and
      samples token by token with segment k, until it writes its end tag (or hits its cap); the
      decoder then feeds the path's own closing tag, as the stock decoder appends it;
+     with First-Finish (the reference engine's rule, and the default), the step at which the first
+     row ends is the last step of every row: the others keep the token they sampled at that step
+     and get no closing tag;
   3. build one cache from the prompt's keys and values followed by each path's own (already
      rotated to the positions it was read at: nothing is re-encoded), then feed `<summary>` and
      the summary prefix at positions starting one after the longest path (segment 0), and sample
@@ -46,9 +49,10 @@ class Piece:
 
     ids: list[int]
     text: str
-    finish_reason: str  # stop | length
+    finish_reason: str  # stop | length | cut
     stop_string: str | None
     latency_s: float
+    cut: bool = False  # stopped by First-Finish when another path ended: no closing tag follows
 
 
 def _pick(logits, temperature: float, top_p: float, generator):
@@ -90,8 +94,14 @@ class ExactParaThinker:
 
     def run(self, prompt: str, openers: Sequence[str], closers: Sequence[str], stops: Sequence[Sequence[str]],
             path_cap: int, summary_lead: str, end_summary: str, summary_cap: int, temperature: float,
-            top_p: float, seed: int | None) -> tuple[list[Piece], Piece, int]:
-        """(paths, summary, prompt tokens). `summary_lead` is `<summary>` plus the forced prefix."""
+            top_p: float, seed: int | None, first_finish: bool = False,
+            total_cap: int | None = None) -> tuple[list[Piece], Piece, int]:
+        """(paths, summary, prompt tokens). `summary_lead` is `<summary>` plus the forced prefix.
+
+        `first_finish`: stop every path at the step the first one ends (see the module docstring).
+        `total_cap`: the summary samples at most what the paths left of it (the caller holds each
+        path to its share through `path_cap`).
+        """
         torch = self.torch
         from transformers import DynamicCache
 
@@ -116,6 +126,7 @@ class ExactParaThinker:
             written: list[list[int]] = [[] for _ in range(count)]  # sampled ids, a stop tag included
             ended: list[str | None] = [None] * count  # the stop string a path ended on
             active = [True] * count
+            cut = [False] * count
             closing = [False] * count  # capped: the closing tag goes in next
             in_cache = [1] * count  # each row's tokens in the cache: its opener, what it fed, its closer
             position = length
@@ -128,6 +139,7 @@ class ExactParaThinker:
                 if not any(active):
                     break
                 picked = _pick(logits, temperature, top_p, generator).tolist()
+                stopped_now = False  # a row wrote its end tag or eos at this step
                 for k in range(count):
                     if not active[k]:  # a finished row keeps stepping with filler nobody reads
                         continue
@@ -142,11 +154,19 @@ class ExactParaThinker:
                         # its own closing tag takes the place of the end tag or eos (the reference rewrites
                         # any end tag to the path's own)
                         feed[k], active[k] = closer_ids[k][0], False
+                        stopped_now = True
                     else:
                         feed[k] = picked[k]
                         closing[k] = len(written[k]) >= path_cap
+                if first_finish and stopped_now:
+                    # a row ended at this step: the others stop here too, their last token fed, no closer
+                    for k in range(count):
+                        if active[k]:
+                            active[k], cut[k] = False, True
             path_s = time.perf_counter() - started
-            paths = [self.piece(written[k], ended[k], path_s) for k in range(count)]
+            paths = [self.piece(written[k], ended[k], path_s, cut[k]) for k in range(count)]
+            if total_cap is not None:
+                summary_cap = max(1, min(summary_cap, total_cap - sum(len(w) for w in written)))
             # 3. one cache: the prompt, then every path's own keys and values (no re-encoding)
             merged = DynamicCache()
             for index, layer in enumerate(cache.layers):
@@ -180,9 +200,11 @@ class ExactParaThinker:
                 position, attended = position + 1, attended + 1
             return paths, self.piece(summary, ended_summary, time.perf_counter() - started), length
 
-    def piece(self, ids: list[int], stop: str | None, latency_s: float) -> Piece:
+    def piece(self, ids: list[int], stop: str | None, latency_s: float, cut: bool = False) -> Piece:
         """The text the model wrote (without the stop tag or eos), and how it ended."""
         text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        if cut:
+            return Piece(ids, text, "cut", None, latency_s, cut=True)
         if stop is not None:
             text = text[:-len(stop)]
         elif ids and ids[-1] in self.eos:

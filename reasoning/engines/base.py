@@ -165,6 +165,28 @@ class Engine(ABC):
     def prompt_text(self, request: Request) -> str:
         return request.prompt if request.prompt is not None else self.render_chat(request.messages)
 
+    # ---- token-exact cutting (ParaThinker's first-finish cuts paths to a token count) -------------
+    def decode_ids(self, ids: Sequence[int]) -> str:
+        """The text of sampled token ids, tags kept (a completion's `token_ids` cut to a length)."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+
+    def truncate(self, text: str, n_tokens: int) -> str:
+        """The longest prefix of `text` that holds its first `n_tokens` tokens under this engine's tokenizer.
+
+        For completions an engine returned without token ids (an old store row, a server that gave
+        none): the text is re-tokenized, which is what the model would read back. A fast tokenizer
+        cuts at the character offset where token `n_tokens` ends, so the result is always a prefix of
+        `text`; a slow one decodes the first `n_tokens` ids.
+        """
+        if n_tokens <= 0:
+            return ""
+        tok = self.tokenizer
+        if getattr(tok, "is_fast", False):
+            spans = tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            return text if n_tokens >= len(spans) else text[:spans[n_tokens - 1][1]]
+        ids = tok.encode(text, add_special_tokens=False)
+        return text if n_tokens >= len(ids) else tok.decode(ids[:n_tokens], skip_special_tokens=False)
+
     # ---- generation ---------------------------------------------------------------------
     @abstractmethod
     def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:

@@ -38,6 +38,19 @@ class DeferredEngine(Engine):
                 self._inner = self._build()
             return self._inner
 
+    def truncate(self, text: str, n_tokens: int) -> str:
+        """Cut as the engine will: its tokenizer, which needs no model (a scripted engine counts words)."""
+        if self._inner is not None:
+            return self._inner.truncate(text, n_tokens)
+        if self.kind in ("scripted", "symbolic"):  # model-free engines: a token is a word
+            from reasoning.engines.scripted import truncate_words
+
+            return truncate_words(text, n_tokens)
+        return super().truncate(text, n_tokens)
+
+    def decode_ids(self, ids) -> str:
+        return self._inner.decode_ids(ids) if self._inner is not None else super().decode_ids(ids)
+
     def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:
         if not requests:
             return iter(())

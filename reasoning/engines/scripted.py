@@ -54,6 +54,14 @@ def cut(text: str, finish: str, params: SamplingParams) -> Completion:
     return Completion(text, len(words) + (finish == "stop"), finish)
 
 
+def truncate_words(text: str, n_tokens: int) -> str:
+    """The prefix of `text` that holds its first `n_tokens` scripted tokens (whitespace-separated words)."""
+    if n_tokens <= 0:
+        return ""
+    words = list(WORD.finditer(text))
+    return text if n_tokens >= len(words) else text[: words[n_tokens - 1].end()]
+
+
 class ScriptedEngine(Engine):
     """An engine that answers from a policy (see the module docstring)."""
 
@@ -83,6 +91,13 @@ class ScriptedEngine(Engine):
         """A fixed, readable chat rendering (no tokenizer needed): `<role>content</role>...<assistant>`."""
         text = "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
         return text + ("<assistant>" if add_generation_prompt else "")
+
+    def truncate(self, text: str, n_tokens: int) -> str:
+        """Cut to `n_tokens` words, the scripted engine's token (its completions carry no token ids)."""
+        return truncate_words(text, n_tokens)
+
+    def decode_ids(self, ids) -> str:
+        raise TypeError("the scripted engine has no token ids to decode; use truncate(text, n_tokens)")
 
     def answer(self, request: Request) -> Result:
         """Answer one request now (all its n samples)."""

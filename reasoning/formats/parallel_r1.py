@@ -46,9 +46,11 @@ MODES = ("strict", "reference")
 def validate(text: str, *, require_final_answer: bool = True, mode: str = "strict") -> list[FormatError]:
     """Every problem with `text`, sorted by offset; empty when it is valid.
 
-    mode="strict": this module's grammar (clean SFT data). mode="reference": the Parallel-R1
-    authors' format check, which only reads the sequence of tags (`reference_problems`); use it for
-    rewards and acceptance rates comparable with the paper's. `require_final_answer` is strict-only.
+    mode="strict" (the default; eval's format problems and clean SFT data): this module's grammar.
+    mode="reference": the Parallel-R1 authors' format check, which only reads the sequence of tags
+    (`reference_problems`); rewards and data filters that reproduce the paper's training use it
+    (a strict check would turn the reference's +1.2 rewards into -1). `require_final_answer` is
+    strict-only; pass False when the prompt asks for `\\boxed{}` instead of a "Final Answer:" line.
     """
     if mode == "reference":
         return reference_problems(text)
@@ -58,45 +60,71 @@ def validate(text: str, *, require_final_answer: bool = True, mode: str = "stric
 
 
 def reference_problems(text: str) -> list[FormatError]:
-    """The Parallel-R1 reference format check: a stack over `<Parallel>` and `<Path>` tags only.
+    """The Parallel-R1 reference format check, rule for rule: what its RL reward's format term reads.
 
-    Accepted as the released checker accepts: at least two paths per block, every `<Summary>`
-    right after a `</Parallel>` (text between them ignored), as many `<Summary>` as `</Parallel>`,
-    nothing left open at the end. Not checked, as there: text between tags, nesting, `<Path>`
-    outside a block, `</Summary>`, a final answer line.
+    The authors' checker (Parallel-R1, arXiv 2509.07980, §3 reward design; its
+    `check_parallel_thinking_format`) scans only the sequence of `<Parallel>`, `<Path>`,
+    `<Summary>` tags and their closers, with one stack:
+      - `<Parallel>` opens a block with a path count of 0 and clears any pending summary;
+      - `<Path>` is pushed; `</Path>` must close the innermost open `<Path>` and then adds one to
+        the innermost open block's count (whatever stands between them);
+      - `</Parallel>` must close the innermost open `<Parallel>` (so no `<Path>` stays open in
+        it), whose count must be at least 2; a summary is then pending;
+      - `<Summary>` must come while a summary is pending (any tag but `<Parallel>` or another
+        `<Summary>` may stand between, text always may); `</Summary>` is not checked at all;
+      - at the end: nothing open, no summary pending, and as many `<Summary>` as `</Parallel>`
+        strings in the text (matched or not).
+    A wrong tag is reported and the scan goes on, as there. So, unlike `mode="strict"`, this
+    accepts: text between `</Path>` and `<Path>` or between `</Parallel>` and `<Summary>`; nested
+    blocks; `<Path>` outside any block; an unclosed `<Summary>` (what the reference runtime leaves
+    when the length cap ends a decode right after `</Parallel>\\n<Summary>`); no, or a misplaced,
+    "Final Answer:" line; text after the last summary.
     """
-    stack: list[list] = []  # open tags: ["<Parallel>", paths closed in it] or ["<Path>"]
-    summaries = closes = 0
-    last_close = -2  # index (in tag order) of the latest </Parallel>
-    for index, m in enumerate(TAG_RE.finditer(text)):
+    problems: list[FormatError] = []
+    stack: list[str] = []  # open "<Parallel>" / "<Path>", innermost last
+    counts: list[int] = []  # paths closed so far in each open block, innermost last
+    pending = False  # a </Parallel> waits for its <Summary>
+    summaries = 0
+    for m in TAG_RE.finditer(text):
         tag, at = m.group(), m.start()
         if tag == "<Parallel>":
-            stack.append(["<Parallel>", 0])
+            stack.append(tag)
+            counts.append(0)
+            pending = False
         elif tag == "<Path>":
-            stack.append(["<Path>"])
+            stack.append(tag)
         elif tag == "</Path>":
-            if not stack or stack[-1][0] != "<Path>":
-                return [FormatError("</Path> without an open <Path>", at, tag, NAME)]
-            stack.pop()
-            if stack and stack[-1][0] == "<Parallel>":
-                stack[-1][1] += 1
+            if not stack or stack[-1] != "<Path>":
+                problems.append(FormatError("</Path> does not close an open <Path>", at, tag, NAME))
+            else:
+                stack.pop()
+                if counts:
+                    counts[-1] += 1
         elif tag == "</Parallel>":
-            if not stack or stack[-1][0] != "<Parallel>":
-                return [FormatError("</Parallel> without an open <Parallel>", at, tag, NAME)]
-            if stack[-1][1] < 2:
-                return [FormatError(f"a block with {stack[-1][1]} path(s); at least 2 are needed", at, tag, NAME)]
-            stack.pop()
-            closes += 1
-            last_close = index
+            if not stack or stack[-1] != "<Parallel>":
+                problems.append(FormatError("</Parallel> does not close an open <Parallel> (a <Path> is still "
+                                            "open, or no block is)", at, tag, NAME))
+            else:
+                stack.pop()
+                paths = counts.pop()
+                if paths < 2:
+                    problems.append(FormatError(f"the block closed here has {paths} path(s); at least 2 are needed",
+                                                at, tag, NAME))
+                pending = True
         elif tag == "<Summary>":
+            if not pending:
+                problems.append(FormatError("<Summary> does not follow a </Parallel>", at, tag, NAME))
+            pending = False
             summaries += 1
-            if last_close != index - 1:
-                return [FormatError("<Summary> not right after a </Parallel>", at, tag, NAME)]
+    end = len(text)
     if stack:
-        return [FormatError(f"{stack[-1][0]} is never closed", len(text), stack[-1][0], NAME)]
+        problems.append(FormatError(f"still open at the end: {', '.join(stack)}", end, stack[-1], NAME))
+    if pending:
+        problems.append(FormatError("the last </Parallel> has no <Summary> after it", end, "<Summary>", NAME))
+    closes = text.count("</Parallel>")
     if summaries != closes:
-        return [FormatError(f"{closes} block(s) but {summaries} <Summary>", len(text), "<Summary>", NAME)]
-    return []
+        problems.append(FormatError(f"{summaries} <Summary> for {closes} </Parallel>", end, "<Summary>", NAME))
+    return problems
 
 
 def serialize(trace: Trace) -> str:

@@ -10,6 +10,12 @@ arXiv 2509.04475: its control tokens, sequence layout and released inference eng
 - Between `</thinkN>` and the next tag only whitespace and `<vllm_pad>` (the engine pads every path
   to whole KV blocks); these stay in the layout, not in the bodies.
 - Text after `</summary>` is kept as a trailing text segment; it may hold no ParaThinker tag.
+- First-Finish (`validate(text, first_finish=True)`, and always in `mode="reference"`): the
+  reference engine stops every path when the first one finishes, so a path may end with no end
+  tag where the next path's opener, a `<vllm_pad>` or `<summary>` starts. Such paths are listed
+  in the block's `raw["cut"]` (branch indices) and serialize back without their end tag; a tree
+  converted from another format has none. `mode="reference"` also reads a `<think1>` or `<think>`
+  inside a path as text (the engine rewrites stray path/summary tokens to `<think1>`).
 
 Canonical layout written for trees from other formats: tags back to back,
 `<think1>body</think1><think2>body</think2><summary>join</summary>`, bodies as they are.
@@ -35,14 +41,32 @@ _PRE_TAGS_RE = re.compile(r"<think>|<vllm_pad>")
 STRUCTURE_ONLY: dict = {}
 
 
-def parse(text: str) -> Trace:
+MODES = ("strict", "reference")
+
+
+def parse(text: str, *, mode: str = "strict", first_finish: bool = False) -> Trace:
     """The trace tree of `text`; raises the first `FormatError` (by offset) when it is invalid."""
-    return checked(_scan(text))
+    return checked(_scan(text, _mode(mode), first_finish))
 
 
-def validate(text: str) -> list[FormatError]:
-    """Every problem with `text`, sorted by offset; empty when it is valid."""
-    return _scan(text)[1]
+def validate(text: str, *, mode: str = "strict", first_finish: bool = False) -> list[FormatError]:
+    """Every problem with `text`, sorted by offset; empty when it is valid.
+
+    mode="strict" (the default, for eval and for SFT data): the grammar above; with
+    `first_finish=True` (a trace decoded with First-Finish) a path may also end, with no end tag,
+    where the next path's opener or `<summary>` starts: the reference engine cuts every path
+    but the first finished one there (ParaThinker, arXiv 2509.04475, §3.3 inference).
+    mode="reference": what the reference engine writes, for rewards and data filters that must
+    accept its outputs: cut paths as above, and a `<think1>` or `<think>` inside a path is text
+    (the engine rewrites a stray `<think_j>`/`<summary>` sampled inside a path to `<think1>`).
+    """
+    return _scan(text, _mode(mode), first_finish)[1]
+
+
+def _mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown validation mode {mode!r} for parathinker; choose one of {', '.join(MODES)}")
+    return mode
 
 
 def serialize(trace: Trace) -> str:
@@ -84,14 +108,18 @@ def pieces(trace: Trace) -> PieceWriter:
         seps = raw.get("seps")
         if seps is None or len(seps) != k - 1:
             seps = [""] * (k - 1)
+        cut = set(raw.get("cut", ()))  # paths First-Finish stopped: no end tag, as the reference engine leaves them
         for i, br in enumerate(seg.branches):
             if i:
                 w.add(seps[i - 1], "block", 0)
-            w.check(br.text, f"branch {i + 1}", start_of(br))
-            w.add(f"<think{i + 1}>", "block", 0)
             body = br.raw if own else None
-            w.add(reuse(body, body is not None and body.strip() == br.text, br.text), "branch", 0, i)
-            w.add(f"</think{i + 1}>", "block", 0)
+            kept = body is not None and body.strip() == br.text
+            if not (kept and raw.get("mode") == "reference"):  # reference text may hold a stray <think1>
+                w.check(br.text, f"branch {i + 1}", start_of(br))
+            w.add(f"<think{i + 1}>", "block", 0)
+            w.add(reuse(body, kept, br.text), "branch", 0, i)
+            if i not in cut:
+                w.add(f"</think{i + 1}>", "block", 0)
         w.add(raw.get("tail", ""), "block", 0)
         join = seg.join or ""
         w.check(join, "the summary", start_of(seg))
@@ -116,8 +144,10 @@ def _first_content(text: str, start: int, end: int) -> int:
     return end
 
 
-def _scan(text: str) -> tuple[Trace | None, list[FormatError]]:
+def _scan(text: str, mode: str = "strict", first_finish: bool = False) -> tuple[Trace | None, list[FormatError]]:
     err = ErrorList(NAME, text)
+    reference = mode == "reference"
+    may_cut = first_finish or reference  # a path may end where the next path or the summary opens
     at = err.at
     segments: list = []
     state = "pre"
@@ -145,6 +175,15 @@ def _scan(text: str) -> tuple[Trace | None, list[FormatError]]:
         blk["cur"], blk["path_open"] = num, s
         state, region = "path", e
 
+    def cut_path(s: int) -> None:
+        """The open path ends at `s` with no end tag (First-Finish stopped it there)."""
+        nonlocal state, region
+        cur, body = blk["cur"], text[region:s]
+        blk["raw"]["cut"].append(len(blk["branches"]))
+        blk["branches"].append(Branch(body.strip(), label=str(cur), span=(blk["path_open"], s), raw=body))
+        blk["close"], blk["close_tag"] = s, f"<think{cur}> (cut)"
+        state, region = "between", s
+
     tags = [(m.group(), m.start(), m.end()) for m in TAG_RE.finditer(text)]
     i = 0
     while i < len(tags):
@@ -165,7 +204,7 @@ def _scan(text: str) -> tuple[Trace | None, list[FormatError]]:
                             f"<think> before <think1>", off, "<think1>")
                 if s > 0:
                     segments.append(Text(text[:s], span=(0, s)))
-                blk = {"open": s, "branches": [], "raw": {"seps": []}}
+                blk = {"open": s, "branches": [], "raw": {"seps": [], "cut": [], "mode": mode}}
                 start_path(tag, int(pm.group(1)), s, e)
             elif tag == "<summary>":
                 err.add(f"<summary> at {at(s)} comes before any path: the paths (<think1> ..) come first", s, tag)
@@ -173,6 +212,12 @@ def _scan(text: str) -> tuple[Trace | None, list[FormatError]]:
                 err.add(f"unexpected {tag} at {at(s)} before the first path <think1>", s, tag)
         elif state == "path":
             cur, opened = blk["cur"], blk["path_open"]
+            if reference and tag in ("<think1>", "<think>"):
+                continue  # the reference engine's stray-token rewrite (or a sampled <think>): text of the path
+            if may_cut and (pm or tag in ("<summary>", "<vllm_pad>")):  # a pad: the cut path's block padding
+                cut_path(s)
+                i -= 1  # read the tag again, after the cut path
+                continue
             if tag.startswith("</think") and tag != "</think>":
                 if tag != f"</think{cur}>":
                     err.add(f"{tag} at {at(s)} does not close <think{cur}> opened at {at(opened)}", s, tag)

@@ -58,9 +58,105 @@ def parse(text: str) -> Trace:
     return checked(_scan(text))
 
 
-def validate(text: str) -> list[FormatError]:
-    """Every problem with `text`, sorted by offset; empty when it is valid."""
+MODES = ("strict", "reference")
+
+
+def validate(text: str, *, mode: str = "strict", skip_conclusion_check: bool = False,
+             allow_whitespace_between_threads: bool = True) -> list[FormatError]:
+    """Every problem with `text`, sorted by offset; empty when it is valid.
+
+    mode="strict" (the default, for eval): this module's grammar, which follows the reference
+    orchestrator. mode="reference": the authors' SFT data filter (`reference_problems`), stricter;
+    data filters that regenerate the paper's training sets use it (ThreadWeaver, arXiv 2512.07843,
+    §4 data). Its two switches are the filter's own; the defaults are what its pipeline passed.
+    """
+    if mode == "reference":
+        return reference_problems(text, skip_conclusion_check, allow_whitespace_between_threads)
+    if mode != "strict":
+        raise ValueError(f"unknown validation mode {mode!r} for threadweaver; choose one of {', '.join(MODES)}")
     return _scan(text)[1]
+
+
+_ANY_TAG = re.compile(r"<(/?)(\w+)>")
+_NUMBERED = re.compile(r"\s*(\d+):\s*(.+)", re.DOTALL)
+_REF_BLOCK = re.compile(r"<Parallel>(.*?)</Parallel>", re.DOTALL)
+
+
+def reference_problems(text: str, skip_conclusion_check: bool = False,
+                       allow_whitespace_between_threads: bool = True) -> list[FormatError]:
+    """The reference data filter's verdict: one problem (its first reason) or none.
+
+    Rules, as the authors' `is_parallel_format_correct_v2` applies them after writing `<Think>`
+    as `<think>`: as many `<Parallel>` as `</Parallel>`; each non-greedy `<Parallel>..</Parallel>`
+    holds no other `<Parallel>` and no tag but Outlines/Outline/Thread/Conclusion (any case);
+    as many `<Outline>` as `<Thread>`, each tag pair balanced, at most 50 outlines, exactly one
+    `<Conclusion>` (unless `skip_conclusion_check`); the block is, whitespace aside, exactly
+    `<Outlines>..</Outlines>` then threads then `<Conclusion>..</Conclusion>`; outlines and
+    threads hold no tag and read "N: something" (integers, numbered 1..k, non-empty); threads
+    carry the outlines' numbers in order; with `allow_whitespace_between_threads=False` (the
+    function's own default; its pipeline passed True) nothing may stand between `</Thread>` and
+    `<Thread>`; the conclusion is non-empty and tag-free. Text outside blocks is not checked.
+    """
+    def bad(message: str, at: int, tag: str = "<Parallel>") -> list[FormatError]:
+        return [FormatError(f"reference filter: {message}", at, tag, NAME)]
+
+    norm = text.replace("<Think>", "<think>").replace("</Think>", "</think>")
+    if norm.count("<Parallel>") != norm.count("</Parallel>"):
+        return bad("unequal numbers of <Parallel> and </Parallel>", 0)
+    for m in _REF_BLOCK.finditer(norm):
+        block, at = m.group(1), m.start()
+        if "<Parallel>" in block or "</Parallel>" in block:
+            return bad("nested <Parallel>", at)
+        for _, name in _ANY_TAG.findall(block):
+            if name.lower() not in ("outlines", "outline", "thread", "conclusion"):
+                return bad(f"a <{name}> tag inside the block", at)
+        count = block.count
+        if count("<Outline>") != count("<Thread>"):
+            return bad("as many <Outline> as <Thread> are needed", at)
+        for name in ("Outline", "Thread", "Conclusion"):
+            if count(f"<{name}>") != count(f"</{name}>"):
+                return bad(f"unbalanced <{name}> tags", at)
+        conclusions = count("<Conclusion>")
+        if not skip_conclusion_check and conclusions != 1:
+            return bad(f"{conclusions} <Conclusion> (exactly one is needed)", at)
+        if count("<Outline>") > 50:
+            return bad("more than 50 outlines", at)
+        tail = r"\s*<Conclusion>(?P<conclusion>.*?)</Conclusion>" if conclusions else ""
+        layout = re.fullmatch(r"\s*<Outlines>(?P<outlines>.*?)</Outlines>\s*(?P<threads>(?:<Thread>.*?</Thread>)+)"
+                              + tail + r"\s*", block, re.DOTALL)
+        if layout is None:
+            return bad("the block is not <Outlines>, then threads, then a conclusion", at)
+        outlines = re.findall(r"<Outline>(.*?)</Outline>", layout.group("outlines"), re.DOTALL)
+        if not outlines:
+            return bad("no <Outline> inside <Outlines>", at, "<Outline>")
+        numbers = []
+        for item in outlines:
+            found = None if _ANY_TAG.search(item) else _NUMBERED.fullmatch(item.strip())
+            if found is None:
+                return bad(f"an outline that is not 'N: description': {item.strip()[:40]!r}", at, "<Outline>")
+            numbers.append(int(found.group(1)))
+        if numbers != list(range(1, len(numbers) + 1)):
+            return bad(f"outlines numbered {numbers}, not 1..{len(numbers)}", at, "<Outline>")
+        threads = list(re.finditer(r"<Thread>(.*?)</Thread>", layout.group("threads"), re.DOTALL))
+        if len(threads) != len(outlines):
+            return bad(f"{len(threads)} threads for {len(outlines)} outlines", at, "<Thread>")
+        labels = []
+        for t in threads:
+            found = None if _ANY_TAG.search(t.group(1)) else _NUMBERED.fullmatch(t.group(1).strip())
+            if found is None:
+                return bad(f"a thread that is not 'N: body': {t.group(1).strip()[:40]!r}", at, "<Thread>")
+            labels.append(int(found.group(1)))
+        if labels != numbers:
+            return bad(f"threads numbered {labels}, outlines {numbers}", at, "<Thread>")
+        if not allow_whitespace_between_threads:
+            gaps = [layout.group("threads")[a.end():b.start()] for a, b in zip(threads, threads[1:])]
+            if any(gaps):
+                return bad("text or whitespace between </Thread> and <Thread>", at, "<Thread>")
+        if not skip_conclusion_check:
+            conclusion = layout.group("conclusion").strip()
+            if not conclusion or _ANY_TAG.search(conclusion):
+                return bad("an empty conclusion, or one holding tags", at, "<Conclusion>")
+    return []
 
 
 def serialize(trace: Trace) -> str:

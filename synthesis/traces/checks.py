@@ -17,7 +17,11 @@ _RESULT = re.compile(r"=\s*(-?\d+(?:\.\d+)?)")
 
 
 def parallel_r1(reply: str | None, tokens: int, max_tokens: int, mode: str, correct: bool | None) -> str | None:
-    """Cold-start rule: a valid format (reference checker by default), within the length limit, right."""
+    """Cold-start rule: a valid format, within the length limit, right.
+
+    `mode` is `parallel_r1.validate`'s: the pipeline's `format_mode`, "reference" by default (the
+    authors' checker, as their cold-start data was kept), "strict" for parafuse's grammar.
+    """
     if not reply:
         return "empty_reply"
     if get_format("parallel_r1").validate(reply, mode=mode, require_final_answer=False):
@@ -67,6 +71,8 @@ def threadweaver(question: str, sequential: str | None, rewrite: str | None, cou
     if not rewrite:
         return "empty_reply"
     module = get_format("threadweaver")
+    # Mode "strict" (the orchestrator's grammar) to build the tree; the reference data filter's extra
+    # rules that matter here (threads numbered 1..k) are checked below, each with its own reason.
     try:
         trace = module.parse(rewrite)
     except FormatError:
@@ -93,7 +99,8 @@ def threadweaver(question: str, sequential: str | None, rewrite: str | None, cou
 
 
 def parathinker(correct: bool | None) -> str | None:
-    """ParaThinker rule: the summary's answer is right."""
+    """ParaThinker rule: the summary's answer is right (the decoder's trace needs no format check: it
+    writes the layout itself; First-Finish traces are valid under `validate(first_finish=True)`)."""
     if correct is None:
         return "no_gold"
     return None if correct else "wrong_summary"
