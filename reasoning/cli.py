@@ -81,6 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--preset", default="default", choices=("default", "arith"),
                    help="arith: the ~1M-parameter model sized for the arith task (4 layers, hidden 128, 4/2 heads, "
                         "digit-splitting tokenizer trained on arith text; overrides the sizes above)")
+    t.add_argument("--special-tags", action="store_true",
+                   help="register the tags as special tokens, as the released ThreadWeaver and ParaThinker "
+                        "checkpoints do (same ids and weights as without): for testing that engines keep tags a "
+                        "skip_special_tokens=True decode would delete")
     t.add_argument("--force", action="store_true", help="overwrite a model folder that is already there")
     t.set_defaults(func=cmd_tiny)
 
@@ -98,7 +102,8 @@ def cmd_tiny(args: argparse.Namespace) -> int:
         raise InputError("--hidden-size, --layers and --vocab-size must be positive")
     try:
         out = build_tiny_model(target, vocab_size=args.vocab_size, hidden_size=args.hidden_size,
-                               layers=args.layers, seed=args.seed, preset=args.preset)
+                               layers=args.layers, seed=args.seed, preset=args.preset,
+                               special_tags=args.special_tags)
     except ValueError as e:  # sizes the model cannot have (head_dim < 32, a vocabulary smaller than the tags)
         raise InputError(f"model tiny: {e}") from None
     print(f"tiny model written to {out}")

@@ -2,7 +2,11 @@
 
 Tests, the quickstart and the benches use it: there is no model hub here, and the users'
 CI often has none either. The tokenizer is a byte-level BPE trained on text generated
-below, with a ChatML template and every parallel-thinking tag as a single non-special token.
+below, with a ChatML template and every parallel-thinking tag as a single token: an ordinary
+added token by default, or a special one with `special_tags=True` (`--special-tags`), as the
+released ThreadWeaver (arXiv 2512.07843) and ParaThinker (arXiv 2509.04475) checkpoints
+register theirs. Both variants of one seed have the same ids and weights: only the tokens'
+special flag differs, so the same request gives the same tokens on either.
 """
 from __future__ import annotations
 
@@ -70,11 +74,16 @@ PRESETS = {
 
 def build_tiny_model(out_dir: str | Path, vocab_size: int = 2048, hidden_size: int = 128, layers: int = 2,
                      heads: int = 4, kv_heads: int = 2, max_positions: int = 4096, seed: int = 0,
-                     preset: str = "default", intermediate_size: int | None = None) -> Path:
+                     preset: str = "default", intermediate_size: int | None = None,
+                     special_tags: bool = False) -> Path:
     """Write model + tokenizer to `out_dir` and return it. head_dim = hidden/heads must be >= 32.
 
     `preset="arith"` builds the arith model: its sizes (they override the size arguments), a BPE
     that splits every digit into its own token, trained on arith problems and solutions.
+
+    `special_tags=True` registers every tag as a special token, the authors' way
+    (`add_special_tokens({"additional_special_tokens": tags})`), to test that engines keep
+    the tags in their text when a plain `skip_special_tokens=True` decode would delete them.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -106,6 +115,8 @@ def build_tiny_model(out_dir: str | Path, vocab_size: int = 2048, hidden_size: i
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                   bos_token=None, unk_token=None)
     tok.chat_template = CHAT_TEMPLATE
+    if special_tags:  # the tags are added tokens already: this flags them special and keeps their ids
+        tok.add_special_tokens({"additional_special_tokens": list(ALL_TAGS)})
     for t in ALL_TAGS:
         assert len(tok.encode(t, add_special_tokens=False)) == 1, t
 
@@ -125,6 +136,6 @@ def build_tiny_model(out_dir: str | Path, vocab_size: int = 2048, hidden_size: i
     tok.save_pretrained(out)
     (out / "parafuse_tiny.json").write_text(json.dumps(
         {"built_by": "parafuse model tiny", "preset": preset, "seed": seed,
-         "params": sum(p.numel() for p in model.parameters()),
+         "params": sum(p.numel() for p in model.parameters()), "special_tags": special_tags,
          "tags": list(ALL_TAGS)}, indent=1))
     return out

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import SPECIAL_KINDS
 from decoder_double import CHAT, Script, critical, parse, tw_policy
 
 from reasoning.cached_engine import CachedEngine
@@ -155,6 +156,23 @@ def test_every_method_runs_on_every_engine(engine):
         assert res.critical_path_tokens == critical(res) <= res.total_tokens
         trace = parse(method, res.text)
         assert len(trace.blocks) == 1 and trace.blocks[0].width == 2, (method, res.text)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["hf", "openai-vllm", *SPECIAL_KINDS], indirect=True)
+def test_parallel_r1_forks_on_a_tag_the_model_writes_special_token_or_not(engine):
+    """No `force_open`: the main request must stop on the `<Parallel>` the model writes. The tiny model
+    repeats its prompt's last token, so a trace ending in the tag makes it write one. With the tags as
+    special tokens and skip_special_tokens=True decoding, that stop never fired and nothing forked."""
+    source = engine.render_chat(CHAT) + "So we add<Parallel>"
+    cfg = from_dict(ParallelR1Config, dict(max_blocks=1, max_tokens=6, max_path_tokens=4, max_summary_tokens=4,
+                                           temperature=0, path_temperature=None, seed=3))
+    [res] = run_decodes(engine, "parallel_r1", [("tag", source, cfg)])
+    assert isinstance(res, DecodeResult), res
+    assert [r["role"] for r in res.requests] == ["main", "path", "path", "summary"]
+    assert res.requests[0]["stop_string"] == "<Parallel>" and res.blocks == 1
+    assert res.text.startswith("<Parallel><Path>") and "</Path><Path>" in res.text
+    assert res.text.count("</Path>") == 2 and "</Parallel>\n<Summary>" in res.text
 
 
 @pytest.mark.slow

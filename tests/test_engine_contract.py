@@ -2,13 +2,15 @@
 
 hf and vllm run in-process; openai runs against real servers started by the fixtures
 (vLLM's OpenAI server and `transformers serve`). The tiny model has random weights, so the
-tests assert structure, limits, stops, seeds and usage, never particular words.
+tests assert structure, limits, stops, seeds and usage, never particular words. The `-special`
+kinds run the same suite on the variant whose tags are special tokens (conftest.py).
 """
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from conftest import SPECIAL_KINDS, get_engine
 
 from reasoning.types import Failure, Request, Result, SamplingParams
 
@@ -146,3 +148,34 @@ def test_a_caller_that_gives_up_does_not_break_the_engine(engine):
         asyncio.run(impatient())
     r = engine.generate_one(chat(max_tokens=4, seed=4))
     assert r.completions and r.completions[0].tokens > 0
+
+
+TAG = "<Parallel>"
+
+
+@pytest.mark.parametrize("engine", SPECIAL_KINDS, indirect=True)
+def test_tags_that_are_special_tokens_stay_in_the_text_and_stops_on_them_fire(engine, request):
+    """The released checkpoints hold their tags as special tokens; an engine decoding with
+    skip_special_tokens=True would return "" here and never stop on the tag. The ordinary variant
+    (same ids and weights, tags not special) is the oracle: both must give the same text."""
+    plain = get_engine(request.node.callspec.params["engine"].removesuffix("-special"))
+    tag_id = engine.tokenizer.convert_tokens_to_ids(TAG)
+    base = engine.render_chat(CHAT)
+
+    def run(eng, suffix, **kw):
+        params = SamplingParams(max_tokens=4, temperature=0, **kw)
+        return eng.generate_one(Request(prompt=base + suffix, params=params)).completions[0]
+
+    free, same = run(engine, "So we add" + TAG), run(plain, "So we add" + TAG)
+    # the random tiny model (tied embeddings) greedily repeats the last token of its prompt: here, the tag
+    assert tag_id in free.token_ids, "precondition: the model wrote the tag token"
+    assert TAG in free.text and (free.text, free.token_ids) == (same.text, same.token_ids)
+    first = free.token_ids.index(tag_id)
+    for include in (False, True):
+        c = run(engine, "So we add" + TAG, stop=(TAG,), include_stop_str_in_output=include)
+        assert (c.stop_string, c.finish_reason, c.tokens) == (TAG, "stop", first + 1)
+        assert c.text == free.text[: free.text.index(TAG)] + (TAG if include else "")
+    # the chat markers and eos a model writes are dropped from the text, as before
+    for suffix, kw in (("Then<|im_start|>", {}), ("Then<|im_end|>", {"ignore_eos": True})):
+        c, p = run(engine, suffix, **kw), run(plain, suffix, **kw)
+        assert c.tokens == 4 and c.text == p.text and "<|im_" not in c.text and "<|endoftext|>" not in c.text

@@ -1,4 +1,5 @@
-"""The tiny local model: offline loading, tags as single non-special tokens, chat template."""
+"""The tiny local model: offline loading, tags as single tokens (ordinary, or special in the --special-tags
+variant), chat template."""
 from __future__ import annotations
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -64,3 +65,27 @@ def test_cli_refuses_a_file_an_existing_model_and_impossible_sizes(tmp_path, cap
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == before  # nothing overwritten
     assert main(["model", "tiny", str(tmp_path / "m"), "--seed", "5", "--force"]) == 0
     assert (tmp_path / "m" / "model.safetensors").read_bytes() != before
+
+
+def test_special_tags_variant_flags_the_tags_special_with_the_same_ids_and_weights(tiny_model, tiny_model_special):
+    import json
+
+    from safetensors.torch import load_file
+
+    plain, special = AutoTokenizer.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(tiny_model_special)
+    assert plain.get_vocab() == special.get_vocab()
+    flags = {t.content: t.special for t in special.added_tokens_decoder.values()}
+    assert all(flags[tag] for tag in ALL_TAGS) and set(ALL_TAGS) <= set(special.all_special_tokens)
+    assert not any(t.special for t in plain.added_tokens_decoder.values() if t.content in ALL_TAGS)
+    a, b = load_file(tiny_model / "model.safetensors"), load_file(tiny_model_special / "model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert json.loads((tiny_model_special / "parafuse_tiny.json").read_text())["special_tags"] is True
+
+
+def test_cli_builds_the_special_tags_variant(tmp_path):
+    from parafuse.cli import main
+
+    assert main(["model", "tiny", str(tmp_path / "m"), "--special-tags"]) == 0
+    tok = AutoTokenizer.from_pretrained(tmp_path / "m")
+    ids = tok.encode("x<Parallel>", add_special_tokens=False)
+    assert tok.decode(ids, skip_special_tokens=True) == "x"  # the variant deletes tags in a plain decode

@@ -22,7 +22,7 @@ def make_engine(kind: str, model: str, **options: Any) -> Engine:
     """Build an engine by name: `hf`, `vllm`, `openai` or `scripted`.
 
     Options (the flags of `add_engine_args`, by their field names): `base_url`, `tokenizer`,
-    `max_concurrency`, `timeout`, `max_retries`, `api_key_env` (openai); `tensor_parallel_size`,
+    `max_concurrency`, `timeout`, `max_retries`, `api_key_env`, `keep_tags` (openai); `tensor_parallel_size`,
     `data_parallel_size`, `max_model_len`, `gpu_memory_utilization`, `enforce_eager` (vllm);
     `dtype` (hf, vllm); `batch_size`, `exact_seeds` (hf). Options an engine does not use are ignored.
     """
@@ -53,7 +53,7 @@ def engine_identity(kind: str, model: str) -> tuple[str, str]:
 
 
 # Engine options every engine constructor takes (those it does not use it ignores), in flag order.
-ENGINE_OPTIONS = ("base_url", "tokenizer", "max_concurrency", "timeout", "max_retries", "api_key_env",
+ENGINE_OPTIONS = ("base_url", "tokenizer", "max_concurrency", "timeout", "max_retries", "api_key_env", "keep_tags",
                   "tensor_parallel_size", "data_parallel_size", "max_model_len", "gpu_memory_utilization",
                   "enforce_eager", "dtype", "batch_size", "exact_seeds")
 
@@ -98,6 +98,13 @@ def add_engine_args(p: argparse.ArgumentParser, prefix: str = "", model_required
                    help=f"openai: retries on 429/5xx/timeouts/dropped connections (default {shown(6)})")
     g.add_argument(f"--{prefix}api-key-env", default=default("OPENAI_API_KEY"),
                    help="openai: environment variable holding the API key (never logged or stored)")
+    g.add_argument(f"--{prefix}keep-tags", choices=("auto", "send", "off"), default=default("auto"),
+                   help="openai: when the tokenizer holds the format tags as special tokens (the released "
+                        "ThreadWeaver and ParaThinker checkpoints do), servers delete them from the text unless "
+                        "told not to. auto: ask vLLM servers to keep them (skip_special_tokens=false), refuse "
+                        "other servers; send: ask any server (SGLang takes the same parameters); off: ask none, "
+                        "the tags go missing (warned). hf and vllm always keep them "
+                        f"(default {shown('auto')})")
     g.add_argument(f"--{prefix}tensor-parallel-size", type=int, default=default(1),
                    help="vllm: GPUs per model replica")
     g.add_argument(f"--{prefix}data-parallel-size", type=int, default=default(1), help="vllm: model replicas")

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from reasoning.engines.base import Engine, check_model
+from reasoning.engines.special_tokens import TagKeeper
 from reasoning.engines.stops import apply_stop
 from reasoning.types import Completion, Failure, InputError, Request, Result
 
@@ -49,6 +50,10 @@ class HFEngine(Engine):
     Greedy requests (temperature 0) give the same text either way, up to float rounding.
     With `exact_seeds=True` every request runs alone, so a seeded request gives the same
     text whatever else is in the run (slower: one `generate` call per request).
+
+    Text: the format tags are kept, special tokens or not; the other special tokens (eos,
+    pad, chat markers) are dropped (`TagKeeper`). Stop strings on tags fire either way:
+    `generate`'s stop-string criterion matches an added token's text, special or not.
     """
 
     kind = "hf"
@@ -70,6 +75,9 @@ class HFEngine(Engine):
             raise InputError(f"cannot load model {model!r} with transformers: {e}") from None
         self._torch = torch
         self.eos_ids = self._eos_ids()
+        # Tags stay in the text even where the tokenizer holds them as special tokens (the released
+        # checkpoints do): decoded with skip_special_tokens=True they would vanish and stops on them never match.
+        self.tag_keeper = TagKeeper(self.tokenizer)
         self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
         if self.batch_size < 1:
             raise InputError(f"--batch-size must be >= 1, got {self.batch_size}")
@@ -226,7 +234,7 @@ class HFEngine(Engine):
             if t in self.eos_ids:
                 n_tok, hit_eos = j + 1, True
                 break
-        text = self.tokenizer.decode(new_ids[: n_tok - hit_eos], skip_special_tokens=True)
+        text = self.tag_keeper.decode(new_ids[: n_tok - hit_eos])
         text, stop = apply_stop(text, p.stop, p.include_stop_str_in_output)
         if stop is not None and hit_eos:
             # generate() ended this sequence at its stop string; the EOS after it is batch padding (pad == eos).

@@ -3,6 +3,16 @@
 Async with a bound on requests in flight; retries with exponential back-off and full jitter
 on 429, 5xx, dropped connections, timeouts and unreadable bodies; spreads requests over
 several base URLs; emulates `n` with parallel requests when a server ignores it.
+
+Tags that are special tokens (the released checkpoints' tokenizers hold them so): a server
+decodes with `skip_special_tokens=True` unless told otherwise, which deletes the tags from
+the text, so stops on them never fire and decoders never fork. When the local tokenizer
+(the model folder, or `--tokenizer`) holds format tags as special tokens, `keep_tags`
+decides: `auto` sends vLLM's `skip_special_tokens: false` and `spaces_between_special_tokens:
+false` to vLLM servers and refuses a server that is not vLLM (it may reject or ignore
+unknown parameters); `send` sends them to any server (SGLang takes them too); `off` sends
+nothing and warns once that the tags will be missing. Without a local tokenizer the engine
+cannot tell, and sends nothing.
 """
 from __future__ import annotations
 
@@ -12,6 +22,7 @@ import json
 import os
 import queue
 import random
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -22,6 +33,7 @@ from typing import Any
 import aiohttp
 
 from reasoning.engines.base import Engine
+from reasoning.engines.special_tokens import TagKeeper
 from reasoning.engines.stops import apply_stop, strip_trailing_stop
 from reasoning.types import Completion, Failure, InputError, Request, Result
 
@@ -29,6 +41,9 @@ RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 # The OpenAI API takes at most 4 stop strings (vLLM's server rejects more with HTTP 400). Past
 # the limit the server gets the first 4 and the rest are cut here, after generation.
 MAX_SERVER_STOPS = 4
+KEEP_TAGS = ("auto", "send", "off")
+# vLLM's request parameters that keep special tokens, and their text unspaced, in the output.
+KEEP_SPECIAL_PARAMS = {"skip_special_tokens": False, "spaces_between_special_tokens": False}
 
 
 class RetryableError(Exception):
@@ -76,7 +91,8 @@ class OpenAIEngine(Engine):
     def __init__(self, model: str, base_url: str | Sequence[str] | None = None, tokenizer: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", max_concurrency: int = 64, timeout: float = 300.0,
                  max_retries: int = 6, backoff_base: float = 0.5, backoff_max: float = 30.0,
-                 n_mode: str = "auto", extra_body: dict[str, Any] | None = None, **_: Any):
+                 n_mode: str = "auto", extra_body: dict[str, Any] | None = None, keep_tags: str | None = "auto",
+                 **_: Any):
         if not base_url:
             raise InputError("the openai engine needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
@@ -85,6 +101,9 @@ class OpenAIEngine(Engine):
         # parallel: always n single requests.
         if n_mode not in ("auto", "parallel"):
             raise InputError(f"n_mode must be auto or parallel, got {n_mode!r}")
+        keep_tags = keep_tags or "auto"
+        if keep_tags not in KEEP_TAGS:
+            raise InputError(f"--keep-tags must be one of {', '.join(KEEP_TAGS)}, got {keep_tags!r}")
         # Render chat locally only when asked for raw text; a Hub id here is fine for users with the Hub.
         local_tokenizer = tokenizer or (model if Path(model).expanduser().exists() else None)
         super().__init__(model, local_tokenizer)
@@ -94,6 +113,10 @@ class OpenAIEngine(Engine):
         self.max_concurrency, self.timeout = max_concurrency, timeout
         self.max_retries, self.backoff_base, self.backoff_max = max_retries, backoff_base, backoff_max
         self.n_mode, self.extra_body = n_mode, dict(extra_body or {})
+        self.keep_tags = keep_tags
+        self._keeper: TagKeeper | None = None
+        self._tag_params: dict[str, Any] | None = None  # decided on the first request (needs the servers' kind)
+        self._warned = False
         self._sessions: dict[int, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession, asyncio.Semaphore]] = {}
         self.calls = 0  # HTTP attempts made, for tests and token summaries
 
@@ -108,7 +131,8 @@ class OpenAIEngine(Engine):
 
     def describe(self) -> dict[str, Any]:
         return {"engine": self.kind, "model": self.model, "base_url": [s.url for s in self.servers],
-                "max_concurrency": self.max_concurrency, "timeout": self.timeout, "max_retries": self.max_retries}
+                "max_concurrency": self.max_concurrency, "timeout": self.timeout, "max_retries": self.max_retries,
+                "keep_tags": self.keep_tags}
 
     # ---- HTTP -------------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
@@ -202,6 +226,9 @@ class OpenAIEngine(Engine):
         text = choice.get("text")
         if text is None:
             text = (choice.get("message") or {}).get("content") or ""
+        if self._tag_params and self._keeper is not None:
+            # asked to keep special tokens, the server keeps chat markers and pad too: drop those, keep the tags
+            text = self._keeper.clean(text)
         stop = choice.get("stop_reason") if isinstance(choice.get("stop_reason"), str) else None
         text = strip_trailing_stop(text, stop, p.include_stop_str_in_output)
         if stop is None:  # the server did not say; hold it to the stop strings ourselves
@@ -222,6 +249,8 @@ class OpenAIEngine(Engine):
             body["stop"] = body["stop"][:MAX_SERVER_STOPS]
         if await self._all_vllm():
             body.setdefault("return_token_ids", True)  # the sampled ids, and exact per-completion token counts
+        for k, v in (await self.tag_params()).items():
+            body.setdefault(k, v)  # a value the user set in extra_body wins
         data, attempts, server = await self._post(path, body)
         usage = data.get("usage") or {}
         choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
@@ -248,6 +277,44 @@ class OpenAIEngine(Engine):
                     except (TimeoutError, aiohttp.ClientError, ValueError, TypeError):
                         s.is_vllm = False
         return all(s.is_vllm for s in self.servers)
+
+    async def tag_params(self) -> dict[str, Any]:
+        """The request parameters that keep special-token tags in the servers' text (decided once).
+
+        Empty when no format tag is a special token in the local tokenizer, when there is no
+        local tokenizer to tell, or with `keep_tags="off"`. With `auto`, a server that is not
+        vLLM is refused (InputError): it would delete the tags or reject the parameters.
+        """
+        if self._tag_params is not None:
+            return self._tag_params
+        params: dict[str, Any] = {}
+        if self.tokenizer_name is not None and self._keeper is None:
+            try:
+                self._keeper = TagKeeper(self.tokenizer)
+            except InputError:  # no loadable tokenizer: nothing to tell by (raw prompts will say why they fail)
+                self._keeper = None
+        if self._keeper is not None and self._keeper.tags_are_special:
+            if self.keep_tags == "send":
+                params = dict(KEEP_SPECIAL_PARAMS)
+            elif self.keep_tags == "auto":
+                if not await self._all_vllm():
+                    others = ", ".join(s.url for s in self.servers if not s.is_vllm)
+                    raise InputError(
+                        f"the tokenizer of {self.model!r} holds format tags as special tokens "
+                        f"({self._keeper.describe()}), and {others} is not a vLLM server, so parafuse cannot ask it "
+                        "to keep them (vLLM's skip_special_tokens=false): the tags would vanish from the text and "
+                        "decoders would never fork. Serve the model with vLLM (`parafuse serve MODEL`), pass "
+                        "--keep-tags send if the server takes vLLM's skip_special_tokens and "
+                        "spaces_between_special_tokens parameters (SGLang does), or --keep-tags off to accept "
+                        "text without the tags")
+                params = dict(KEEP_SPECIAL_PARAMS)
+            elif not self._warned:
+                self._warned = True
+                print(f"parafuse: warning: openai engine with --keep-tags off: {self._keeper.describe()} in "
+                      f"the tokenizer of {self.model!r}; the server will delete them from the text, and stops on "
+                      "them will not fire", file=sys.stderr)
+        self._tag_params = params
+        return params
 
     def _count_tokens(self, text: str) -> int:
         try:
@@ -287,18 +354,23 @@ class OpenAIEngine(Engine):
             return Failure(error=str(e), attempts=self.max_retries + 1, request_id=request.id)
 
     async def check_ready(self) -> None:
-        """Fail fast, with a clear message, when no base URL answers /models."""
+        """Fail fast, with a clear message, when no base URL answers /models, or when the model's tags are
+        special tokens that the servers cannot be asked to keep (`tag_params`)."""
         _, session, _, _ = self._state()
         errors = []
         for s in self.servers:
             for attempt in range(3):
                 try:
                     async with session.get(s.url + "/models", timeout=aiohttp.ClientTimeout(total=10)) as r:
-                        if r.status < 500:
-                            return
-                        errors.append(f"{s.url}: HTTP {r.status}")
+                        answered = r.status < 500
+                        if not answered:
+                            errors.append(f"{s.url}: HTTP {r.status}")
                 except (TimeoutError, aiohttp.ClientError) as e:
+                    answered = False
                     errors.append(f"{s.url}: {type(e).__name__}")
+                if answered:
+                    await self.tag_params()  # special-token tags a server cannot keep fail here, before any work
+                    return
                 await asyncio.sleep(0.2 * 2 ** attempt)
         raise InputError("no OpenAI-compatible server answered at " + ", ".join(s.url for s in self.servers)
                          + f" ({errors[-1]}). Start one (e.g. `parafuse serve M`, vLLM's server set up "
@@ -315,6 +387,10 @@ class OpenAIEngine(Engine):
             async def run(i, r):
                 try:
                     res = await self.agenerate_safe(r)
+                except InputError as e:  # a setup error (e.g. tags the server cannot keep) stops the run
+                    out.put(e)
+                    stop.set()
+                    return
                 except Exception as e:  # noqa: BLE001 - an unforeseen error still ends the request, never loses it
                     res = Failure(error=f"{type(e).__name__}: {e}", request_id=r.id)
                 out.put((i, res))

@@ -12,6 +12,7 @@ from typing import Any
 
 from reasoning import quiet
 from reasoning.engines.base import Engine, check_model
+from reasoning.engines.special_tokens import TagKeeper
 from reasoning.engines.stops import apply_stop, strip_trailing_stop
 from reasoning.types import Completion, Failure, InputError, Request, Result
 
@@ -33,6 +34,12 @@ class VLLMEngine(Engine):
     lets the generation store flush every result at once and gives each request its own
     latency. Scripts that create this engine need an `if __name__ == "__main__":` guard
     (vLLM starts its workers with multiprocessing 'spawn').
+
+    Tags: when the tokenizer holds format tags as special tokens (the released checkpoints
+    do), every request asks vLLM to keep special tokens (`skip_special_tokens=False`,
+    `spaces_between_special_tokens=False`), so the tags stay in the text and stop strings on
+    them fire (vLLM matches stops on the detokenized text); the other special tokens (chat
+    markers, pad) are then removed from the text here, as vLLM's default would have.
     """
 
     kind = "vllm"
@@ -76,6 +83,7 @@ class VLLMEngine(Engine):
         self.llm = vllm.LLM(model=model, tokenizer=tokenizer or model, **kwargs)
         self._vllm = vllm
         self._tokenizer = self.llm.get_tokenizer()
+        self.tag_keeper = TagKeeper(self.tokenizer)
         self._next_id = 0
         self._driver: threading.Thread | None = None
         self._driver_lock = threading.Lock()
@@ -88,7 +96,11 @@ class VLLMEngine(Engine):
     def _params(self, p):
         # vLLM refuses n > 1 under greedy sampling; greedy completions are all the same, so one is
         # generated and `_result` repeats it n times (as the hf engine returns n equal rows).
+        keep = {}
+        if self.tag_keeper.tags_are_special:  # else vLLM's default already keeps the (ordinary) tag tokens
+            keep = dict(skip_special_tokens=False, spaces_between_special_tokens=False)
         return self._vllm.SamplingParams(
+            **keep,
             n=1 if p.temperature == 0 else p.n, temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
             stop=list(p.stop) or None, include_stop_str_in_output=p.include_stop_str_in_output,
             seed=p.seed, min_tokens=p.min_tokens, ignore_eos=p.ignore_eos,
@@ -222,7 +234,8 @@ class VLLMEngine(Engine):
         completions = []
         for o in sorted(out.outputs, key=lambda o: o.index):
             stop = o.stop_reason if isinstance(o.stop_reason, str) else None
-            text = strip_trailing_stop(o.text, stop, p.include_stop_str_in_output)
+            text = self.tag_keeper.clean(o.text) if self.tag_keeper.tags_are_special else o.text
+            text = strip_trailing_stop(text, stop, p.include_stop_str_in_output)
             if stop is None:
                 text, stop = apply_stop(text, p.stop, p.include_stop_str_in_output)
             ids = list(o.token_ids)
