@@ -47,6 +47,9 @@ class CachedEngine(Engine):
     def prompt_text(self, request: Request) -> str:
         return self.inner.prompt_text(request)
 
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "store": str(self.store.path)}
 

@@ -128,7 +128,7 @@ def test_markdown_tables_and_pngs(two_runs: list[Path], tmp_path: Path):
     summary = tables[0]
     header = summary[0]
     assert header[:5] == ["run", "benchmark", "model", "n", "strategies"]
-    for col in ("plain acc % @max N", "majority acc % @max N", "fusion acc % @max N", "pass@1 %",
+    for col in ("plain acc % @max budget", "majority acc % @max budget", "fusion acc % @max budget", "pass@1 %",
                 "pass@k % (max k)", "maj@k % (max k)", "excluded", "grader"):
         assert col in header
     rows = {r[0]: dict(zip(header, r)) for r in summary[1:]}
@@ -141,7 +141,7 @@ def test_markdown_tables_and_pngs(two_runs: list[Path], tmp_path: Path):
         assert row["excluded"] == str(data["problems"]["excluded"])
         assert row["grader"] == "math_verify 0.8.0"
         top = max((p for p in data["points"] if p["strategy"] == "majority"), key=lambda p: p["budget"])
-        assert row["majority acc % @max N"] == (f"{100 * top['accuracy']:.1f} ± {100 * top['accuracy_se']:.1f} "
+        assert row["majority acc % @max budget"] == (f"{100 * top['accuracy']:.1f} ± {100 * top['accuracy_se']:.1f} "
                                                 f"(N={top['budget']})")
         m = data["metrics"]
         assert row["pass@1 %"] == f"{100 * m['pass@k'][0]:.1f}"

@@ -154,7 +154,7 @@ def test_fit_dict_round_trip_and_no_bootstrap():
     fit = fit_saturation(BUDGETS, x, n_boot=30)
     d = json.loads(json.dumps(fit.to_dict(), allow_nan=False))
     assert set(d) == {"f_max", "p", "f_max_ci", "p_ci", "n_star", "n_star_ci", "epsilon", "rmse", "budgets",
-                      "observed", "n_boot"}
+                      "observed", "n_boot", "f_max_fixed"}
     assert isinstance(d["f_max_ci"], list) and isinstance(d["n_star"], int)
     assert SaturationFit.from_dict(d) == fit
     bare = fit_saturation(BUDGETS, x, n_boot=0)

@@ -165,6 +165,10 @@ class Engine(ABC):
     def prompt_text(self, request: Request) -> str:
         return request.prompt if request.prompt is not None else self.render_chat(request.messages)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` encodes to, no special tokens added (how a decode's critical path is counted)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     # ---- generation ---------------------------------------------------------------------
     @abstractmethod
     def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:

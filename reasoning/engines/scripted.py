@@ -84,6 +84,10 @@ class ScriptedEngine(Engine):
         text = "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
         return text + ("<assistant>" if add_generation_prompt else "")
 
+    def count_tokens(self, text: str) -> int:
+        """Words, as this engine counts a completion's tokens (without the stop string or EOS)."""
+        return len(WORD.findall(text))
+
     def answer(self, request: Request) -> Result:
         """Answer one request now (all its n samples)."""
         self.calls.append(request)
