@@ -603,7 +603,8 @@ def saturation_fits(curves: dict[str, dict[int, Scored]], metrics, cfg: EvalConf
     the paper's object, done twice, with F_max fixed at 1 (the bare form) and free (our extension). The
     selection curves (majority, best-of-N, fusion at N) get the same form as an empirical saturating
     summary, and rethink's accuracy at r rounds the sequential paradigm's p_rethink. Keys: "pass@k",
-    "pass@k F_max=1", and the strategy names.
+    "pass@k F_max=1", and the strategy names. `metrics`: the pool's PoolMetrics (its `ks` and
+    `per_problem_pass` are read).
     """
     from eval.scaling import fit_saturation
 
