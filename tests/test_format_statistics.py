@@ -38,5 +38,6 @@ def test_the_report_shows_the_format_table_with_its_caveats(tmp_path):
     md_path, _ = write_report([run], tmp_path / "report")
     md = md_path.read_text()
     table = next(t for t in _md_tables(md) if t[0][:3] == ["run", "strategy", "decodes"])
-    assert table[1][:6] == ["tiny@arith", "parallel_r1", "40", "95.0", "90.0", "100.0"]  # an old "forked" share is read as parallel_response_rate
+    # an old run's "forked" share is read as its new name, parallel_response_rate
+    assert table[1][:6] == ["tiny@arith", "parallel_r1", "40", "95.0", "90.0", "100.0"]
     assert "exchangeable" in md and "copy" in md

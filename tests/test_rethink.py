@@ -60,7 +60,7 @@ def config(tmp_path, **kw) -> EvalConfig:
 
 def test_each_round_continues_the_text_so_far_after_the_cue(tmp_path):
     engine = ScriptedEngine(policy)
-    res = EvalRun(config(tmp_path), engine, tmp_path / "run", progress=False).run()
+    EvalRun(config(tmp_path), engine, tmp_path / "run", progress=False).run()
     pool, later = engine.calls[:2], engine.calls[2:]
     # one pool request per problem: round 1 of every chain is a pool sample, not a request of its own
     assert all(q.prompt is None and q.params.n == 4 for q in pool)
