@@ -286,7 +286,7 @@ async def decoder_figure(io: TokenIO, w: Workload) -> dict[str, Any]:
     for rep in range(-1, a.decoder_reps):  # rep -1 warms up
         # The decode comes first: the sequential trace needs its token total (the order cannot alternate).
         res = await decode(io.engine, w.tok.decode(w.prefix_ids(("decoder", rep))), cfg, key=f"twdec-{rep}")
-        total, critical = res.total_tokens, res.critical_path_tokens
+        total, critical = res.total_tokens, res.generated_critical_path_tokens  # generated tokens on both sides
         # A fresh prefix (no cache hit from the decode), opened the way the decoder opens its block.
         prompt = w.tok.decode(w.prefix_ids(("decoder-seq", rep))) + forced_block(k)
         t0 = time.perf_counter()

@@ -57,8 +57,8 @@ class EvalConfig:
     model: str = setting("", "model directory, Hub id, or served model name")
     n: int = setting(16, "samples per problem in the pool; every k <= n is scored from it", flag="-n")
     strategies: tuple[str, ...] = setting(("plain", "majority"), "comma-separated: plain, majority, best_of_n, fusion, "
-                                          "budget, and the parallel-thinking decoders parallel_r1, threadweaver, "
-                                          "parathinker", flag="--strategy")
+                                          "budget, rethink (sequential rounds), and the parallel-thinking decoders "
+                                          "parallel_r1, threadweaver, parathinker", flag="--strategy")
     budgets: tuple[int, ...] = setting((), "N values for parallel strategies (default: powers of two up to n)")
     token_budgets: tuple[int, ...] = setting((256, 512, 1024), "thinking-token caps for the budget strategy")
     budget_samples: int = setting(4, "samples per problem at each token cap (budget strategy)")
@@ -102,6 +102,12 @@ class EvalConfig:
     grading: GradeSettings = nested(GradeSettings, "how samples are graded (the settings of `eval grade`)",
                                     prefix="", aliases={name: name for name in GRADE_FIELDS})
     epsilon: float = setting(0.01, "saturation: the budget N* where the marginal gain falls below this")
+    # The rethink strategy (TTSPM's sequential paradigm): chains of rounds, each round continuing the last.
+    rethink_rounds: int = setting(4, "rethink: rounds per chain (round 1 is a pool sample, each further round "
+                                     "continues the text so far after the cue); accuracy is reported at r = 1, 2, "
+                                     "4, ... and at this value")
+    rethink_samples: int = setting(2, "rethink: chains per problem; chain j continues pool sample j (at most n)")
+    rethink_template: str = setting("eval/rethink", "rethink: the continuation cue written after each round")
 
     def resolve(self) -> None:
         """Fill in what defaults to the other settings, and check what from_dict cannot."""
@@ -127,6 +133,13 @@ class EvalConfig:
             out.append(b)
             b *= 2
         return out + [self.n]
+
+    def rethink_budgets(self) -> list[int]:
+        """The rounds the rethink strategy reports: 1, 2, 4, ... below rethink_rounds, and rethink_rounds."""
+        if self.rethink_rounds < 1:
+            raise InputError(f"rethink_rounds must be at least 1, got {self.rethink_rounds}")
+        return [r for r in (2 ** i for i in range(self.rethink_rounds.bit_length())) if r < self.rethink_rounds] + \
+            [self.rethink_rounds]
 
 
 def check_run_dir(out_dir: Path, cfg: EvalConfig) -> RunFolder:

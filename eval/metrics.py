@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["pass_at_k", "maj_at_k", "normalize_for_vote", "avg_at_k", "expected_max_of_k", "mean_se",
-           "pool_metrics", "PoolMetrics", "COLUMNS"]
+           "pool_metrics", "PoolMetrics", "COLUMNS", "per_problem_speedup"]
 
 
 def _check_int(name: str, v: Any) -> int:
@@ -316,3 +316,19 @@ def pool_metrics(per_problem: Sequence[dict[str, Any]], ks: Sequence[int] | None
     n_min = min(len(c) for c in correct)
     ks = list(range(1, n_min + 1)) if ks is None else [_check_k(k, n_min, "samples for some problem") for k in ks]
     return PoolMetrics(answers, correct, column("tokens"), column("critical_path_tokens"), ks)
+
+
+def per_problem_speedup(problems: Sequence[Sequence[tuple[float, float]]]) -> float:
+    """ThreadWeaver's average speedup (its README tables): a ratio per problem, averaged over problems.
+
+    `problems` holds, per problem, a (sequential tokens, critical-path tokens) pair per response. A
+    problem's speedup is the mean of its responses' ratios, and the result the mean over problems
+    (not the ratio of mean lengths, which the paper's numbers show it is not). Responses with no
+    critical path and problems with no responses are skipped; with none left the speedup is 1.0.
+    """
+    per = []
+    for responses in problems:
+        ratios = [total / critical for total, critical in responses if critical > 0]
+        if ratios:
+            per.append(sum(ratios) / len(ratios))
+    return float(sum(per) / len(per)) if per else 1.0

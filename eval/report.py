@@ -12,8 +12,10 @@ reports):
   (strategy, budget) point of every run is shown. The Pareto frontier over all points of a
   benchmark is drawn as a staircase, and dominated points are hollow and faded;
 * pass@k, maj@k and avg@k vs k on a log2 axis;
-* accuracy vs budget N on a log2 axis, per run, with the fitted saturation curves
-  F(N) = F_max (1 - (1-p)^N) and their saturation budgets N* (see ``eval.scaling``).
+* accuracy vs budget on a log2 axis, per run, one figure per kind of budget (samples N, rethinking
+  rounds r, thinking-token caps c: never two on one axis), with the fitted saturation curves
+  F(N) = F_max (1 - (1-p)^N) and their saturation budgets N* (see ``eval.scaling``): on N, fits to
+  pass@N (coverage) and to the selection strategies, each labelled.
 
 Colour encodes the strategy and the marker shape the run, in every plot except pass@k, where
 colour and marker both encode the run. Runs are grouped by benchmark: points from different
@@ -35,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from eval.report_data import Run, by_benchmark, as_number, unique_labels, load_run
-from eval.report_plots import DPI, cost_figure, passk_figure, saturation_figure, Style
+from eval.report_data import Run, by_benchmark, as_number, fit_info, unique_labels, load_run
+from eval.report_plots import DPI, cost_figure, passk_figure, saturation_figure, scaling_figure, Style
 from eval.scaling import pareto_frontier
 
 __all__ = ["write_report", "load_run"]
@@ -144,14 +146,14 @@ def _summary_table(runs: list[Run]) -> Table:
     for r in runs:
         strategies += [s for s in r.strategies() if s not in strategies]
     header = ["run", "benchmark", "model", "n", "strategies"]
-    header += [f"{s} acc % @max N" for s in strategies]
+    header += [f"{s} acc % @max budget" for s in strategies]
     header += ["pass@1 %", "pass@k % (max k)", "maj@k % (max k)", "graded", "excluded", "by fallback %", "grader"]
     rows = []
     for r in runs:
         row = [r.label, r.benchmark, r.model, _fmt(r.config.get("n")), ", ".join(r.strategies()) or "–"]
         for s in strategies:
             p = _point_at_max_budget(r, s)
-            cell = "–" if p is None else f"{_pct(p.get('accuracy'), p.get('accuracy_se'))} (N={_fmt(p.get('budget'))})"
+            cell = "–" if p is None else f"{_pct(p.get('accuracy'), p.get('accuracy_se'))} ({budget_label(p)})"
             row.append(cell)
         p1, _ = _metric_at(r.metrics, "pass@k", 1)
         pk, kmax = _metric_at(r.metrics, "pass@k", None)
@@ -187,13 +189,25 @@ FORMAT_NOTE = (
 
 
 def _format_table(runs: list[Run]) -> Table:
-    header = ["run", "strategy", "decodes", "valid format %", "forked %", "identical branches % (of forked)"]
+    header = ["run", "strategy", "decodes", "valid format %", "parallel responses % (Parallel-R1 parallel ratio)",
+              "identical branches % (of forked)", "tokens in blocks % (ThreadWeaver parallel_ratio)",
+              "speedup (per problem, mean)"]
     rows = []
     for r in runs:
         for strategy, stats in r.format_stats.items():
+            speedup = as_number(stats.get("speedup"))
             rows.append([r.label, strategy, _fmt(stats.get("decodes")), _pct(stats.get("valid_format")),
-                         _pct(stats.get("forked")), _pct(stats.get("identical_branches"))])
+                         _pct(stats.get("parallel_response_rate")), _pct(stats.get("identical_branches")),
+                         _pct(stats.get("parallel_token_share")),
+                         f"{speedup:.2f}x" if math.isfinite(speedup) else "–"])
     return header, rows
+
+
+SPEEDUP_NOTE = (
+    "Speedup: per problem, the mean over its decodes of response tokens / critical-path tokens (both counted "
+    "as ThreadWeaver's reward counts them, inserted headers included), then the mean over problems, as "
+    "ThreadWeaver's tables average it. Its paper divides by a separately trained sequential model's length; "
+    "here the baseline is the same response written out in sequence.")
 
 
 def _accuracy_grid(runs: list[Run]) -> Table:
@@ -230,8 +244,8 @@ def _answers_table(runs: list[Run]) -> Table:
 
 
 def _fits_table(runs: list[Run]) -> Table:
-    header = ["run", "benchmark", "strategy", "F_max [95% CI]", "p [95% CI]", "N* [95% CI]", "ε", "RMSE",
-              "budgets", "bootstrap"]
+    header = ["run", "benchmark", "strategy", "fitted to", "F_max [95% CI]", "p [95% CI]", "N* (r*) [95% CI]",
+              "ε", "RMSE", "budgets", "bootstrap"]
     rows = []
 
     def ci(v: Any, lo_hi: Any, digits: int = 3) -> str:
@@ -242,10 +256,21 @@ def _fits_table(runs: list[Run]) -> Table:
 
     for r in runs:
         for s, f in r.fits.items():
-            rows.append([r.label, r.benchmark, s, ci(f.get("f_max"), f.get("f_max_ci")), ci(f.get("p"), f.get("p_ci")),
-                         ci(f.get("n_star"), f.get("n_star_ci")), _fmt(f.get("epsilon")), _fmt(f.get("rmse"), 2),
-                         ", ".join(_fmt(b) for b in f.get("budgets") or []) or "–", _fmt(f.get("n_boot"))])
+            info = fit_info(s, f)
+            f_max = f"{_fmt(f.get('f_max'))} (fixed)" if f.get("f_max_fixed") else ci(f.get("f_max"), f.get("f_max_ci"))
+            unit = {"samples": "N", "rounds": "r"}.get(info["axis"], info["axis"])
+            rows.append([r.label, r.benchmark, info["strategy"] or "pass@N", info["label"], f_max,
+                         ci(f.get("p"), f.get("p_ci")), ci(f.get("n_star"), f.get("n_star_ci")),
+                         _fmt(f.get("epsilon")), _fmt(f.get("rmse"), 2),
+                         f"{unit} = " + ", ".join(_fmt(b) for b in f.get("budgets") or []) or "–",
+                         _fmt(f.get("n_boot"))])
     return header, rows
+
+
+FITS_NOTE = (
+    "TTSPM's saturation form is derived for Hit@N, estimated by pass@N (coverage): those fits are the paper's "
+    "object (F_max = 1 is its bare form, F_max free our extension). Fits to majority, best-of-N or fusion "
+    "accuracy at N (selection) are empirical saturating summaries; the rethink fit is on rounds r (sequential).")
 
 
 def _frontier_table(runs: list[Run]) -> Table:
@@ -275,10 +300,12 @@ figcaption{color:#444;font-size:.9em;margin-top:.3em}.note{color:#444;font-size:
 """
 
 _FIGURES = [
-    ("accuracy_vs_tokens.png", "Accuracy vs mean generated tokens per problem",
-     "Every (strategy, budget) point of every run. Black staircase: the Pareto frontier over all points of the "
-     "benchmark. Filled markers are on it; hollow, faded markers are dominated (another point costs no more and "
-     "scores at least as high). Error bars: ±1 standard error over problems."),
+    ("accuracy_vs_tokens.png", "Accuracy vs mean generated tokens per problem: parallel and sequential scaling",
+     "Every (strategy, budget) point of every run, parallel (N samples, labelled N4) and sequential (r rethinking "
+     "rounds, r2; token caps, c256) on one axis of total generated tokens per problem; the legend says each "
+     "strategy's axis. Black staircase: the Pareto frontier over all points of the benchmark. Filled markers are on "
+     "it; hollow, faded markers are dominated (another point costs no more and scores at least as high). Error "
+     "bars: ±1 standard error over problems."),
     ("accuracy_vs_critical_path.png", "Accuracy vs critical-path tokens (latency proxy)",
      "The same points against tokens on the longest dependent chain; the frontier is recomputed for this cost."),
     ("accuracy_vs_wall_time.png", "Accuracy vs wall time per problem",
@@ -286,12 +313,20 @@ _FIGURES = [
     ("pass_maj_at_k.png", "pass@k, maj@k and avg@k vs k",
      "Unbiased pass@k (oracle coverage, the ceiling), majority vote maj@k, and mean single-sample accuracy avg@k "
      "with a ±1 SE band, on a log2 k axis."),
-    ("saturation_fits.png", "Accuracy vs budget N with saturation fits",
-     "Observed accuracy per strategy (markers, ±1 SE) and the fitted F(N) = F_max (1 - (1 - p)^N). Star and "
-     "dotted line: N*, the smallest N whose next sample would gain less than ε. Grey dashes: pass@N, the "
-     "oracle ceiling no selection from N samples can pass. Only sample-count budgets are on this axis (token "
-     "caps and decodes are not). The F_max factor and the discrete N* are our derivation from the TTSPM model "
-     "(see eval/scaling.py)."),
+    ("saturation_fits.png", "Accuracy vs samples N with saturation fits (parallel)",
+     "Observed accuracy per strategy (markers, ±1 SE) and the fitted F(N) = F_max (1 - (1 - p)^N) to it "
+     "(selection). Grey dashes: pass@N observed, the oracle ceiling no selection from N samples can pass; dark "
+     "grey lines: the fits to pass@N (coverage), solid with F_max free, dash-dot with F_max = 1. Star and dotted "
+     "line: N*, the smallest N whose next sample would gain less than ε. Only sample counts are on this axis "
+     "(rounds, token caps and decodes have their own). The F_max factor and the discrete N* are our derivation "
+     "from the TTSPM model (see eval/scaling.py)."),
+    ("rethink_rounds.png", "Accuracy vs rethinking rounds r with saturation fits (sequential)",
+     "The rethink strategy: round 1 is a pool sample, each further round continues the text after a cue; "
+     "accuracy of the answer standing after r rounds, and the fitted F(r) = F_max (1 - (1 - p)^r). Compare with "
+     "parallel sampling at equal tokens in the accuracy-vs-tokens plot."),
+    ("token_caps.png", "Accuracy vs thinking-token cap c (budget forcing, sequential)",
+     "The budget strategy: thinking cut at the cap c, then the final answer forced. A token cap is not a sample "
+     "count, so it has its own axis."),
 ]
 
 
@@ -318,6 +353,8 @@ def write_report(run_dirs: Sequence[Path], out_dir: Path, title: str | None = No
         "accuracy_vs_wall_time.png": lambda: cost_figure(runs, style, "wall_s", "wall seconds / problem"),
         "pass_maj_at_k.png": lambda: passk_figure(runs, style),
         "saturation_fits.png": lambda: saturation_figure(runs, style),
+        "rethink_rounds.png": lambda: scaling_figure(runs, style, "rounds"),
+        "token_caps.png": lambda: scaling_figure(runs, style, "token_cap"),
     }
     pngs: dict[str, bytes] = {}
     for name, _, _ in _FIGURES:
@@ -352,9 +389,11 @@ def write_report(run_dirs: Sequence[Path], out_dir: Path, title: str | None = No
     sections.append(("Plots", figs))
     formats = _format_table(runs)
     if formats[1]:
-        sections.append(("Parallel-thinking format", [("table", formats), ("note", FORMAT_NOTE)]))
+        sections.append(("Parallel-thinking format", [("table", formats), ("note", FORMAT_NOTE),
+                                                      ("note", SPEEDUP_NOTE)]))
     fits = _fits_table(runs)
-    sections.append(("Saturation fits", [("table", fits)] if fits[1] else [("note", "No run has saturation fits.")]))
+    sections.append(("Saturation fits", [("table", fits), ("note", FITS_NOTE)] if fits[1]
+                     else [("note", "No run has saturation fits.")]))
     front = []
     for bench, rs in benches.items():
         t = _frontier_table(rs)

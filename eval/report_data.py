@@ -44,10 +44,28 @@ class Run:
     def strategies(self) -> list[str]:
         """Strategies in the order the config lists them, then any others the points or fits use."""
         out: list[str] = []
-        for s in list(self.config.get("strategies") or []) + [p.get("strategy") for p in self.points] + list(self.fits):
+        fitted = [fit_info(key, f)["strategy"] for key, f in self.fits.items()]  # None: a fit to pass@k
+        for s in list(self.config.get("strategies") or []) + [p.get("strategy") for p in self.points] + fitted:
             if s is not None and str(s) not in out:
                 out.append(str(s))
         return out
+
+
+# What a run folder's results.json called a value before it was renamed (old name -> new name), so that
+# reports of older runs still read: the decoded strategies' "forked" share is Parallel-R1's parallel ratio.
+RENAMED_FORMAT_KEYS = {"forked": "parallel_response_rate"}
+
+
+def fit_info(key: str, fit: dict[str, Any]) -> dict[str, Any]:
+    """What a saturation fit was fitted to: strategy (None for pass@k), axis, kind and a label.
+
+    Fits written before the labels existed were all selection fits (majority, best-of-N, fusion at N)
+    keyed by their strategy.
+    """
+    strategy = fit.get("strategy", key) if "curve" in fit else key
+    kind = fit.get("kind") or "selection"
+    return {"strategy": strategy, "axis": fit.get("axis") or "samples", "kind": kind,
+            "label": fit.get("label") or f"fit to {key}@N (selection)"}
 
 
 def load_run(run_dir: Path) -> Run:
@@ -65,7 +83,8 @@ def load_run(run_dir: Path) -> Run:
                versions=dict(data.get("versions") or {}), grader=data.get("grader"),
                problems=dict(data.get("problems") or {}), metrics=dict(data.get("metrics") or {}),
                points=points, fits=fits, extraction=dict(data.get("extraction") or {}),
-               format_stats={str(k): v for k, v in (data.get("format") or {}).items() if isinstance(v, dict)})
+               format_stats={str(k): {RENAMED_FORMAT_KEYS.get(name, name): value for name, value in v.items()}
+                             for k, v in (data.get("format") or {}).items() if isinstance(v, dict)})
 
 
 def unique_labels(runs: list[Run]) -> None:

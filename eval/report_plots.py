@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
-from eval.report_data import Run, by_benchmark, as_number
+from eval.report_data import Run, by_benchmark, as_number, fit_info
 from eval.scaling import pareto_frontier, saturation_curve
 
 
@@ -36,6 +36,11 @@ class Style:
         for r in runs:
             strategies += [s for s in r.strategies() if s not in strategies]
         self.strategy_color = {s: STRATEGY_COLORS[i % len(STRATEGY_COLORS)] for i, s in enumerate(strategies)}
+        # what each strategy's budget counts (its points' axis), so that a legend can say which is which
+        self.strategy_axis: dict[str, str] = {}
+        for r in runs:
+            for p in r.points:
+                self.strategy_axis.setdefault(str(p.get("strategy")), p.get("axis") or "samples")
         self.run_marker = {r.label: RUN_MARKERS[i % len(RUN_MARKERS)] for i, r in enumerate(runs)}
         self.run_color = {r.label: RUN_COLORS[i % len(RUN_COLORS)] for i, r in enumerate(runs)}
         self.strategies = strategies
@@ -97,15 +102,24 @@ def _percent_axis(ax: Any) -> None:
 
 
 def _short_budget(point: dict[str, Any]) -> str:
-    """A point's label on the cost plots: its N, its cap (c256) or its rounds (r2); decodes carry none."""
+    """A point's label on the cost plots: its samples (N4), its cap (c256) or its rounds (r2); decodes carry none."""
     axis, budget = point.get("axis") or "samples", as_number(point.get("budget"))
     if axis == "decodes" or not math.isfinite(budget):
         return ""
-    return {"samples": "", "token_cap": "c", "rounds": "r"}.get(axis, "") + f"{budget:g}"
+    return {"samples": "N", "token_cap": "c", "rounds": "r"}.get(axis, "") + f"{budget:g}"
+
+
+# What a strategy's budget axis is, as a legend says it: parallel samples, sequential rounds or token caps.
+PARADIGM = {"samples": "parallel: N samples", "rounds": "sequential: r rounds", "token_cap": "sequential: token cap c",
+            "decodes": "parallel-thinking decodes"}
 
 
 def _strategy_handles(style: Style, strategies: list[str]) -> list[Any]:
-    return [Line2D([], [], color=style.strategy_color[s], marker="o", lw=1.2, label=_tx(s))
+    def label(s: str) -> str:
+        axis = style.strategy_axis.get(s)
+        return _tx(f"{s} ({PARADIGM.get(axis, axis)})" if axis else s)
+
+    return [Line2D([], [], color=style.strategy_color[s], marker="o", lw=1.2, label=label(s))
             for s in style.strategies if s in strategies]
 
 
@@ -217,31 +231,53 @@ def passk_figure(runs: list[Run], style: Style) -> Figure | None:
     return fig
 
 
-def saturation_figure(runs: list[Run], style: Style) -> Figure | None:
-    def on_axis(p: dict[str, Any]) -> bool:  # only sample counts N share this axis
-        return (p.get("axis") or "samples") == "samples" and as_number(p.get("budget")) >= 1
+# Per budget axis: the x label, the fit's saturation-point symbol, and what the figure title calls the axis.
+AXES = {"samples": ("samples N (log2)", "N", "samples N"), "rounds": ("rethinking rounds r (log2)", "r", "rounds r"),
+        "token_cap": ("thinking-token cap c (tokens, log2)", "c", "token cap c")}
+PASSK_FIT_STYLE = {False: ("0.25", "-"), True: ("0.25", "-.")}  # pass@N fits: F_max free / F_max fixed at 1
 
-    rs = [r for r in runs if r.fits or any(on_axis(p) for p in r.points)]
+
+def saturation_figure(runs: list[Run], style: Style) -> Figure | None:
+    """Accuracy vs sample count N, with the fits to pass@N (coverage) and to the selection strategies."""
+    return scaling_figure(runs, style, "samples")
+
+
+def scaling_figure(runs: list[Run], style: Style, axis: str) -> Figure | None:
+    """Accuracy vs one budget axis (samples N, rethinking rounds r or token caps c), per run, with the fits
+    made on that axis. Points of other axes never appear: each axis has its own figure."""
+    xlabel, symbol, name = AXES[axis]
+
+    def on_axis(p: dict[str, Any]) -> bool:
+        return (p.get("axis") or "samples") == axis and as_number(p.get("budget")) >= 1
+
+    def fits_of(r: Run) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+        return {key: (f, info) for key, f in r.fits.items() if (info := fit_info(key, f))["axis"] == axis}
+
+    rs = [r for r in runs if fits_of(r) or any(on_axis(p) for p in r.points)]
     if not rs:
         return None
     fig, axes = _figure(len(rs))
     used_strategies: list[str] = []
+    passk_kinds: set[bool] = set()
     for ax, r in zip(axes, rs):
         marker = style.run_marker[r.label]
         bmax = 1.0
         texts = []
+        fits = fits_of(r)
+        by_strategy = {info["strategy"]: f for f, info in fits.values() if info["strategy"] is not None}
         counts = {s: sum(p.get("strategy") == s for p in r.points) for s in r.strategies()}
+        drawn = []  # (fit, colour, line style, legend text)
         for s in sorted(counts, key=lambda s: -counts[s]):  # single points on top, as in the cost plots
             color = style.strategy_color[s]
             pts = sorted((p for p in r.points if p.get("strategy") == s and on_axis(p)),
                          key=lambda p: as_number(p.get("budget")))
-            fit = r.fits.get(s)
+            fit = by_strategy.get(s)
             if pts:
                 x = [as_number(p.get("budget")) for p in pts]
                 y = [as_number(p.get("accuracy")) for p in pts]
                 se = [as_number(p.get("accuracy_se")) for p in pts]
                 ax.errorbar(x, y, yerr=[e if math.isfinite(e) else 0.0 for e in se], fmt=marker, color=color, ms=6,
-                            elinewidth=0.8, capsize=2, lw=0, zorder=3)
+                            elinewidth=0.8, capsize=2, lw=0 if fit else 1.0, zorder=3)
                 bmax = max(bmax, max(x))
             elif fit and fit.get("budgets"):
                 x = [as_number(b) for b in fit["budgets"]]
@@ -252,40 +288,56 @@ def saturation_figure(runs: list[Run], style: Style) -> Figure | None:
             if s not in used_strategies:
                 used_strategies.append(s)
             if fit:
-                f_max, p = as_number(fit.get("f_max")), as_number(fit.get("p"))
-                n_star = int(as_number(fit.get("n_star"))) if math.isfinite(as_number(fit.get("n_star"))) else 0
-                texts.append((s, color, f"{_tx(s)}: F_max={f_max:.2f}, p={p:.3g}, N*={n_star}"))
-                xmax = max(bmax, float(max(fit.get("budgets") or [1])))
-                shown_nstar = 1 <= n_star <= 4 * xmax
-                hi = max(xmax, n_star) if shown_nstar else xmax
-                grid = np.geomspace(1.0, hi * 1.15, 200)
-                ax.plot(grid, saturation_curve(grid, f_max, p), color=color, lw=1.6, zorder=2)
-                if shown_nstar:
-                    fy = saturation_curve(n_star, f_max, p)
-                    ax.axvline(n_star, color=color, ls=":", lw=1.0, alpha=0.8)
-                    ax.plot([n_star], [fy], marker="*", ms=13, color=color, mec="black", mew=0.6, zorder=5)
-                    ax.annotate(f"N*={n_star}", (n_star, fy), textcoords="offset points", xytext=(4, -14),
-                                fontsize=8, color=color)
-                bmax = max(bmax, hi)
+                drawn.append((fit, color, "-", s))
+        for f, info in fits.values():
+            if info["strategy"] is None:  # a fit to pass@N (coverage)
+                fixed = bool(f.get("f_max_fixed"))
+                passk_kinds.add(fixed)
+                color, ls = PASSK_FIT_STYLE[fixed]
+                drawn.append((f, color, ls, "pass@N, F_max=1" if fixed else "pass@N"))
+        for fit, color, ls, who in drawn:
+            f_max, p = as_number(fit.get("f_max")), as_number(fit.get("p"))
+            n_star = int(as_number(fit.get("n_star"))) if math.isfinite(as_number(fit.get("n_star"))) else 0
+            texts.append((color, f"{_tx(who)}: F_max={f_max:.2f}, p={p:.3g}, {symbol}*={n_star}"))
+            xmax = max(bmax, float(max(fit.get("budgets") or [1])))
+            shown_nstar = 1 <= n_star <= 4 * xmax
+            hi = max(xmax, n_star) if shown_nstar else xmax
+            grid = np.geomspace(1.0, hi * 1.15, 200)
+            ax.plot(grid, saturation_curve(grid, f_max, p), color=color, ls=ls, lw=1.6, zorder=2)
+            if shown_nstar:
+                fy = saturation_curve(n_star, f_max, p)
+                ax.axvline(n_star, color=color, ls=":", lw=1.0, alpha=0.8)
+                ax.plot([n_star], [fy], marker="*", ms=13, color=color, mec="black", mew=0.6, zorder=5)
+                ax.annotate(f"{symbol}*={n_star}", (n_star, fy), textcoords="offset points", xytext=(4, -14),
+                            fontsize=8, color=color)
+            bmax = max(bmax, hi)
         ks = [as_number(k) for k in r.metrics.get("k") or []]
         ceiling = [as_number(v) for v in r.metrics.get("pass@k") or []]
-        if ks and len(ceiling) == len(ks):  # the oracle ceiling: pass@N
+        if axis == "samples" and ks and len(ceiling) == len(ks):  # the oracle ceiling: pass@N
             xy = [(k, v) for k, v in zip(ks, ceiling) if k >= 1 and math.isfinite(v)]
             ax.plot([a for a, _ in xy], [b for _, b in xy], ls="--", color="0.55", lw=1.2, zorder=1)
-        for i, (_, color, text) in enumerate(texts):
+        for i, (color, text) in enumerate(texts):
             ax.text(0.98, 0.04 + 0.065 * i, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5,
                     color=color, bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
-        if not r.fits:
-            ax.text(0.02, 0.96, "no saturation fits in this run", transform=ax.transAxes, fontsize=8, va="top",
-                    color="0.35")
+        if not fits and axis != "token_cap":
+            ax.text(0.02, 0.96, f"no saturation fits on {name} in this run", transform=ax.transAxes, fontsize=8,
+                    va="top", color="0.35")
         _log2_axis(ax)
         _percent_axis(ax)
-        ax.set_xlabel("budget N (log2)")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("accuracy")
-        ax.set_title(_tx(f"{r.label}: accuracy vs N, saturation fits"), fontsize=10)
+        title = "saturation fits" if axis != "token_cap" else "budget forcing"
+        ax.set_title(_tx(f"{r.label}: accuracy vs {name}, {title}"), fontsize=10)
     handles = _strategy_handles(style, used_strategies) + _run_handles(style, rs)
-    handles += [Line2D([], [], color="0.55", ls="--", lw=1.2, label="pass@N (oracle ceiling)"),
-                Line2D([], [], color="0.3", lw=1.6, label="fit F_max(1-(1-p)^N)"),
-                Line2D([], [], color="0.3", marker="*", ms=11, lw=0, label="N*: next sample gains < ε")]
+    if axis == "samples":
+        handles.append(Line2D([], [], color="0.55", ls="--", lw=1.2, label="pass@N observed (oracle ceiling)"))
+        for fixed in sorted(passk_kinds):
+            color, ls = PASSK_FIT_STYLE[fixed]
+            handles.append(Line2D([], [], color=color, ls=ls, lw=1.6, label="fit to pass@N (coverage)" +
+                                  (", F_max = 1 (TTSPM's bare form)" if fixed else ", F_max free")))
+    if any(fits_of(r) for r in rs):
+        handles += [Line2D([], [], color="0.3", lw=1.6, label=f"fit F_max(1-(1-p)^{symbol}) to a strategy's accuracy"),
+                    Line2D([], [], color="0.3", marker="*", ms=11, lw=0,
+                           label=f"{symbol}*: the next {'sample' if axis == 'samples' else 'round'} gains < ε")]
     _legend(fig, handles)
     return fig

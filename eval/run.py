@@ -23,7 +23,8 @@ import numpy as np
 
 from eval.config import EvalConfig, check_run_dir
 from eval.records import Point, Problem, Sample
-from eval.strategies import DECODED, PARALLEL, STRATEGIES, PoolSample, best_of_n, get_scorer, majority
+from eval.strategies import (DECODED, PARALLEL, STRATEGIES, PoolSample, answer_at_rounds, best_of_n, get_scorer,
+                             majority)
 from prompts import PromptLibrary
 from reasoning.engines.base import Engine
 from reasoning.fusion import fusion_request
@@ -124,6 +125,17 @@ def check_settings(cfg: EvalConfig, library: PromptLibrary) -> None:
     cfg.parallel_budgets()  # budgets within 1..n
     if "budget" in cfg.strategies and (not cfg.token_budgets or min(cfg.token_budgets) < 1):
         raise InputError(f"--token-budgets must be positive token caps, got {list(cfg.token_budgets)}")
+    if "rethink" in cfg.strategies:
+        check_rethink(cfg, library)
+
+
+def check_rethink(cfg: EvalConfig, library: PromptLibrary) -> None:
+    """The rethink strategy's settings: rounds >= 1, chains within the pool, a cue template that renders alone."""
+    cfg.rethink_budgets()
+    if not 1 <= cfg.rethink_samples <= cfg.n:
+        raise InputError(f"--rethink-samples must lie between 1 and n={cfg.n} (chain j continues pool sample j), "
+                         f"got {cfg.rethink_samples}")
+    library.render(cfg.rethink_template)  # the cue takes no variables: a missing or broken one fails now
 
 
 def check_decoder_settings(cfg: EvalConfig, library: PromptLibrary) -> None:
@@ -155,14 +167,26 @@ def check_engine(cfg: EvalConfig, engine: Engine) -> None:
     """What the strategies need from the engine, checked before the pool is generated: budget forcing
     and the decoders continue raw text, which needs the model's chat template (a local tokenizer for
     a server)."""
-    if "budget" in cfg.strategies or any(s in DECODED for s in cfg.strategies):
+    if any(s in ("budget", "rethink") or s in DECODED for s in cfg.strategies):
         engine.render_chat([{"role": "user", "content": "check"}])
 
 
-def format_statistics(outs) -> dict[str, Any]:
+def format_statistics(outs, groups=None) -> dict[str, Any]:
     """How a decoded strategy's traces look: valid under the format's grammar, forked at least once, and
     forked with two textually identical branches in a block (what greedy decoding of a Parallel-R1
-    Unseen model does: its paths see the same context, so they are exchangeable)."""
+    Unseen model does: its paths see the same context, so they are exchangeable).
+
+    With the papers' parallelism metrics, each under a name that means one thing:
+    parallel_response_rate  share of responses with at least one parallel block (Parallel-R1's
+                            "parallel ratio %");
+    parallel_token_share    mean share of a response's tokens inside blocks (ThreadWeaver's parallel_ratio);
+    speedup                 per problem, the mean over its decodes of response / critical-path tokens, then
+                            the mean over problems (ThreadWeaver's "Avg speedup" is averaged per problem;
+                            its baseline is a sequential model's response, here it is the same response
+                            written out in sequence). `groups`: the decodes per problem (default: one each).
+    """
+    from eval.metrics import per_problem_speedup
+
     def identical_branches(o) -> bool:
         texts: dict[int, list[str]] = {}
         for seg in o.segments:
@@ -173,9 +197,13 @@ def format_statistics(outs) -> dict[str, Any]:
 
     forked = [o for o in outs if o.blocks]
     count = len(outs) or 1
+    groups = [[o] for o in outs] if groups is None else groups
     return {"decodes": len(outs), "valid_format": sum(not o.validation_errors for o in outs) / count,
-            "forked": len(forked) / count,
-            "identical_branches": sum(identical_branches(o) for o in forked) / len(forked) if forked else 0.0}
+            "parallel_response_rate": len(forked) / count,
+            "identical_branches": sum(identical_branches(o) for o in forked) / len(forked) if forked else 0.0,
+            "parallel_token_share": sum(o.parallel_tokens / o.response_tokens for o in outs if o.response_tokens)
+            / count,
+            "speedup": per_problem_speedup([[(o.response_tokens, o.critical_path_tokens) for o in g] for g in groups])}
 
 
 def extraction_summary(extractors: Sequence[str]) -> dict[str, Any]:
@@ -419,6 +447,57 @@ class EvalRun:
                       *_rates(graded[p.id]))
         return scored
 
+    def _rethink(self, problems, pool, store, records: list[Sample]) -> dict[int, Scored]:
+        """TTSPM's sequential paradigm (Wang et al., arXiv 2505.20522): rethinking rounds.
+
+        Chain j of a problem starts from pool sample j (round 1, so r=1 is plain accuracy on those
+        samples). Round r+1 is one raw-text request: the rendered prompt, then every earlier round's
+        text each followed by the cue (`rethink_template`, on its own paragraph), sampled as the pool
+        is. Each round is graded on its own text; the chain's answer at r is the latest one found
+        (`answer_at_rounds`). Tokens at r: the completion tokens of rounds 1..r (the re-read prompt
+        of each round is prefill, not counted; it is in the store's prompt_tokens); they are all on
+        the critical path, since each round waits for the last; wall time is the rounds' sum.
+        """
+        cfg, chains = self.cfg, self.cfg.rethink_samples
+        cue = "\n\n" + self.library.render(cfg.rethink_template) + "\n\n"
+        key = f"{self._key_extra()}+{cfg.rethink_template}@{self.library.version(cfg.rethink_template)}"
+        base = cfg.pool.base_seed(cfg.seed)
+        jobs = [(p, j) for p in problems for j in range(chains)]
+        rounds = {(p.id, j): [pool[p.id][j]] for p, j in jobs}
+        prompts = {p.id: self.engine.render_chat(self._messages(p)) for p in problems}
+        for r in range(2, cfg.rethink_rounds + 1):
+            reqs = [Request(prompt=prompts[p.id] + "".join(x.text + cue for x in rounds[(p.id, j)]),
+                            id=f"{p.id}/rethink/{j}/r{r}", key_extra=key,
+                            params=cfg.pool.params(n=1, seed=derive_seed(base, f"{p.id}/rethink/{j}/{r}")))
+                    for p, j in jobs]
+            results = self._generate(self.engine, reqs, store, f"rethink r={r}")
+            completions = [res.completions[0] for res in results]
+            grades = self.grader.grade_many([(p.gold, c.text) for (p, _), c in zip(jobs, completions)],
+                                            progress=self.progress)
+            for (p, j), q, res, c, g in zip(jobs, reqs, results, completions, grades):
+                rounds[(p.id, j)].append(PoolSample(c.text, g.answer, g.extractor, g.correct, g.reason, c.tokens,
+                                                    res.latency_s, q.params.seed, c.finish_reason))
+        scored = {}
+        for r in cfg.rethink_budgets():
+            s = scored[r] = Scored(axis="rounds", estimator=f"mean of {chains} rethinking chains per problem "
+                                                            f"(chain j continues pool sample j)")
+            for p in problems:
+                stands, tokens, wall = [], [], []
+                for j in range(chains):
+                    chain = rounds[(p.id, j)][:r]
+                    answer = answer_at_rounds(chain)[-1]
+                    spent, took = sum(x.tokens for x in chain), sum(x.latency_s for x in chain)
+                    # the record holds the whole chain's text, the answer it stands on and the last round's end
+                    shown = dataclasses.replace(answer, text=cue.join(x.text for x in chain),
+                                                finish_reason=chain[-1].finish_reason)
+                    records.append(self._record(p, "rethink", r, shown, spent, spent, took, j))
+                    stands.append(shown)
+                    tokens.append(spent)
+                    wall.append(took)
+                s.add(statistics.mean(x.correct for x in stands), statistics.mean(tokens), statistics.mean(tokens),
+                      statistics.mean(wall), *_rates(stands))
+        return scored
+
     def _decoded(self, strategy: str, problems, store, records: list[Sample]) -> dict[int, Scored]:
         """n decodes per problem with a parallel-thinking decoder, as one point at budget 1.
 
@@ -463,10 +542,12 @@ class EvalRun:
             log(f"{strategy}: {len(errors)} of {len(outs)} decodes failed and count as wrong (first: {jobs[first][0]}: "
                 f"{errors[first][:300]}); samples.jsonl holds each reason, and rerunning the same command retries "
                 f"them (finished requests are kept in {store.path})")
-        self.format_stats[strategy] = format_statistics(decoded) | {"failed_decodes": len(errors)}
         outs = [o if isinstance(o, DecodeResult) else DecodeResult(text="", format=strategy, stop_reason="failed")
                 for o in outs]
         per = {p.id: outs[k * cfg.n:(k + 1) * cfg.n] for k, p in enumerate(problems)}
+        self.format_stats[strategy] = format_statistics(
+            decoded, [[o for o in per[p.id] if o.stop_reason != "failed"] for p in problems]) | {
+            "failed_decodes": len(errors)}
         graded = self._grade_pool(problems, [[(o.text, o.total_tokens) for o in per[p.id]] for p in problems],
                                   [0.0] * len(problems), [None] * len(problems),
                                   [[_decode_finish(o.stop_reason) for o in per[p.id]] for p in problems], grader)
@@ -544,8 +625,6 @@ class EvalRun:
     # ---- the whole run ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         from eval.metrics import pool_metrics
-        from eval.scaling import fit_saturation
-
         cfg, t0 = self.cfg, time.perf_counter()
         problems = load_problems(cfg)
         if not problems:
@@ -578,6 +657,8 @@ class EvalRun:
                         curves[strategy] = self._parallel(strategy, graded, pool, store, records)
                     elif strategy == "budget":
                         curves[strategy] = self._budget(graded, store, records)
+                    elif strategy == "rethink":
+                        curves[strategy] = self._rethink(graded, pool, store, records)
                     elif strategy in DECODED:
                         curves[strategy] = self._decoded(strategy, graded, store, records)
                 except (InputError, KeyboardInterrupt):
@@ -586,22 +667,18 @@ class EvalRun:
                     failed_strategies[strategy] = f"{type(e).__name__}: {e}"
                     log(f"{strategy} failed, the other strategies go on: {failed_strategies[strategy]}")
         points = [s.point(name, b, self.label) for name, curve in curves.items() for b, s in sorted(curve.items())]
-        fits = {}
-        for name, curve in curves.items():
-            if name in PARALLEL and len(curve) >= 3:
-                budgets = sorted(curve)
-                matrix = np.array([curve[b].correct for b in budgets]).T
-                fits[name] = fit_saturation(budgets, matrix, epsilon=cfg.epsilon, seed=cfg.seed).to_dict()
         per_problem = [{"answers": [s.answer for s in pool[p.id]], "correct": [s.correct for s in pool[p.id]],
                         "tokens": [s.tokens for s in pool[p.id]],
                         "critical_path_tokens": [s.tokens for s in pool[p.id]]} for p in graded]
+        metrics = pool_metrics(per_problem)
+        fits = saturation_fits(curves, metrics, cfg)
         results = {
             "label": self.label, "config": cfg.to_dict(), "engine": self.engine.describe(),
             "versions": versions(), "grader": self.grader.describe(),
             "seeds": {"base": cfg.seed, "per_problem": "sha256(base:problem_id) -> 31-bit seed"},
             "problems": {"total": len(problems), "graded": len(graded), "excluded": len(excluded),
                          "excluded_ids": excluded},
-            "metrics": _jsonable(pool_metrics(per_problem)),
+            "metrics": _jsonable(metrics),
             "extraction": extraction_summary([s.extractor for p in graded for s in pool[p.id]]),
             "points": [pt.to_dict() for pt in points], "fits": fits, "format": self.format_stats,
             "wall_s": round(time.perf_counter() - t0, 3),
@@ -621,6 +698,47 @@ class EvalRun:
                                f"others' results are in {self.out_dir / 'results.json'}, and rerunning the same "
                                f"command retries the failed ones (finished requests are kept)")
         return results
+
+
+FIT_MIN_POINTS = 3  # two parameters: a fit through two points always passes through both
+
+
+def saturation_fits(curves: dict[str, dict[int, Scored]], metrics, cfg: EvalConfig) -> dict[str, dict[str, Any]]:
+    """The saturation form fitted to every curve it applies to, each labelled with what it was fitted to.
+
+    TTSPM derives F(N) = 1 - (1 - p)^N for Hit@N, whose unbiased estimate is pass@N (coverage): that fit is
+    the paper's object, done twice, with F_max fixed at 1 (the bare form) and free (our extension). The
+    selection curves (majority, best-of-N, fusion at N) get the same form as an empirical saturating
+    summary, and rethink's accuracy at r rounds the sequential paradigm's p_rethink. Keys: "pass@k",
+    "pass@k F_max=1", and the strategy names. `metrics`: the pool's PoolMetrics (its `ks` and
+    `per_problem_pass` are read).
+    """
+    from eval.scaling import fit_saturation
+
+    fits: dict[str, dict[str, Any]] = {}
+
+    def fit(key: str, budgets, matrix, label: str, kind: str, axis: str, strategy: str | None,
+            f_max: float | None = None) -> None:
+        result = fit_saturation(budgets, matrix, epsilon=cfg.epsilon, seed=cfg.seed, f_max=f_max).to_dict()
+        fits[key] = result | {"label": label, "kind": kind, "axis": axis, "strategy": strategy,
+                              "curve": "pass@k" if strategy is None else strategy}
+
+    for name, curve in curves.items():
+        if name in PARALLEL + ("rethink",) and len(curve) >= FIT_MIN_POINTS:
+            budgets = sorted(curve)
+            matrix = np.array([curve[b].correct for b in budgets]).T
+            if name == "rethink":
+                fit(name, budgets, matrix, "fit to rethink accuracy at r rounds (sequential)", "sequential",
+                    "rounds", name)
+            else:
+                fit(name, budgets, matrix, f"fit to {name}@N (selection)", "selection", "samples", name)
+    ks = [k for k in cfg.parallel_budgets() if k in metrics.ks]
+    if len(ks) >= FIT_MIN_POINTS:
+        matrix = np.column_stack([metrics.per_problem_pass(k) for k in ks])
+        fit("pass@k", ks, matrix, "fit to pass@N (coverage), F_max free", "coverage", "samples", None)
+        fit("pass@k F_max=1", ks, matrix, "fit to pass@N (coverage), F_max = 1 (TTSPM's bare Hit@N)", "coverage",
+            "samples", None, f_max=1.0)
+    return fits
 
 
 def _jsonable(obj):

@@ -45,6 +45,17 @@ Edge cases of ``saturation_budget`` (documented and tested):
 * ``F_max * p == epsilon`` exactly (with p < 1): dF(0) = epsilon is not < epsilon, so N* = 1.
 * ``epsilon <= 0``: no budget has a gain below it (the gains are >= 0), so ValueError.
 
+Which curves are fitted
+-----------------------
+TTSPM's derivation is about Hit@N, the chance that at least one of N candidates is right; its
+unbiased estimate is pass@N (coverage), so ``eval run`` fits pass@N twice: with ``F_max = 1`` (the
+paper's bare form, ``fit_saturation(..., f_max=1.0)``) and with ``F_max`` free (ours). It fits the
+same form to the selection curves (majority, best-of-N, fusion at N) as an empirical saturating
+summary: per problem, majority accuracy is not of this form (it falls with N when a problem's p < 1/2),
+so those p are summaries, not per-sample success rates. The sequential paradigm's curve (rethink
+accuracy after r rounds, ``1 - (1 - p_rethink)^r`` in TTSPM) is fitted on its own rounds axis.
+Every fit in results.json says which curve it was fitted to.
+
 Fitting
 -------
 ``fit_saturation`` fits (F_max, p) by bounded least squares on the mean accuracy curve over
@@ -203,6 +214,7 @@ class SaturationFit:
     budgets: list[int]
     observed: list[float]
     n_boot: int
+    f_max_fixed: bool = False  # F_max was held at its given value (the bare form at 1.0), not fitted
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -214,6 +226,7 @@ class SaturationFit:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SaturationFit:
         kw = {f.name: d.get(f.name) for f in dataclasses.fields(cls)}
+        kw["f_max_fixed"] = bool(kw["f_max_fixed"])  # absent in fits written before F_max could be fixed
         for k in ("f_max_ci", "p_ci", "n_star_ci"):
             if kw[k] is not None:
                 kw[k] = tuple(kw[k])
@@ -223,8 +236,9 @@ class SaturationFit:
         return saturation_curve(n, self.f_max, self.p)
 
 
-def _profile_grid(y: np.ndarray, budgets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each row of y (curves) and each grid p: the best F_max in [0, 1] and its SSE.
+def _profile_grid(y: np.ndarray, budgets: np.ndarray, f_fixed: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each row of y (curves) and each grid p: the best F_max in [0, 1] (or `f_fixed`) and its SSE.
 
     For fixed p the model is linear in F_max, F = F_max g with g = 1 - (1-p)^N, so the optimum is
     clip(g.y / g.g, 0, 1) (the SSE is a parabola in F_max, so clipping is exact).
@@ -233,45 +247,56 @@ def _profile_grid(y: np.ndarray, budgets: np.ndarray) -> tuple[np.ndarray, np.nd
     g = 1.0 - np.power(1.0 - _P_GRID[:, None], budgets[None, :])  # (grid, B)
     gg = np.einsum("kb,kb->k", g, g)  # > 0: every budget >= 1
     gy = y @ g.T  # (rows, grid)
-    f = np.clip(gy / gg, 0.0, 1.0)
+    f = np.clip(gy / gg, 0.0, 1.0) if f_fixed is None else np.full_like(gy, f_fixed)
     sse = np.einsum("rb,rb->r", y, y)[:, None] - 2.0 * f * gy + f * f * gg
     j = np.argmin(sse, axis=1)  # the first minimum, i.e. the largest p among ties
     r = np.arange(y.shape[0])
     return _P_GRID[j], f[r, j], sse[r, j]
 
 
-def _polish(y: np.ndarray, budgets: np.ndarray, f0: float, p0: float, sse0: float) -> tuple[float, float, float]:
-    """Refine a grid optimum with bounded least squares; keep the grid point unless strictly better."""
+def _polish(y: np.ndarray, budgets: np.ndarray, f0: float, p0: float, sse0: float,
+            fixed: bool = False) -> tuple[float, float, float]:
+    """Refine a grid optimum with bounded least squares; keep the grid point unless strictly better.
 
-    def resid(x: np.ndarray) -> np.ndarray:
-        return x[0] * (1.0 - np.power(1.0 - x[1], budgets)) - y
+    `fixed`: F_max stays at f0 and only p moves."""
 
-    def jac(x: np.ndarray) -> np.ndarray:
-        q = 1.0 - x[1]
-        return np.column_stack([1.0 - np.power(q, budgets), x[0] * budgets * np.power(q, budgets - 1.0)])
+    def model(f: float, p: float) -> np.ndarray:
+        return f * (1.0 - np.power(1.0 - p, budgets)) - y
 
-    x0 = np.array([min(max(f0, 1e-9), 1.0 - 1e-9), min(max(p0, P_MIN * 1.001), 1.0 - 1e-9)])
+    def dp(f: float, p: float) -> np.ndarray:
+        return f * budgets * np.power(1.0 - p, budgets - 1.0)
+
+    p_start = min(max(p0, P_MIN * 1.001), 1.0 - 1e-9)
     try:
-        res = least_squares(resid, x0, jac=jac, bounds=([0.0, P_MIN], [1.0, 1.0]), method="trf",
-                            xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=200)
+        if fixed:
+            res = least_squares(lambda x: model(f0, x[0]), [p_start], jac=lambda x: dp(f0, x[0])[:, None],
+                                bounds=([P_MIN], [1.0]), method="trf", xtol=1e-12, ftol=1e-12, gtol=1e-12,
+                                max_nfev=200)
+            x = np.array([f0, res.x[0]])
+        else:
+            res = least_squares(lambda x: model(x[0], x[1]), [min(max(f0, 1e-9), 1.0 - 1e-9), p_start],
+                                jac=lambda x: np.column_stack([1.0 - np.power(1.0 - x[1], budgets), dp(x[0], x[1])]),
+                                bounds=([0.0, P_MIN], [1.0, 1.0]), method="trf", xtol=1e-12, ftol=1e-12,
+                                gtol=1e-12, max_nfev=200)
+            x = res.x
     except (ValueError, FloatingPointError):
         return f0, p0, sse0
     sse = float(np.sum(res.fun**2))
-    if np.all(np.isfinite(res.x)) and sse < sse0 - 1e-12 * (1.0 + sse0):
-        return float(res.x[0]), float(res.x[1]), sse
+    if np.all(np.isfinite(x)) and sse < sse0 - 1e-12 * (1.0 + sse0):
+        return float(x[0]), float(x[1]), sse
     return f0, p0, sse0
 
 
-def _fit_rows(y: np.ndarray, budgets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p, f, sse = _profile_grid(y, budgets)
+def _fit_rows(y: np.ndarray, budgets: np.ndarray, f_fixed: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    p, f, sse = _profile_grid(y, budgets, f_fixed)
     out_f, out_p = np.empty(len(y)), np.empty(len(y))
     for i in range(len(y)):
-        out_f[i], out_p[i], _ = _polish(y[i], budgets, f[i], p[i], sse[i])
+        out_f[i], out_p[i], _ = _polish(y[i], budgets, f[i], p[i], sse[i], fixed=f_fixed is not None)
     return out_f, out_p
 
 
 def fit_saturation(budgets: Sequence[int], per_problem: np.ndarray, epsilon: float = 0.01, n_boot: int = 200,
-                   seed: int = 0) -> SaturationFit:
+                   seed: int = 0, f_max: float | None = None) -> SaturationFit:
     """Fit F(N) = F_max (1 - (1-p)^N) to the mean over problems of ``per_problem``.
 
     ``per_problem`` has shape (problems, len(budgets)). Each entry is one problem's accuracy
@@ -279,7 +304,8 @@ def fit_saturation(budgets: Sequence[int], per_problem: np.ndarray, epsilon: flo
     at least two of them; they are sorted. F_max is fitted in [0, 1] and p in [1e-6, 1] by
     bounded least squares. Bootstrap: ``n_boot`` resamples of the problems (rows, with
     replacement), refitted each time, give 95 % percentile intervals for F_max, p and N*.
-    Seeded by ``seed``, so the result is deterministic.
+    Seeded by ``seed``, so the result is deterministic. ``f_max``: hold F_max at this value in
+    (0, 1] and fit p alone (1.0 is TTSPM's bare Hit@N form); its interval is then None.
     """
     b = np.asarray(budgets)
     if b.ndim != 1 or len(b) < 2:
@@ -297,13 +323,15 @@ def fit_saturation(budgets: Sequence[int], per_problem: np.ndarray, epsilon: flo
         raise ValueError("epsilon must be > 0")
     if n_boot < 0:
         raise ValueError("n_boot must be >= 0")
+    if f_max is not None and not 0.0 < f_max <= 1.0:
+        raise ValueError(f"f_max must be in (0, 1] when fixed, got {f_max}")
 
     order = np.argsort(b)
     bf = b[order].astype(float)
     x = x[:, order]
     y = x.mean(axis=0)
 
-    f_hat, p_hat = (float(v[0]) for v in _fit_rows(y[None, :], bf))
+    f_hat, p_hat = (float(v[0]) for v in _fit_rows(y[None, :], bf, f_max))
     rmse = float(np.sqrt(np.mean((saturation_curve(bf, f_hat, p_hat) - y) ** 2)))
     n_star = saturation_budget(f_hat, p_hat, epsilon)
 
@@ -313,13 +341,13 @@ def fit_saturation(budgets: Sequence[int], per_problem: np.ndarray, epsilon: flo
         n_prob = x.shape[0]
         weights = rng.multinomial(n_prob, np.full(n_prob, 1.0 / n_prob), size=n_boot)  # (n_boot, P)
         yb = (weights @ x) / n_prob
-        fb, pb = _fit_rows(yb, bf)
+        fb, pb = _fit_rows(yb, bf, f_max)
         nb = np.array([saturation_budget(f, p, epsilon) for f, p in zip(fb, pb)])
         lo, hi = 2.5, 97.5
-        f_ci = (float(np.percentile(fb, lo)), float(np.percentile(fb, hi)))
+        f_ci = None if f_max is not None else (float(np.percentile(fb, lo)), float(np.percentile(fb, hi)))
         p_ci = (float(np.percentile(pb, lo)), float(np.percentile(pb, hi)))
         n_ci = (int(np.floor(np.percentile(nb, lo))), int(np.ceil(np.percentile(nb, hi))))
 
     return SaturationFit(f_max=f_hat, p=p_hat, f_max_ci=f_ci, p_ci=p_ci, n_star=n_star, n_star_ci=n_ci,
                          epsilon=float(epsilon), rmse=rmse, budgets=[int(v) for v in b[order]],
-                         observed=[float(v) for v in y], n_boot=int(n_boot))
+                         observed=[float(v) for v in y], n_boot=int(n_boot), f_max_fixed=f_max is not None)

@@ -9,6 +9,8 @@ Majority and best-of-N at budget N are averaged over every size-N subset of the 
 sample of them when there are too many (`eval.subsets`); Fusion-of-N over a few seeded subsets,
 one fusor call each (`fusion_subsets`).
     budget      sequential: a cap on thinking tokens, then the final answer is forced
+    rethink     sequential: TTSPM's rethinking rounds; round 1 is a pool sample, round r+1 continues the
+                text so far after a cue ("wait, let me check this again"); scored at r = 1, 2, 4, ... rounds
     parallel_r1, threadweaver, parathinker
                 a parallel-thinking decoder (reasoning.decoders) writes each sample: n decodes
                 per problem, graded like the pool, scored as one point (budget 1) whose tokens
@@ -27,7 +29,7 @@ from reasoning.methods import METHODS
 from reasoning.types import InputError
 
 DECODED = METHODS  # every registered parallel-thinking method is a decoder strategy
-STRATEGIES = ("plain", "majority", "best_of_n", "fusion", "budget") + DECODED
+STRATEGIES = ("plain", "majority", "best_of_n", "fusion", "budget", "rethink") + DECODED
 PARALLEL = ("majority", "best_of_n", "fusion")
 
 
@@ -110,3 +112,17 @@ def best_of_n(question: str, samples: Sequence[PoolSample], scorer: Scorer) -> i
     if len(scores) != len(samples):
         raise ValueError(f"scorer returned {len(scores)} scores for {len(samples)} samples")
     return max(range(len(samples)), key=lambda i: (scores[i], -i))
+
+
+def answer_at_rounds(rounds: Sequence[PoolSample]) -> list[PoolSample]:
+    """The graded answer a rethinking chain stands on after each round: the last round that gave one.
+
+    TTSPM's sequential paradigm (Wang et al., arXiv 2505.20522, "Scaling over Scaling") revises an
+    answer round by round; a round that ends without an answer (cut by the token cap, or talking
+    itself out of one) leaves the previous answer standing, so the chain's answer at round r is the
+    latest one found in rounds 1..r (round 1's verdict when none has one yet).
+    """
+    out: list[PoolSample] = []
+    for r, sample in enumerate(rounds):
+        out.append(sample if sample.answer is not None or r == 0 else out[-1])
+    return out

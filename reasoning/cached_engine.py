@@ -53,6 +53,9 @@ class CachedEngine(Engine):
     def decode_ids(self, ids) -> str:
         return self.inner.decode_ids(ids)
 
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "store": str(self.store.path)}
 

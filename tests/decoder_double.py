@@ -42,9 +42,14 @@ def critical(res: DecodeResult) -> int:
     return seq + sum(blocks.values())
 
 
-def check_usage(res: DecodeResult) -> None:
+def check_usage(res: DecodeResult, engine=None) -> None:
     assert res.total_tokens == sum(r["completion_tokens"] for r in res.requests)
-    assert res.critical_path_tokens == critical(res)
+    assert res.generated_critical_path_tokens == critical(res)
+    if engine is not None and res.token_counter != "requests":  # the one critical-path definition
+        from reasoning.formats.metrics import trace_metrics
+
+        m = trace_metrics(parse(res.format, res.text), engine.count_tokens)
+        assert (res.critical_path_tokens, res.response_tokens) == (m.critical_path_tokens, m.total_tokens)
     assert res.wall_s > 0
 
 

@@ -126,10 +126,10 @@ def test_every_decoder_runs_end_to_end_on_the_teacher(method):
     for p, r in zip(problems, results):
         if method == "threadweaver":
             # Threads shorten the critical path exactly when the problem has independent parts.
-            assert (r.critical_path_tokens < r.total_tokens) == p.independent
+            assert (r.critical_path_tokens < r.response_tokens) == p.independent
             assert (r.blocks == 1) == p.independent
         else:
-            assert r.blocks == 1 and r.critical_path_tokens < r.total_tokens
+            assert r.blocks == 1 and r.critical_path_tokens < r.response_tokens
 
 
 # ---- the teacher: synthesis roles --------------------------------------------------------------------
@@ -242,9 +242,10 @@ def test_threadweaver_style_shortens_the_critical_path_only_where_parts_are_inde
     _, Config = get_decoder("threadweaver")
     decoded = run_decodes(engine, "threadweaver", [(p.id, list(chat(p)), Config.from_dict({"max_tokens": 400}))
                                                    for p in problems])
-    independent = [(s.completion_tokens, d.critical_path_tokens) for p, s, d in zip(problems, plain, decoded)
+    # generated tokens on both sides: the plain completion against the decode's generated critical path
+    independent = [(s.completion_tokens, d.generated_critical_path_tokens) for p, s, d in zip(problems, plain, decoded)
                    if p.independent]
-    chains = [(s.completion_tokens, d.critical_path_tokens) for p, s, d in zip(problems, plain, decoded)
+    chains = [(s.completion_tokens, d.generated_critical_path_tokens) for p, s, d in zip(problems, plain, decoded)
               if not p.independent]
     assert independent and chains
     assert mean(c for _, c in independent) < 0.85 * mean(s for s, _ in independent)

@@ -58,8 +58,11 @@ def test_parallel_r1_issues_the_reference_requests_and_joins_them():
     # path 1 stopped on </Path>; path 2 ran out of tokens and was closed by the decoder
     assert [r.get("forced_close") for r in res.requests] == [None, False, True, False, None]
     assert [r["completion_tokens"] for r in res.requests] == [4, 5, 5, 4, 4]
-    assert res.total_tokens == 22 and res.critical_path_tokens == 4 + 5 + 4 + 4
-    check_usage(res)
+    assert res.total_tokens == 22 and res.generated_critical_path_tokens == 4 + 5 + 4 + 4
+    # the response's L_crit (words): outside "Let me see." and "Final Answer: 7", 8 tags and the summary's
+    # 3 words, the longer path's 5; the tags the decoder wrote count too
+    assert res.critical_path_tokens == 3 + 3 + 8 + 3 + 5 and res.response_tokens == 3 + 3 + 8 + 3 + 4 + 5
+    check_usage(res, eng)
     assert eng.peak == 2, "the two paths were in flight together"
     assert [r.params.temperature for r in reqs] == [0.7, 1.0, 1.0, 0.7, 0.7], "paths at the reference's T=1.0"
     assert len({r.params.seed for r in reqs}) == 5
@@ -120,8 +123,8 @@ def test_threadweaver_forks_one_thread_per_outline_and_joins_in_order():
     assert [r["role"] for r in res.requests] == ["main", "thread", "thread", "join"]
     assert eng.peak == 2 and res.blocks == 1 and res.stop_reason == "eos"
     assert [r["completion_tokens"] for r in res.requests] == [8, 6, 3, 7]
-    assert res.critical_path_tokens == 8 + 6 + 7 and res.total_tokens == 24
-    check_usage(res)
+    assert res.generated_critical_path_tokens == 8 + 6 + 7 and res.total_tokens == 24
+    check_usage(res, eng)
     assert res.validation_errors == []
     trace = parse("threadweaver", res.text)
     assert [b.label for b in trace.blocks[0].branches] == ["1", "2.1"]
@@ -209,8 +212,8 @@ def test_parathinker_paths_then_summary_over_all_paths():
     assert "</think2>" in eng.requests[1].params.stop and "</think>" in eng.requests[1].params.stop
     assert [r.get("forced_close") for r in res.requests] == [False, True, True, False]
     assert [r["completion_tokens"] for r in res.requests] == [4, 4, 4, 2]
-    assert res.critical_path_tokens == 4 + 2 and res.total_tokens == 14 and eng.peak == 3
-    check_usage(res)
+    assert res.generated_critical_path_tokens == 4 + 2 and res.total_tokens == 14 and eng.peak == 3
+    check_usage(res, eng)
     assert res.validation_errors == []
     assert parse("parathinker", res.text).blocks[0].width == 3
     eng = Script(pt_policy)

@@ -441,7 +441,8 @@ def test_metrics_hand_computed_default_counter():
     assert (m.sequential_tokens, m.block_tokens, m.branch_tokens) == (5, [10], [[3, 1]])
     assert m.total_tokens == 5 + 10 + 4 and m.critical_path_tokens == 5 + 10 + 3
     assert m.blocks == 1 and m.widths == [2]
-    assert m.parallel_ratio == pytest.approx(19 / 18) and m.acceleration_ratio == pytest.approx(1 - 18 / 19)
+    assert m.speedup == pytest.approx(19 / 18) and m.acceleration_ratio == pytest.approx(1 - 18 / 19)
+    assert m.parallel_token_share == pytest.approx(14 / 19) and m.has_parallel
     assert approx_tokens("<Parallel>") == 1 and approx_tokens("abcdefgh ijklm") == 2 + 2
 
 
@@ -466,7 +467,7 @@ def test_metrics_with_character_counter_and_several_blocks():
     assert m.total_tokens == len(parallel_r1.serialize(trace))
     assert m.widths == [3, 2] and m.blocks == 2
     empty = trace_metrics(Trace([Text("just text")], "threadweaver"))
-    assert empty.total_tokens == empty.critical_path_tokens == 2 and empty.parallel_ratio == 1.0
+    assert empty.total_tokens == empty.critical_path_tokens == 2 and empty.speedup == 1.0
 
 
 @pytest.fixture(scope="module")
@@ -515,7 +516,7 @@ def test_tokenizer_metrics_on_random_traces(fmt, tok, data):
     assert m.total_tokens == count(text)
     assert m.critical_path_tokens == m.total_tokens - sum(map(sum, m.branch_tokens)) + sum(
         max(b) for b in m.branch_tokens)
-    assert m.critical_path_tokens <= m.total_tokens and m.parallel_ratio >= 1.0
+    assert m.critical_path_tokens <= m.total_tokens and m.speedup >= 1.0
 
 
 def test_parsed_tree_equals_the_tree_it_came_from():

@@ -248,3 +248,67 @@ def test_pool_metrics_bounds(problems):
             assert 0.0 <= row[key] <= 1.0
         # the vote winner is one of the k samples, so in every subset maj@k <= pass@k (its any-correct share)
         assert row["maj@k"] <= row["pass@k"] + 1e-12
+
+
+# --------------------------------------------------------------------------- parallelism metrics, critical path
+
+def test_a_decoders_critical_path_is_trace_metrics_of_its_text_with_inserted_headers_counted():
+    """One definition: a ThreadWeaver decode's critical path equals `trace_metrics` of the same text, and it
+    counts the thread headers and closes the decoder wrote (as ThreadWeaver's reward counts every token)."""
+    from decoder_double import Script, decode, tw_policy
+    from reasoning.decoders.threadweaver import ThreadWeaverConfig
+    from reasoning.formats.convert import parse_any
+    from reasoning.formats.metrics import trace_metrics
+
+    eng = Script(tw_policy())
+    res = decode("threadweaver", eng, ThreadWeaverConfig())
+    assert res.text == ("Plan.\n<Parallel>\n<Outlines>\n<Outline>1: add</Outline>\n<Outline>2.1: check</Outline>\n"
+                        "</Outlines>\n<Thread>\n1: 3 + 4 = 7\n</Thread><Thread>\n2.1:\nseven holds\n</Thread>\n"
+                        "</Parallel>\nSo the answer is \\boxed{7}.")
+    m = trace_metrics(parse_any(res.text, "threadweaver"), eng.count_tokens)
+    # by hand, in the engine's words: outside "Plan." and "So the answer is \boxed{7}." = 6; the block's 12 tags
+    # and its outlines' 4 words = 16; threads "1: 3 + 4 = 7" = 6 and "2.1: seven holds" = 3
+    assert (m.sequential_tokens, m.block_tokens, m.branch_tokens) == (6, [16], [[6, 3]])
+    assert res.critical_path_tokens == m.critical_path_tokens == 6 + 16 + 6
+    assert res.response_tokens == m.total_tokens == 6 + 16 + 6 + 3 and res.parallel_tokens == 16 + 9
+    assert res.token_counter == "engine"
+    # the requests' generated tokens alone (main 8, longer thread 6, join 7) miss the inserted headers
+    assert res.generated_critical_path_tokens == 8 + 6 + 7 < res.critical_path_tokens
+    assert res.speedup == pytest.approx(31 / 28) == m.speedup
+
+
+def test_trace_parallelism_names_each_mean_one_thing():
+    from reasoning.formats.metrics import text_metrics
+
+    text = "ab cd<Parallel><Path>x y z</Path><Path>w</Path></Parallel>\n<Summary>s t</Summary>so it is"
+    m = text_metrics(text, "parallel_r1")
+    # total 19 = outside 5 + block 10 + paths 3 and 1; critical 18
+    assert m.speedup == pytest.approx(19 / 18)  # total / critical
+    assert m.parallel_token_share == pytest.approx((10 + 4) / 19)  # ThreadWeaver's parallel_ratio
+    assert m.has_parallel and not text_metrics("just text", "parallel_r1").has_parallel
+    assert not hasattr(m, "parallel_ratio"), "the ambiguous name is gone"
+
+
+def test_speedup_is_a_per_problem_ratio_averaged_over_problems():
+    from eval.metrics import per_problem_speedup
+
+    # problem 1: one response 200/100 = 2.0; problem 2: responses 30/30 = 1.0 and 60/20 = 3.0 -> 2.0
+    assert per_problem_speedup([[(200, 100)], [(30, 30), (60, 20)]]) == pytest.approx(2.0)
+    # not the ratio of mean lengths ((200 + 45) / (100 + 25) = 1.96)
+    assert per_problem_speedup([[(200, 100)], [(30, 30), (60, 20)]]) != pytest.approx(245 / 125)
+    assert per_problem_speedup([[], [(10, 0)]]) == 1.0  # nothing to divide by
+
+
+def test_format_statistics_report_the_papers_parallelism_metrics():
+    from eval.run import format_statistics
+    from reasoning.decoders.base import DecodeResult
+
+    def out(blocks, response, critical, parallel):
+        return DecodeResult(text="", format="parallel_r1", blocks=blocks, response_tokens=response,
+                            critical_path_tokens=critical, parallel_tokens=parallel)
+
+    a, b, c = out(1, 100, 50, 80), out(0, 40, 40, 0), out(2, 90, 30, 60)
+    stats = format_statistics([a, b, c], groups=[[a, b], [c]])
+    assert stats["parallel_response_rate"] == pytest.approx(2 / 3)  # Parallel-R1's parallel ratio
+    assert stats["parallel_token_share"] == pytest.approx((0.8 + 0.0 + 60 / 90) / 3)  # ThreadWeaver's
+    assert stats["speedup"] == pytest.approx(((2.0 + 1.0) / 2 + 3.0) / 2)  # per problem, then averaged

@@ -97,7 +97,7 @@ def test_exact_decoding_samples_what_the_training_layout_predicts(thought_engine
     paths = [s.text for s in result.segments if s.source == "generated"][:3]
     assert len(set(paths)) > 1
     assert result.total_tokens == sum(lengths)
-    assert result.critical_path_tokens == max(lengths[:3]) + lengths[3]
+    assert result.generated_critical_path_tokens == max(lengths[:3]) + lengths[3]
     # the trace is a valid ParaThinker layout with the decoder's tags around each path
     assert result.text.startswith("<think1>") and "</think3><summary>" in result.text
 

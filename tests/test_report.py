@@ -128,7 +128,7 @@ def test_markdown_tables_and_pngs(two_runs: list[Path], tmp_path: Path):
     summary = tables[0]
     header = summary[0]
     assert header[:5] == ["run", "benchmark", "model", "n", "strategies"]
-    for col in ("plain acc % @max N", "majority acc % @max N", "fusion acc % @max N", "pass@1 %",
+    for col in ("plain acc % @max budget", "majority acc % @max budget", "fusion acc % @max budget", "pass@1 %",
                 "pass@k % (max k)", "maj@k % (max k)", "excluded", "grader"):
         assert col in header
     rows = {r[0]: dict(zip(header, r)) for r in summary[1:]}
@@ -141,7 +141,7 @@ def test_markdown_tables_and_pngs(two_runs: list[Path], tmp_path: Path):
         assert row["excluded"] == str(data["problems"]["excluded"])
         assert row["grader"] == "math_verify 0.8.0"
         top = max((p for p in data["points"] if p["strategy"] == "majority"), key=lambda p: p["budget"])
-        assert row["majority acc % @max N"] == (f"{100 * top['accuracy']:.1f} ± {100 * top['accuracy_se']:.1f} "
+        assert row["majority acc % @max budget"] == (f"{100 * top['accuracy']:.1f} ± {100 * top['accuracy_se']:.1f} "
                                                 f"(N={top['budget']})")
         m = data["metrics"]
         assert row["pass@1 %"] == f"{100 * m['pass@k'][0]:.1f}"
@@ -248,3 +248,86 @@ def test_report_on_a_missing_folder_says_it_does_not_exist(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["eval", "report", str(tmp_path / "empty")]) == 2
     assert "has no results.json" in capsys.readouterr().err
+
+
+def _with_sequential_points(run: Path) -> Path:
+    """Add rethink rounds, budget-forcing caps, a decoded strategy and labelled fits (as `eval run` writes)."""
+    data = json.loads((run / "results.json").read_text())
+
+    def point(strategy, budget, axis, acc, tokens):
+        return Point(strategy=strategy, budget=budget, accuracy=acc, accuracy_se=0.02, tokens=tokens,
+                     critical_path_tokens=tokens, wall_s=1.0, n_problems=60, run=data["label"], axis=axis).to_dict()
+
+    data["points"] += [point("rethink", r, "rounds", 0.3 + 0.05 * i, 300.0 * (i + 1)) for i, r in enumerate((1, 2, 4))]
+    data["points"] += [point("budget", c, "token_cap", 0.2 + 0.05 * i, float(c)) for i, c in enumerate((256, 512))]
+    data["points"].append(point("parallel_r1", 1, "decodes", 0.33, 500.0))
+    data["config"]["strategies"] += ["rethink", "budget", "parallel_r1"]
+    rounds = fit_saturation([1, 2, 4], np.array([[0.3, 0.35, 0.45]] * 10), n_boot=0).to_dict()
+    data["fits"]["rethink"] = rounds | {"label": "fit to rethink accuracy at r rounds (sequential)",
+                                        "kind": "sequential", "axis": "rounds", "strategy": "rethink",
+                                        "curve": "rethink"}
+    ks = data["metrics"]["k"]
+    cover = fit_saturation(ks, np.array([data["metrics"]["pass@k"]] * 10), n_boot=0).to_dict()
+    data["fits"]["pass@k"] = cover | {"label": "fit to pass@N (coverage), F_max free", "kind": "coverage",
+                                      "axis": "samples", "strategy": None, "curve": "pass@k"}
+    (run / "results.json").write_text(json.dumps(data))
+    return run
+
+
+def test_samples_rounds_and_token_caps_are_never_on_one_axis(tmp_path: Path):
+    from eval.report_data import load_run
+    from eval.report_plots import Style, saturation_figure, scaling_figure
+
+    run = _with_sequential_points(make_run_dir(tmp_path / "run", label="m@gsm8k", model="m", seed=3))
+    runs = [load_run(run)]
+    style = Style(runs)
+
+    def xs(fig):  # every x value of every marker series drawn on the figure's panels
+        return {float(x) for ax in fig.axes for line in ax.get_lines() if line.get_marker() not in (None, "None", "")
+                for x in line.get_xdata()}
+
+    samples, rounds, caps = (saturation_figure(runs, style), scaling_figure(runs, style, "rounds"),
+                             scaling_figure(runs, style, "token_cap"))
+    assert samples.axes[0].get_xlabel() == "samples N (log2)"
+    assert rounds.axes[0].get_xlabel() == "rethinking rounds r (log2)"
+    assert caps.axes[0].get_xlabel().startswith("thinking-token cap")
+    assert not {256.0, 512.0} & xs(samples) and not {256.0, 512.0} & xs(rounds)
+    assert {256.0, 512.0} <= xs(caps) and xs(caps) <= {256.0, 512.0}
+    assert xs(rounds) <= {1.0, 2.0, 4.0}  # the rethink points and its r*, nothing from the N axis (16)
+    legend = [t.get_text() for t in samples.legends[0].get_texts()]
+    assert "fit to pass@N (coverage), F_max free" in legend and "majority (parallel: N samples)" in legend
+    assert "rethink (parallel: N samples)" not in legend and "rethink" not in " ".join(legend)
+
+    md_path, _ = write_report([run], tmp_path / "report")
+    md = md_path.read_text()
+    for name in ("saturation_fits.png", "rethink_rounds.png", "token_caps.png", "accuracy_vs_tokens.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 1000
+    tables = _md_tables(md)
+    fits = next(t for t in tables if t[0][:4] == ["run", "benchmark", "strategy", "fitted to"])
+    by = {row[2]: row[3] for row in fits[1:]}
+    assert by["pass@N"] == "fit to pass@N (coverage), F_max free"
+    assert by["majority"] == "fit to majority@N (selection)"  # an old fit without a label is a selection fit
+    assert by["rethink"] == "fit to rethink accuracy at r rounds (sequential)"
+    assert next(row for row in fits[1:] if row[2] == "rethink")[9] == "r = 1, 2, 4"
+    summary = tables[0]
+    row = dict(zip(summary[0], summary[1]))
+    assert row["rethink acc % @max budget"].endswith("(r=4)") and row["budget acc % @max budget"].endswith("(cap=512)")
+    assert row["majority acc % @max budget"].endswith("(N=16)")
+    grid = next(t for t in tables if t[0][:2] == ["run", "strategy"] and "N=1" in t[0])
+    assert grid[0][2:-1] == ["N=1", "N=2", "N=4", "N=8", "N=16", "r=1", "r=2", "r=4", "cap=256", "cap=512", "decodes"]
+
+
+def test_the_frontier_plot_says_which_strategy_scales_in_parallel_and_which_in_sequence(tmp_path: Path):
+    from eval.report_data import load_run
+    from eval.report_plots import Style, cost_figure
+
+    run = _with_sequential_points(make_run_dir(tmp_path / "run", label="m@gsm8k", model="m", seed=3))
+    runs = [load_run(run)]
+    fig = cost_figure(runs, Style(runs), "tokens", "generated tokens / problem")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "generated tokens / problem" and ax.get_ylabel() == "accuracy"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "rethink (sequential: r rounds)" in legend and "majority (parallel: N samples)" in legend
+    assert "budget (sequential: token cap c)" in legend and "parallel_r1 (parallel-thinking decodes)" in legend
+    labels = {t.get_text() for t in ax.texts}
+    assert {"r1", "r2", "r4", "N16", "c256"} <= labels

@@ -154,7 +154,7 @@ def test_fit_dict_round_trip_and_no_bootstrap():
     fit = fit_saturation(BUDGETS, x, n_boot=30)
     d = json.loads(json.dumps(fit.to_dict(), allow_nan=False))
     assert set(d) == {"f_max", "p", "f_max_ci", "p_ci", "n_star", "n_star_ci", "epsilon", "rmse", "budgets",
-                      "observed", "n_boot"}
+                      "observed", "n_boot", "f_max_fixed"}
     assert isinstance(d["f_max_ci"], list) and isinstance(d["n_star"], int)
     assert SaturationFit.from_dict(d) == fit
     bare = fit_saturation(BUDGETS, x, n_boot=0)
@@ -289,3 +289,66 @@ def test_pareto_examples():
     assert pareto_frontier(dup) == [True, True]  # exact duplicates do not dominate each other
     with pytest.raises(ValueError):
         pareto_frontier(pts, cost="accuracy")
+
+
+# ----------------------------------------------------------------------------------------------
+# Both fitted curves: coverage (pass@N of a pool) and selection (a strategy's accuracy at N), as eval fits them
+
+
+def simulate_pool(f_max: float, p: float, n_problems: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """0/1 verdicts of n samples per problem: a share f_max of the problems is solved with probability p."""
+    solvable = rng.random(n_problems) < f_max
+    return (rng.random((n_problems, n)) < p) & solvable[:, None]
+
+
+@pytest.mark.parametrize("f_max,p", [(0.7, 0.15), (1.0, 0.3)])
+def test_fits_to_pass_at_n_and_to_a_selection_curve_recover_their_parameters(f_max: float, p: float):
+    from eval.config import EvalConfig
+    from eval.metrics import pass_at_k
+    from eval.run import Scored, saturation_fits
+
+    rng = np.random.default_rng(7)
+    n, problems = 32, 2000
+    verdicts = simulate_pool(f_max, p, problems, n, rng)
+
+    class Pool:  # what saturation_fits reads of PoolMetrics (whose maj@k over 2000 problems is slow to build)
+        ks = [1, 2, 4, 8, 16, 32]
+
+        @staticmethod
+        def per_problem_pass(k):
+            return np.array([pass_at_k(n, int(row.sum()), k) for row in verdicts])
+
+    metrics = Pool()
+    # a selection strategy whose accuracy at N is F(N) with other parameters: each problem right with that chance
+    sel_f, sel_p = 0.55, 0.4
+    curve = {}
+    for budget in (1, 2, 4, 8, 16, 32):
+        s = curve[budget] = Scored()
+        for hit in rng.random(problems) < saturation_curve(budget, sel_f, sel_p):
+            s.add(float(hit), 1.0, 1.0, 0.0)
+    cfg = EvalConfig(n=n)
+    fits = saturation_fits({"majority": curve}, metrics, cfg)
+    assert set(fits) == {"pass@k", "pass@k F_max=1", "majority"}
+    cover, bare, select = fits["pass@k"], fits["pass@k F_max=1"], fits["majority"]
+    assert cover["kind"] == bare["kind"] == "coverage" and cover["strategy"] is None and "pass@N" in cover["label"]
+    assert select["kind"] == "selection" and select["strategy"] == "majority" and "majority@N" in select["label"]
+    assert cover["budgets"] == [1, 2, 4, 8, 16, 32] and cover["axis"] == select["axis"] == "samples"
+    # recovery: pass@N of the pool is the Hit@N curve of its generating parameters
+    assert abs(cover["f_max"] - f_max) < 0.04 and abs(cover["p"] - p) < 0.15 * p, cover
+    assert abs(select["f_max"] - sel_f) < 0.04 and abs(select["p"] - sel_p) < 0.15 * sel_p, select
+    # the bare form holds F_max at 1: right when the ceiling is 1, and then it finds p as well
+    assert bare["f_max"] == 1.0 and bare["f_max_fixed"] and bare["f_max_ci"] is None
+    if f_max == 1.0:
+        assert abs(bare["p"] - p) < 0.15 * p and abs(bare["rmse"] - cover["rmse"]) < 0.005
+    else:  # a ceiling below 1 is what the bare form cannot fit
+        assert bare["rmse"] > 5 * cover["rmse"]
+
+
+def test_a_fixed_ceiling_fits_p_alone_exactly():
+    budgets = [1, 2, 4, 8, 16]
+    x = np.tile(saturation_curve(np.array(budgets), 1.0, 0.23), (50, 1))
+    fit = fit_saturation(budgets, x, n_boot=20, f_max=1.0)
+    assert fit.f_max == 1.0 and fit.p == pytest.approx(0.23, rel=1e-6) and fit.f_max_ci is None
+    assert fit.p_ci[0] == pytest.approx(0.23, rel=1e-6) and SaturationFit.from_dict(fit.to_dict()) == fit
+    with pytest.raises(ValueError, match="f_max"):
+        fit_saturation(budgets, x, f_max=0.0)

@@ -12,6 +12,14 @@ re-spaced), which is what lets an engine's prefix cache reuse the shared context
 the join, the shared context plus branch 1). Branch outputs are asked for without their
 stop string and the closing tag is appended by the decoder, so a branch that stopped on its
 tag reads exactly as the model wrote it.
+
+Token counts. `total_tokens` is what the engine generated (the compute spent). The critical path
+has one definition in the project, `reasoning.formats.metrics.trace_metrics` (ThreadWeaver's
+L_crit, every response token counted, the headers and closes a decoder inserts included, as
+its reward counts them): a decode's `critical_path_tokens` and `response_tokens` are that
+function applied to the response text, counted with the engine's tokenizer
+(`Engine.count_tokens`). The sum over requests that counts generated tokens only (sequential
+requests plus the longest branch of each block) is kept as `generated_critical_path_tokens`.
 """
 from __future__ import annotations
 
@@ -113,10 +121,23 @@ class DecodeResult:
     stop_reason: str = ""  # why decoding ended: eos | length | block_limit | iteration_cap | token_budget | ...
     validation_errors: list[str] = field(default_factory=list)  # the format validator's complaints
     segments: list[Segment] = field(default_factory=list)  # the trace piece by piece: "".join(texts) == text
+    # Of the response text under `trace_metrics` (see the module docstring): L_total, tokens inside blocks.
+    response_tokens: int = 0
+    parallel_tokens: int = 0
+    generated_critical_path_tokens: int = 0  # generated tokens only: sequential requests + longest branches
+    # how the response was counted: engine (its tokenizer) | approx (no tokenizer: `approx_tokens`) |
+    # requests (the text does not parse in its format: the requests' generated tokens plus the inserted text,
+    # all of it on the critical path)
+    token_counter: str = ""
 
     @property
     def prompt_tokens(self) -> int:
         return sum(r["prompt_tokens"] for r in self.requests)
+
+    @property
+    def speedup(self) -> float:
+        """response / critical-path tokens: how much longer the response is than its token latency."""
+        return self.response_tokens / self.critical_path_tokens if self.critical_path_tokens else 1.0
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -246,10 +267,45 @@ class Decoding:
 
     # ---- the result -------------------------------------------------------------------------
     def result(self, stop_reason: str) -> DecodeResult:
+        response, critical, parallel, counter = response_metrics(self)
         return DecodeResult(text=self.text, format=self.method, requests=self.requests, total_tokens=self.total,
-                            critical_path_tokens=self.critical, wall_s=time.perf_counter() - self.t0,
+                            critical_path_tokens=critical, wall_s=time.perf_counter() - self.t0,
                             blocks=self.blocks, stop_reason=stop_reason,
-                            validation_errors=validate(self.method, self.text), segments=self.segments)
+                            validation_errors=validate(self.method, self.text), segments=self.segments,
+                            response_tokens=response, parallel_tokens=parallel,
+                            generated_critical_path_tokens=self.critical, token_counter=counter)
+
+
+def token_counter(engine: Engine):
+    """(count, name): the engine's tokenizer as a text -> tokens counter, else `approx_tokens` ("approx")."""
+    from reasoning.formats.metrics import approx_tokens
+
+    try:
+        engine.count_tokens("")  # a server engine without a local tokenizer cannot count
+    except (InputError, OSError, AttributeError, ValueError, TypeError):
+        return approx_tokens, "approx"
+    return engine.count_tokens, "engine"
+
+
+def response_metrics(decoding: Decoding) -> tuple[int, int, int, str]:
+    """(response tokens, critical-path tokens, tokens inside blocks, counter name) of a decode's text.
+
+    `trace_metrics` on the text parsed in its format; a text that does not parse (a format error the
+    validator also reports) falls back to the requests' generated tokens plus the inserted text, all
+    of it counted on the critical path.
+    """
+    from reasoning.formats.convert import parse_any
+    from reasoning.formats.metrics import trace_metrics
+    from reasoning.formats.trace import FormatError
+
+    count, name = token_counter(decoding.engine)
+    try:
+        m = trace_metrics(parse_any(decoding.text, decoding.method), count)
+    except FormatError:
+        inserted = sum(count(seg.text) for seg in decoding.segments if seg.source == INSERTED)
+        branches = sum(r["completion_tokens"] for r in decoding.requests if r["role"] in BRANCH_ROLES)
+        return decoding.total + inserted, decoding.critical + inserted, branches, "requests"
+    return m.total_tokens, m.critical_path_tokens, m.parallel_tokens, name
 
 
 @dataclass

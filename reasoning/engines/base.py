@@ -187,6 +187,10 @@ class Engine(ABC):
         ids = tok.encode(text, add_special_tokens=False)
         return text if n_tokens >= len(ids) else tok.decode(ids[:n_tokens], skip_special_tokens=False)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` encodes to, no special tokens added (how a decode's critical path is counted)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     # ---- generation ---------------------------------------------------------------------
     @abstractmethod
     def iter_results(self, requests: Sequence[Request]) -> Iterator[tuple[int, Result | Failure]]:

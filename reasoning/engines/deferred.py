@@ -59,6 +59,10 @@ class DeferredEngine(Engine):
     async def agenerate(self, request: Request) -> Result:
         return await self.inner().agenerate(request)
 
+    def count_tokens(self, text: str) -> int:
+        # a started engine counts as it generated; before that, the tokenizer alone (no model load)
+        return self._inner.count_tokens(text) if self._inner is not None else super().count_tokens(text)
+
     def describe(self) -> dict[str, Any]:
         if self._inner is not None:
             return self._inner.describe()

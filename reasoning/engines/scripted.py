@@ -99,6 +99,10 @@ class ScriptedEngine(Engine):
     def decode_ids(self, ids) -> str:
         raise TypeError("the scripted engine has no token ids to decode; use truncate(text, n_tokens)")
 
+    def count_tokens(self, text: str) -> int:
+        """Words, as this engine counts a completion's tokens (without the stop string or EOS)."""
+        return len(WORD.findall(text))
+
     def answer(self, request: Request) -> Result:
         """Answer one request now (all its n samples)."""
         self.calls.append(request)

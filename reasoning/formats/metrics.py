@@ -8,7 +8,18 @@ branch (the text between the branch's tags). Then
     critical = outside + sum over blocks (block text + its longest branch)
 
 which is ThreadWeaver's L_total / L_crit ("token latency"), with branch tags counted in the
-block's sequential part as its reference reward does. Tag tokens count as tokens.
+block's sequential part as its reference reward does. Tag tokens count as tokens, and so does text
+a decoder inserted (headers, forced closes): the reward counts every response token. This is the
+one critical-path definition of the project: the decoders report theirs through `trace_metrics`
+(reasoning.decoders.base), so a decode and a trace of the same text have the same critical path.
+
+Names, because the papers use "parallel ratio" for two different things:
+    speedup                total / critical: the tokens the same response would take written in
+                           sequence over its critical path (1.0 without blocks). ThreadWeaver's
+                           tables average a per-problem ratio over problems (`eval` does that).
+    parallel_token_share   tokens inside parallel blocks / total: ThreadWeaver's `parallel_ratio`.
+    has_parallel           at least one block: the share of responses with one is Parallel-R1's
+                           "parallel ratio %" (`eval` reports it as parallel_response_rate).
 
 Text is cut at every tag (tags.ALL_TAGS) before counting, so a tokenizer that holds each tag as
 one added token gets exactly `len(encode(serialized text))` as the total. The default counter,
@@ -19,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from reasoning.formats.tags import ALL_TAGS
 from reasoning.formats.trace import TAG_SPLIT_RE, Trace
@@ -40,15 +51,39 @@ class TraceMetrics:
     critical_path_tokens: int
     blocks: int
     widths: list[int]              # branches per block
-    parallel_ratio: float          # total / critical (1.0 for a trace with no blocks)
     sequential_tokens: int         # tokens outside blocks
     block_tokens: list[int]        # per block: its own (non-branch) tokens
     branch_tokens: list[list[int]]  # per block, per branch
 
     @property
+    def speedup(self) -> float:
+        """total / critical (1.0 for a trace with no blocks): the sequential length over the token latency."""
+        return self.total_tokens / self.critical_path_tokens if self.critical_path_tokens else 1.0
+
+    @property
+    def parallel_tokens(self) -> int:
+        """Tokens inside parallel blocks: their own text and every branch."""
+        return sum(self.block_tokens) + sum(map(sum, self.branch_tokens))
+
+    @property
+    def parallel_token_share(self) -> float:
+        """Tokens inside blocks / total: ThreadWeaver's `parallel_ratio` (0.0 for an empty trace)."""
+        return self.parallel_tokens / self.total_tokens if self.total_tokens else 0.0
+
+    @property
+    def has_parallel(self) -> bool:
+        """The trace holds at least one parallel block (what Parallel-R1's parallel ratio counts)."""
+        return self.blocks > 0
+
+    @property
     def acceleration_ratio(self) -> float:
         """1 - critical / total: the fraction of tokens off the critical path (ThreadWeaver's reward term)."""
         return 1.0 - self.critical_path_tokens / self.total_tokens if self.total_tokens else 0.0
+
+
+def critical_path(sequential: int, block_tokens: Sequence[int], branch_tokens: Sequence[Sequence[int]]) -> int:
+    """L_crit: the sequential tokens, each block's own tokens, and each block's longest branch."""
+    return sequential + sum(block_tokens) + sum(max(b, default=0) for b in branch_tokens)
 
 
 def _count(text: str, count: Callable[[str], int]) -> int:
@@ -91,10 +126,9 @@ def trace_metrics(trace: Trace, count_tokens: Callable[[str], int] | None = None
         else:
             branch_tokens[bi][ri] += n
     total = outside + sum(block_tokens) + sum(map(sum, branch_tokens))
-    critical = outside + sum(block_tokens) + sum(max(b, default=0) for b in branch_tokens)
-    return TraceMetrics(total_tokens=total, critical_path_tokens=critical, blocks=len(widths), widths=widths,
-                        parallel_ratio=total / critical if critical else 1.0, sequential_tokens=outside,
-                        block_tokens=block_tokens, branch_tokens=branch_tokens)
+    return TraceMetrics(total_tokens=total, critical_path_tokens=critical_path(outside, block_tokens, branch_tokens),
+                        blocks=len(widths), widths=widths, sequential_tokens=outside, block_tokens=block_tokens,
+                        branch_tokens=branch_tokens)
 
 
 def text_metrics(text: str, fmt: str, count_tokens: Callable[[str], int] | None = None) -> TraceMetrics:
