@@ -370,3 +370,15 @@ def test_parathinker_total_cap_holds_paths_and_summary():
     assert res.total_tokens == 12 + 2 <= 17
     with pytest.raises(Exception, match="max_total_tokens 3"):
         decode("parathinker", Script(ff_policy), ParaThinkerConfig(num_paths=3, max_total_tokens=3))
+
+
+def test_a_boxed_answer_is_no_parallel_r1_format_problem_but_no_answer_at_all_is():
+    from reasoning.decoders.base import validate
+
+    body = "Think. <Parallel><Path>a</Path><Path>b</Path></Parallel><Summary>s</Summary> So "
+    assert validate("parallel_r1", body + "\\boxed{4}") == []
+    assert validate("parallel_r1", body + "\nFinal Answer: 4") == []
+    missing = validate("parallel_r1", body + "it is 4.")
+    assert missing and any("Final Answer" in problem for problem in missing)
+    # The boxed exemption is for the answer line only: a broken block is still a problem.
+    assert validate("parallel_r1", "<Parallel><Path>a</Path> \\boxed{4}") != []

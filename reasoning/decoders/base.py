@@ -336,7 +336,15 @@ def ended_by(c: Completion) -> str:
 
 
 def validate(fmt: str, text: str) -> list[str]:
-    """The format validator's problems with `text` (empty when it is valid)."""
+    """The format validator's problems with `text` (empty when it is valid).
+
+    Parallel-R1's grammar ends a response with a `Final Answer:` line (the paper's prompt asks for
+    one); a response that answers in `\\boxed{}` instead, as a boxed-answer prompt asks, is not
+    counted as a format problem for lacking that line.
+    """
     from reasoning.methods import get_method
 
-    return [str(e) for e in get_method(fmt).format.validate(text)]
+    module = get_method(fmt).format
+    if fmt == "parallel_r1" and "\\boxed{" in text:
+        return [str(e) for e in module.validate(text, **module.STRUCTURE_ONLY)]
+    return [str(e) for e in module.validate(text)]

@@ -38,7 +38,8 @@ MAX_PATHS = 8
 TAG_RE = re.compile(r"</?think[0-9]*>|</?summary>|<vllm_pad>")
 _PATH_RE = re.compile(r"<think([0-9]+)>")
 _PRE_TAGS_RE = re.compile(r"<think>|<vllm_pad>")
-STRUCTURE_ONLY: dict = {}
+# Structure only: a path cut by First-Finish (no end tag) still parses, so metrics read such traces.
+STRUCTURE_ONLY: dict = {"first_finish": True}
 
 
 MODES = ("strict", "reference")

@@ -1,9 +1,11 @@
 """The tag tokens of the three parallel-thinking formats (Parallel-R1, arXiv 2509.07980; ThreadWeaver,
 arXiv 2512.07843; ParaThinker, arXiv 2509.04475).
 
-Every tag must be a single, non-special token in a model's tokenizer: the reference
-orchestrators stop on their ids, and TRL decodes with `skip_special_tokens=True`, which
-would delete special tokens before rewards see them.
+Each tag should be a single token in a model's tokenizer (the reference orchestrators stop on
+their ids). The released checkpoints register them as special tokens; the engines keep them in
+the text either way (`reasoning.engines.special_tokens`). Training is the exception: TRL decodes
+completions with `skip_special_tokens=True`, which deletes special tags before rewards see them,
+so models trained here register the tags as ordinary added tokens.
 """
 from __future__ import annotations
 
