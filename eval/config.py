@@ -19,10 +19,21 @@ REFERENCE_PRESETS: dict[str, dict[str, Any]] = {
                     "temperature": 1.0, "top_p": 1.0,
                     # no per-request cap short of the response cap (the reference has none but the context)
                     "decoder": {"max_path_tokens": 4096, "max_summary_tokens": 3000, "path_temperature": 1.0}},
+    # ThreadWeaver's evaluation script: T=0.6, top_p=0.95, its question-then-boxed instruction, graded on the
+    # boxed answer (parafuse's grader reads \boxed{} too); no response cap beyond the context.
+    "threadweaver": {"template": "methods/threadweaver", "grader": "parafuse", "max_total_tokens": None,
+                     "temperature": 0.6, "top_p": 0.95, "decoder": {}},
+    # ParaThinker's example engine run: T=0.5, P=4 paths of up to 16384 tokens, First-Finish, the <summary>
+    # instruction; no response cap beyond the context.
+    "parathinker": {"template": "methods/parathinker", "grader": "parafuse", "max_total_tokens": None,
+                    "temperature": 0.5, "top_p": 1.0,
+                    "decoder": {"num_paths": 4, "max_path_tokens": 16384, "first_finish": True}},
 }
 REFERENCE_HELP = ("parallel_r1 = methods/parallel_r1, Parallel-R1's verifier scoring the strategy (parafuse's verdict "
                   "kept beside it), a 3000-token response cap, 4096 tokens per path, T=1.0 and top_p=1.0 with paths "
-                  "at 1.0; `all` = every decoded strategy that has a preset")
+                  "at 1.0; threadweaver = methods/threadweaver at T=0.6, top_p=0.95; parathinker = "
+                  "methods/parathinker, 4 First-Finish paths of up to 16384 tokens at T=0.5; `all` = every decoded "
+                  "strategy")
 
 # Fields that decide what the sample pool is. A run directory holds one pool; adding
 # strategies or budgets later reuses it, changing any of these would mix two experiments.

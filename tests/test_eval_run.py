@@ -327,9 +327,22 @@ def test_default_response_cap_is_the_pool_max_tokens_and_a_template_can_be_set(t
     with pytest.raises(InputError, match="add parallel_r1 to --strategy"):
         EvalRun(config(tmp_path, strategies=("plain",), reference=("parallel_r1",)), ScriptedEngine(r1_policy),
                 tmp_path / "r", progress=False)
-    with pytest.raises(InputError, match="threadweaver has no reference preset"):
-        EvalRun(config(tmp_path, strategies=("plain", "threadweaver"), reference=("threadweaver",)),
+    with pytest.raises(InputError, match="beam is not a decoded strategy"):
+        EvalRun(config(tmp_path, strategies=("plain", "threadweaver"), reference=("beam",)),
                 ScriptedEngine(r1_policy), tmp_path / "r", progress=False)
+
+
+def test_the_threadweaver_and_parathinker_reference_presets(tmp_path):
+    from eval.config import decoder_settings
+
+    cfg = config(tmp_path, strategies=("plain", "threadweaver", "parathinker"), reference=("all",))
+    weaver, thinker = decoder_settings(cfg, "threadweaver"), decoder_settings(cfg, "parathinker")
+    assert weaver.reference and thinker.reference
+    assert (weaver.template, weaver.sampling.temperature, weaver.sampling.top_p) == ("methods/threadweaver", 0.6, 0.95)
+    assert (thinker.template, thinker.sampling.temperature, thinker.sampling.top_p) == ("methods/parathinker", 0.5,
+                                                                                         1.0)
+    assert weaver.max_total_tokens is None and thinker.max_total_tokens is None
+    assert thinker.overrides == {"num_paths": 4, "max_path_tokens": 16384, "first_finish": True}
 
 
 def test_reference_grading_writes_both_verdicts(tmp_path):
