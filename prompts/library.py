@@ -103,10 +103,3 @@ def default_library(user_dir: str | None = None) -> PromptLibrary:
 def render(name: str, **variables: Any) -> str:
     return default_library(os.environ.get("PARAFUSE_PROMPTS_DIR")).render(name, **variables)
 
-
-def method_prompts() -> dict[str, str]:
-    """{parallel-thinking method: its own prompt template} (the first of `Method.prompt_templates`): the
-    prompts under `methods/` that eval's decoder strategies and `reason decode` use by default."""
-    from reasoning.methods import REGISTRY
-
-    return {name: m.prompt_templates[0] for name, m in REGISTRY.items() if m.prompt_templates}

@@ -51,8 +51,8 @@ DECODER_SAMPLING_HELP = {
                      "(none: unseeded)",
     "max_total_tokens": "response-length cap on the main requests: each is cut to what is left of it, and none is "
                         "issued once this many tokens were generated in all (a forked block still runs and is "
-                        "summarized); none = no cap. ParaThinker: a cap on all its tokens, paths and summary (the summary "
-                        "keeps one path's share)",
+                        "summarized); none = no cap. ParaThinker: a cap on all its tokens, paths and summary (the "
+                        "summary keeps one path's share)",
     "max_path_tokens": "cap on each branch request: a Parallel-R1 or ParaThinker path, a ThreadWeaver thread (the "
                        "same setting as --max-thread-tokens; ParaThinker's none = --max-tokens)",
     "max_thread_tokens": "the same setting as --max-path-tokens: cap on each branch request (path or thread)",

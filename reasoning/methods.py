@@ -102,6 +102,12 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
 METHODS: tuple[str, ...] = tuple(REGISTRY)
 
 
+def method_prompts() -> dict[str, str]:
+    """{method: its own prompt template} (the first of `Method.prompt_templates`): the prompts under
+    `methods/` that eval's decoder strategies and `reason decode` use by default."""
+    return {name: m.prompt_templates[0] for name, m in REGISTRY.items() if m.prompt_templates}
+
+
 def get_method(name: str) -> Method:
     """The registered method called `name`; an unknown name is an InputError listing the known ones."""
     key = str(name).strip().lower().replace("-", "_")
@@ -111,4 +117,4 @@ def get_method(name: str) -> Method:
     return REGISTRY[key]
 
 
-__all__ = ["METHODS", "REGISTRY", "Method", "get_method"]
+__all__ = ["METHODS", "REGISTRY", "Method", "get_method", "method_prompts"]

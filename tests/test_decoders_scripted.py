@@ -336,7 +336,7 @@ def test_first_finish_cuts_every_path_at_the_first_finishers_length():
     # path 3 also ended in round 2, but later (8 tokens): at the step path 1 ended it had 6, so it is cut
     assert [(r["completion_tokens"], r.get("generated_tokens"), r.get("cut")) for r in rows[3:6]] == [
         (2, None, None), (2, 4, True), (2, 4, True)]
-    assert res.total_tokens == 3 * 6 + 2 and res.critical_path_tokens == 6 + 2
+    assert res.total_tokens == 3 * 6 + 2 and res.generated_critical_path_tokens == 6 + 2
     assert res.validation_errors == []
     from reasoning.formats import parathinker as fmt
 
@@ -351,11 +351,11 @@ def test_first_finish_in_one_request_per_path_and_all_paths_to_the_end():
     res = decode("parathinker", eng, ParaThinkerConfig(num_paths=3, max_path_tokens=20, first_finish_block=None))
     assert len(eng.requests) == 4 and [r.params.max_tokens for r in eng.requests[:3]] == [20] * 3
     assert "<think2>b1 b2 b3 b4 b5 b6<think3>c1 c2 c3 c4 c5 c6<summary>" in res.text
-    assert res.total_tokens == 18 + 2 and res.critical_path_tokens == 6 + 2
+    assert res.total_tokens == 18 + 2 and res.generated_critical_path_tokens == 6 + 2
     eng = Script(ff_policy)
     res = decode("parathinker", eng, ParaThinkerConfig(num_paths=3, max_path_tokens=20, first_finish=False))
     assert [r["completion_tokens"] for r in res.requests] == [6, 20, 8, 2]
-    assert res.critical_path_tokens == 20 + 2 and "</think3><summary>" in res.text
+    assert res.generated_critical_path_tokens == 20 + 2 and "</think3><summary>" in res.text
 
 
 def test_parathinker_total_cap_holds_paths_and_summary():

@@ -57,7 +57,7 @@ def test_cli_list_and_show(tmp_path, capsys):
 
 
 def test_method_prompts_carry_what_each_method_was_trained_on():
-    from prompts.library import method_prompts
+    from reasoning.methods import method_prompts
 
     lib = PromptLibrary()
     assert method_prompts() == {"parallel_r1": "methods/parallel_r1", "threadweaver": "methods/threadweaver",

@@ -49,7 +49,7 @@ def test_the_arith_commands_run_as_written(tmp_path):
     results = json.loads((tmp_path / "runs" / "arith-teacher" / "results.json").read_text())
     assert results["points"] and all(p["accuracy"] == 1.0 for p in results["points"])
     [decoded] = read_jsonl(tmp_path / "runs" / "arith-tw.jsonl")
-    assert decoded["blocks"] == 1 and decoded["critical_path_tokens"] < decoded["total_tokens"]
+    assert decoded["blocks"] == 1 and decoded["critical_path_tokens"] < decoded["response_tokens"]
     for folder in ("arith-mathfusion", "arith-fusion", "arith-traces"):
         assert (tmp_path / "runs" / folder / "README.md").exists(), folder
     assert json.loads((tmp_path / "runs" / "arith-fusion" / "stats.json").read_text())["accuracy"]["fusion"] == 1.0

@@ -99,7 +99,8 @@ class ParaThinkerConfig(DecoderConfig):
                                        "summary reads the cut paths; off: every path runs to its own end")
     first_finish_block: int | None = setting(256, "with first_finish on a stock engine: tokens per lockstep round (one "
                                                   "continuation request per path per round); only what is generated "
-                                                  "past the cut, then discarded, depends on it, not the text; none: one "
+                                                  "past the cut, then discarded, depends on it, not the text; none: "
+                                                  "one "
                                                   "request per path to its cap, cut afterwards")
     force_open: bool = setting(False, "no effect: ParaThinker's paths always open at the prompt")
     assistant_prefix: str = setting("", "text the decoder writes at the start of the assistant turn, before the paths "
@@ -247,7 +248,7 @@ async def first_finish_paths(decoding: Decoding, cfg: ParaThinkerConfig, opens: 
         done += advanced
         rnd += 1
     else:
-        for path, close in zip(paths, closes):  # every path ran to the cap: the decoder closes each
+        for path in paths:  # every path ran to the cap: the decoder closes each
             if path.pieces:
                 decoding.requests[path.pieces[-1][1]]["forced_close"] = True
     tokens = [p.tokens for p in paths]

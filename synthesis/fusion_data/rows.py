@@ -51,7 +51,7 @@ def bon_columns(outcomes: Sequence[FusionDataOutcome], spec: str) -> dict[int, d
             continue
         q, cands = o.problem.question, [sample(t) for t in o.candidates]
         scores = list(scorer(q, cands))
-        i = best_of_n(q, cands, lambda _q, _s: scores)
+        i = best_of_n(q, cands, lambda _q, _s, scores=scores: scores)
         out[k] = {"bon": o.candidates[i], "bon_index": i, "bon_model": o.candidate_models[i],
                   "bon_score": float(scores[i]),
                   "fused_score": float(scorer(q, [sample(o.fused)])[0]) if is_reward and o.fused is not None
