@@ -81,6 +81,12 @@ class Scored:
                      no_answer_rate=float(np.mean(self.no_answer)), truncation_rate=float(np.mean(self.truncated)))
 
 
+def _response_tokens(decoded: DecodeResult) -> int:
+    """The response's tokens (generated and inserted), as its critical path counts them; the generated
+    count where the decode has none (a failed decode, an older store)."""
+    return decoded.response_tokens or decoded.total_tokens
+
+
 def _decode_finish(stop_reason: str) -> str:
     """A decode's finish_reason for the audit trail: cut by a cap (length), failed, or stopped."""
     if stop_reason == "failed":
@@ -548,7 +554,9 @@ class EvalRun:
         self.format_stats[strategy] = format_statistics(
             decoded, [[o for o in per[p.id] if o.stop_reason != "failed"] for p in problems]) | {
             "failed_decodes": len(errors)}
-        graded = self._grade_pool(problems, [[(o.text, o.total_tokens) for o in per[p.id]] for p in problems],
+        # Tokens on the Pareto axes are the response's (inserted headers included), the same count the
+        # critical path is taken from, so a decode's critical path never exceeds its total.
+        graded = self._grade_pool(problems, [[(o.text, _response_tokens(o)) for o in per[p.id]] for p in problems],
                                   [0.0] * len(problems), [None] * len(problems),
                                   [[_decode_finish(o.stop_reason) for o in per[p.id]] for p in problems], grader)
         s = Scored(axis="decodes", estimator=f"mean of {cfg.n} decodes per problem")
@@ -558,9 +566,10 @@ class EvalRun:
                 if k * cfg.n + i in errors:
                     smp = dataclasses.replace(smp, answer=None, extractor="none", correct=False,
                                               grade_reason=f"decode failed: {errors[k * cfg.n + i]}")
-                records.append(self._record(p, strategy, 1, smp, o.total_tokens, o.critical_path_tokens, o.wall_s, i))
+                records.append(self._record(p, strategy, 1, smp, _response_tokens(o), o.critical_path_tokens, o.wall_s,
+                                            i))
             s.add(statistics.mean(x.correct for x in graded[p.id]),
-                  statistics.mean(o.total_tokens for o in per[p.id]),
+                  statistics.mean(_response_tokens(o) for o in per[p.id]),
                   statistics.mean(o.critical_path_tokens for o in per[p.id]),
                   statistics.mean(o.wall_s for o in per[p.id]), *_rates(graded[p.id]))
         return {1: s}

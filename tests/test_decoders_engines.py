@@ -258,12 +258,13 @@ def test_eval_strategy_scores_decodes_with_the_decoders_tokens(tmp_path):
     [pt] = [p for p in res["points"] if p["strategy"] == "threadweaver"]
     # per decode: main 8 tokens, threads 2 + 2, join 4 -> 16 generated. The critical path is the response's
     # L_crit in words: outside "Plan" and "so \boxed{..}" 3, the block's 12 tags and outlines' 4 words 16, a
-    # thread's "N: work" 2 -> 21 (the headers the decoder inserted count, as in ThreadWeaver's reward)
+    # thread's "N: work" 2 -> 21 (the headers the decoder inserted count, as in ThreadWeaver's reward). The token
+    # axis counts the same response: both threads, 3 + 16 + 2 + 2 = 23.
     assert pt["budget"] == 1 and pt["accuracy"] == 1.0
-    assert pt["tokens"] == 16 and pt["critical_path_tokens"] == 3 + 16 + 2
+    assert pt["tokens"] == 3 + 16 + 2 + 2 and pt["critical_path_tokens"] == 3 + 16 + 2
     samples = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     tw = [s for s in samples if s["strategy"] == "threadweaver"]
-    assert len(tw) == 6 and all(s["correct"] and s["tokens"] == 16 and s["critical_path_tokens"] == 21 for s in tw)
+    assert len(tw) == 6 and all(s["correct"] and s["tokens"] == 23 and s["critical_path_tokens"] == 21 for s in tw)
     assert len({s["seed"] for s in tw}) == 6 and sorted({s["sample_index"] for s in tw}) == [0, 1, 2]
     # rerun: everything comes from the run's store
     eng2 = Script(policy)
