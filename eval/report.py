@@ -300,9 +300,10 @@ figcaption{color:#444;font-size:.9em;margin-top:.3em}.note{color:#444;font-size:
 """
 
 _FIGURES = [
-    ("accuracy_vs_tokens.png", "Accuracy vs mean generated tokens per problem: parallel and sequential scaling",
+    ("accuracy_vs_tokens.png", "Accuracy vs mean tokens per problem: parallel and sequential scaling",
      "Every (strategy, budget) point of every run, parallel (N samples, labelled N4) and sequential (r rethinking "
-     "rounds, r2; token caps, c256) on one axis of total generated tokens per problem; the legend says each "
+     "rounds, r2; token caps, c256) on one axis of total tokens per problem (generated; a parallel-thinking "
+     "decode's whole response, its inserted tags included); the legend says each "
      "strategy's axis. Black staircase: the Pareto frontier over all points of the benchmark. Filled markers are on "
      "it; hollow, faded markers are dominated (another point costs no more and scores at least as high). Error "
      "bars: ±1 standard error over problems."),
@@ -347,7 +348,7 @@ def write_report(run_dirs: Sequence[Path], out_dir: Path, title: str | None = No
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
     builders = {
-        "accuracy_vs_tokens.png": lambda: cost_figure(runs, style, "tokens", "generated tokens / problem"),
+        "accuracy_vs_tokens.png": lambda: cost_figure(runs, style, "tokens", "tokens / problem"),
         "accuracy_vs_critical_path.png": lambda: cost_figure(runs, style, "critical_path_tokens",
                                                               "critical-path tokens / problem"),
         "accuracy_vs_wall_time.png": lambda: cost_figure(runs, style, "wall_s", "wall seconds / problem"),

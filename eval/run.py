@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from reasoning.inputs import chat_messages, derive_seed
 from reasoning.runner import run_requests
 from reasoning.store import GenerationStore
 from reasoning.types import Failure, InputError, Request, Result, SamplingParams
+
+if TYPE_CHECKING:  # the decoders load only when a decoded strategy runs
+    from reasoning.decoders import DecodeResult
 
 
 DECODE_CONCURRENCY = 32  # decodes in flight at once for the decoder strategies

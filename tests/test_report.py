@@ -323,9 +323,9 @@ def test_the_frontier_plot_says_which_strategy_scales_in_parallel_and_which_in_s
 
     run = _with_sequential_points(make_run_dir(tmp_path / "run", label="m@gsm8k", model="m", seed=3))
     runs = [load_run(run)]
-    fig = cost_figure(runs, Style(runs), "tokens", "generated tokens / problem")
+    fig = cost_figure(runs, Style(runs), "tokens", "tokens / problem")
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "generated tokens / problem" and ax.get_ylabel() == "accuracy"
+    assert ax.get_xlabel() == "tokens / problem" and ax.get_ylabel() == "accuracy"
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "rethink (sequential: r rounds)" in legend and "majority (parallel: N samples)" in legend
     assert "budget (sequential: token cap c)" in legend and "parallel_r1 (parallel-thinking decodes)" in legend
