@@ -205,12 +205,13 @@ def _cap(text: str, name: str) -> int | None:
 
 
 def reference_strategies(cfg: EvalConfig) -> tuple[str, ...]:
-    """The decoded strategies `--reference` asks for (`all`: every one with a preset); an unknown one is named."""
+    """The decoded strategies `--reference` asks for (`all`: every one of the run's decoded strategies);
+    an unknown one is named."""
     from reasoning.methods import METHODS
 
     wanted = [s.strip().lower().replace("-", "_") for s in cfg.reference]
     if "all" in wanted:
-        return tuple(REFERENCE_PRESETS)
+        return tuple(s for s in REFERENCE_PRESETS if s in cfg.strategies)
     for s in wanted:
         if s not in REFERENCE_PRESETS:
             why = ("has no reference preset yet; set its settings with --decoder-template, --max-total-tokens and "

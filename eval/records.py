@@ -53,7 +53,7 @@ class Sample:
     extractor: str
     correct: bool
     grade_reason: str
-    tokens: int  # all generated tokens that produced this sample (incl. aggregator calls)
+    tokens: int  # tokens that produced this sample (incl. aggregator calls; a decode: its response, inserted tags too)
     critical_path_tokens: int  # tokens on the longest dependent chain (the latency proxy)
     latency_s: float
     seed: int | None
@@ -74,7 +74,7 @@ class Point:
     budget: int
     accuracy: float  # mean over graded problems
     accuracy_se: float  # standard error over problems
-    tokens: float  # mean generated tokens per problem at this budget
+    tokens: float  # mean tokens per problem at this budget (as `Sample.tokens` counts them)
     critical_path_tokens: float  # mean critical-path tokens per problem
     wall_s: float  # mean wall time per problem
     n_problems: int

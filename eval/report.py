@@ -8,7 +8,7 @@ scripts, stylesheets or fonts, so it can be mailed or archived as one file.
 The plots follow the usual test-time-scaling conventions (as in DeepSeek-R1, open-r1 and lighteval
 reports):
 
-* accuracy vs mean generated tokens per problem, vs critical-path tokens, and vs wall time. Every
+* accuracy vs mean tokens per problem (a decode: its whole response), vs critical-path tokens, and vs wall time. Every
   (strategy, budget) point of every run is shown. The Pareto frontier over all points of a
   benchmark is drawn as a staircase, and dominated points are hollow and faded;
 * pass@k, maj@k and avg@k vs k on a log2 axis;
@@ -262,7 +262,7 @@ def _fits_table(runs: list[Run]) -> Table:
             rows.append([r.label, r.benchmark, info["strategy"] or "pass@N", info["label"], f_max,
                          ci(f.get("p"), f.get("p_ci")), ci(f.get("n_star"), f.get("n_star_ci")),
                          _fmt(f.get("epsilon")), _fmt(f.get("rmse"), 2),
-                         f"{unit} = " + ", ".join(_fmt(b) for b in f.get("budgets") or []) or "–",
+                         (f"{unit} = " + ", ".join(_fmt(b) for b in f["budgets"])) if f.get("budgets") else "–",
                          _fmt(f.get("n_boot"))])
     return header, rows
 
@@ -400,7 +400,7 @@ def write_report(run_dirs: Sequence[Path], out_dir: Path, title: str | None = No
         t = _frontier_table(rs)
         if t[1]:
             front += [("h3", bench), ("table", t)]
-    sections.append(("Pareto frontier (cost: generated tokens)", front or [("note", "No points.")]))
+    sections.append(("Pareto frontier (cost: tokens)", front or [("note", "No points.")]))
 
     md = [f"# {title}", "", f"Generated {now} from {len(runs)} run(s): " + ", ".join(r.label for r in runs), ""]
     body = [f"<h1>{html.escape(title)}</h1>",

@@ -102,4 +102,3 @@ def default_library(user_dir: str | None = None) -> PromptLibrary:
 
 def render(name: str, **variables: Any) -> str:
     return default_library(os.environ.get("PARAFUSE_PROMPTS_DIR")).render(name, **variables)
-

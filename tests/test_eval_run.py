@@ -344,6 +344,10 @@ def test_the_threadweaver_and_parathinker_reference_presets(tmp_path):
                                                                                          1.0)
     assert weaver.max_total_tokens is None and thinker.max_total_tokens is None
     assert thinker.overrides == {"num_paths": 4, "max_path_tokens": 16384, "first_finish": True}
+    # `all` means the run's own decoded strategies: a run without ParaThinker is not refused for it
+    only_r1 = config(tmp_path, strategies=("plain", "parallel_r1"), reference=("all",))
+    EvalRun(only_r1, ScriptedEngine(r1_policy), tmp_path / "all", progress=False)
+    assert decoder_settings(only_r1, "parallel_r1").reference
 
 
 def test_reference_grading_writes_both_verdicts(tmp_path):

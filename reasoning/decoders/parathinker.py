@@ -29,8 +29,9 @@ What follows the reference and what is a switch:
     path: the prompt, the path's opener and its text so far); after the round in which the first
     path ends, with L tokens, every other path is cut to L tokens through the engine's tokenizer
     (its token ids when the engine returned them) and left without an end tag. So the paths hold
-    what the reference's lockstep decode holds at that step; the block size only sets how much
-    is generated past L and then discarded. Counted tokens are the kept ones (P x L for the paths,
+    what the reference's lockstep decode holds at that step. The block size sets how much is
+    generated past L and then discarded, and, since each round is a new seeded request on the
+    re-read text, which text a seeded run samples. Counted tokens are the kept ones (P x L for the paths,
     what the reference spends), the discarded ones are in each cut request's row
     (`generated_tokens`); the critical path is the shortest (finishing) path plus the summary.
     Off: every path runs to its own end (the critical path is then the longest path).
@@ -98,9 +99,9 @@ class ParaThinkerConfig(DecoderConfig):
                                        "path is cut at the same token count and left without an end tag, and the "
                                        "summary reads the cut paths; off: every path runs to its own end")
     first_finish_block: int | None = setting(256, "with first_finish on a stock engine: tokens per lockstep round (one "
-                                                  "continuation request per path per round); only what is generated "
-                                                  "past the cut, then discarded, depends on it, not the text; none: "
-                                                  "one "
+                                                  "continuation request per path per round, each its own seeded "
+                                                  "request, so it also decides a seeded run's text); larger wastes "
+                                                  "more past the cut, smaller sends more requests; none: one "
                                                   "request per path to its cap, cut afterwards")
     force_open: bool = setting(False, "no effect: ParaThinker's paths always open at the prompt")
     assistant_prefix: str = setting("", "text the decoder writes at the start of the assistant turn, before the paths "
@@ -196,6 +197,13 @@ def cut_completion(engine: Engine, c: Completion, keep: int) -> Completion:
     return Completion(text, keep, "cut", None, ids, logprobs)
 
 
+def mark_forced_closes(decoding: Decoding, paths: list[Path]) -> None:
+    """Record on each path's last request that the decoder, not the model, writes its end tag."""
+    for path in paths:
+        if path.pieces:
+            decoding.requests[path.pieces[-1][1]]["forced_close"] = True
+
+
 async def first_finish_paths(decoding: Decoding, cfg: ParaThinkerConfig, opens: list[str],
                              stops: list[tuple[str, ...]], closes: list[str], path_cap: int) -> list[Path]:
     """The paths under First-Finish on a stock engine: lockstep rounds until one path ends, the rest cut."""
@@ -204,12 +212,14 @@ async def first_finish_paths(decoding: Decoding, cfg: ParaThinkerConfig, opens: 
     count = len(opens)
     paths = [Path([]) for _ in range(count)]
     texts = [""] * count
-    done = 0  # tokens every path has generated in the rounds so far (they advance in lockstep)
+    # Each path's own token count: a server that re-tokenizes its text may return rounds of slightly
+    # different lengths, so the paths are counted apart rather than assumed in step.
+    counts = [0] * count
     rnd = 0
-    while done < path_cap:
-        room = path_cap - done
-        size = room if cfg.first_finish_block is None else min(cfg.first_finish_block, room)
-        reqs = [decoding.request(opens[i] + texts[i], stops[i], size, "path", 0, i) for i in range(count)]
+    while all(n < path_cap for n in counts):
+        sizes = [path_cap - n if cfg.first_finish_block is None else min(cfg.first_finish_block, path_cap - n)
+                 for n in counts]
+        reqs = [decoding.request(opens[i] + texts[i], stops[i], sizes[i], "path", 0, i) for i in range(count)]
         results = await asyncio.gather(*(decoding.engine.agenerate(r) for r in reqs))
         rows = []
         for i, (req, res) in enumerate(zip(reqs, results)):
@@ -222,35 +232,35 @@ async def first_finish_paths(decoding: Decoding, cfg: ParaThinkerConfig, opens: 
         if ended:
             # The reference stops the thinking stage at the step the first path ends: at that step every
             # path holds as many tokens as that one (its end tag included); a path that ended later in this
-            # round had not ended yet there, and is cut like the others.
-            length = min(done + outs[i].tokens for i in ended)
+            # round had not ended yet there, and is cut like the others. (A path already past that length
+            # from earlier rounds, possible only when rounds came back uneven, keeps what it had.)
+            length = min(counts[i] + outs[i].tokens for i in ended)
             for i, c in enumerate(outs):
-                if i in ended and done + c.tokens == length:
+                if i in ended and counts[i] + c.tokens == length:
                     paths[i].pieces.append((c, rows[i]))
                     paths[i].tokens = length
                     continue
-                keep = min(c.tokens, length - done)
+                keep = max(0, min(c.tokens, length - counts[i]))
                 row = decoding.requests[rows[i]]
                 row.update(completion_tokens=keep, generated_tokens=c.tokens, cut=True, forced_close=False)
                 if keep:
                     paths[i].pieces.append((cut_completion(decoding.engine, c, keep), rows[i]))
-                paths[i].tokens, paths[i].cut = done + keep, True
+                paths[i].tokens, paths[i].cut = counts[i] + keep, True
             break
         for i, c in enumerate(outs):
             decoding.requests[rows[i]]["forced_close"] = False  # the path goes on: no tag follows this round
             paths[i].pieces.append((c, rows[i]))
             texts[i] += c.text
-            paths[i].tokens = done + c.tokens
-        # A round that came back short without ending (a server's own limit) must not spin forever.
-        advanced = min(c.tokens for c in outs)
-        if advanced <= 0:
-            break
-        done += advanced
+            counts[i] += c.tokens
+            paths[i].tokens = counts[i]
         rnd += 1
+        # A round that came back short without ending (a server's own limit) must not spin forever: the
+        # paths end here, and the decoder closes each, as at the cap.
+        if min(c.tokens for c in outs) <= 0:
+            mark_forced_closes(decoding, paths)
+            break
     else:
-        for path in paths:  # every path ran to the cap: the decoder closes each
-            if path.pieces:
-                decoding.requests[path.pieces[-1][1]]["forced_close"] = True
+        mark_forced_closes(decoding, paths)  # every path ran to the cap: the decoder closes each
     tokens = [p.tokens for p in paths]
     decoding.total += sum(tokens)
     decoding.critical += max(tokens, default=0)  # all equal when a path finished: the shortest (finishing) path

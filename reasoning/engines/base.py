@@ -167,7 +167,13 @@ class Engine(ABC):
 
     # ---- token-exact cutting (ParaThinker's first-finish cuts paths to a token count) -------------
     def decode_ids(self, ids: Sequence[int]) -> str:
-        """The text of sampled token ids, tags kept (a completion's `token_ids` cut to a length)."""
+        """The text of sampled token ids, tags kept (a completion's `token_ids` cut to a length).
+
+        Through the engine's tag keeper where it has one, so a cut text drops eos and chat markers
+        exactly as the engine's own completions do."""
+        keeper = getattr(self, "tag_keeper", None)
+        if keeper is not None:
+            return keeper.decode(list(ids))
         return self.tokenizer.decode(list(ids), skip_special_tokens=False)
 
     def truncate(self, text: str, n_tokens: int) -> str:
