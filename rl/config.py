@@ -1,7 +1,8 @@
-"""`SFTRecipe`: every setting of `parafuse train sft`, one block per concern, each field with its help.
+"""`SFTRecipe` and `GRPORecipe`: every setting of `parafuse train sft|grpo`, one block per concern, each field
+with its help.
 
 A YAML recipe (`rl/recipes/*.yaml`) fills these blocks; `--key value` flags override it. The
-`training` block is what TRL's `SFTConfig` receives (its names are TRL's); everything parafuse
+`training` block is what TRL's `SFTConfig` / `GRPOConfig` receives (its names are TRL's); everything parafuse
 adds (the model to load, the data, the LoRA adapter, the attention structure) has its own block.
 """
 from __future__ import annotations
@@ -10,6 +11,9 @@ from dataclasses import dataclass
 
 from reasoning.settings import nested, setting
 from reasoning.types import InputError
+from rl.rewards import (
+    REWARDS, AccuracyConfig, FormatConfig, ParallelR1AlternatingConfig, ParallelR1GSM8KConfig, ThreadWeaverConfig,
+)
 
 STRUCTURES = ("causal", "parallel_r1_unseen", "threadweaver_trie", "parathinker")
 FORMAT_OF = {"parallel_r1_unseen": "parallel_r1", "threadweaver_trie": "threadweaver", "parathinker": "parathinker"}
@@ -146,3 +150,157 @@ class SFTRecipe:
     @property
     def format(self) -> str | None:
         return self.structure.format or FORMAT_OF.get(self.structure.kind)
+
+
+# ---------------------------------------------------------------------------- GRPO
+
+
+@dataclass
+class PromptDataSettings:
+    """The RL prompts: each row a question for the policy and the gold `answer` the rewards grade against."""
+
+    source: str = setting("", "a folder written by `parafuse synth ...`, a .jsonl/.json/.parquet/.csv file, a Hub "
+                              "dataset name, or `arith:STYLE` for generated arith problems (STYLE as in SFT; "
+                              "only the question and its answer are used)")
+    split: str = setting("train", "dataset split")
+    subset: str | None = setting(None, "Hub dataset configuration name")
+    prompt_field: str = setting("prompt", "column of the prompt: a string (sent as one user turn) or chat messages")
+    messages_field: str = setting("messages", "used when there is no prompt column: chat messages whose turns "
+                                              "before a trailing assistant answer are the prompt")
+    answer_field: str = setting("answer", "column of the gold answer (handed to the rewards as their `answer` "
+                                          "kwarg)")
+    limit: int | None = setting(None, "use at most this many prompts (after shuffling)")
+    shuffle: bool = setting(True, "shuffle the prompts once before training (seeded by training.seed)")
+    arith_level: int = setting(2, "arith: difficulty level 1-4")
+    arith_count: int = setting(4000, "arith: how many training problems to generate")
+    arith_template: str = setting("math/boxed", "arith: the prompt template of the user turn (the one `parafuse "
+                                                "eval run` uses by default)")
+
+
+
+@dataclass
+class RewardSettings:
+    """The GRPO rewards: which of rl.rewards are summed (with weights), and each one's settings."""
+
+    use: tuple[str, ...] = setting(("accuracy",), f"the rewards, by name, summed into each completion's reward: "
+                                                  f"{', '.join(REWARDS)}")
+    weights: tuple[float, ...] = setting((), "one weight per reward in `use` (TRL reward_weights; empty: all 1.0)")
+    accuracy: AccuracyConfig = nested(AccuracyConfig, "accuracy: +-1 for a right / wrong answer (Parallel-R1)")
+    format: FormatConfig = nested(FormatConfig, "format: whether the trace format's checker accepts the completion")
+    parallel_r1_alternating: ParallelR1AlternatingConfig = nested(
+        ParallelR1AlternatingConfig, "parallel_r1_alternating: Parallel-R1's alternating accuracy/parallel reward",
+        prefix="alternating-")
+    parallel_r1_gsm8k: ParallelR1GSM8KConfig = nested(
+        ParallelR1GSM8KConfig, "parallel_r1_gsm8k: Parallel-R1's GSM8K stage (correct * parallel * format)",
+        prefix="gsm8k-")
+    threadweaver: ThreadWeaverConfig = nested(ThreadWeaverConfig, "threadweaver: ThreadWeaver's correctness plus "
+                                                                  "acceleration bonus (P-GRPO)")
+
+
+@dataclass
+class SamplingSettings:
+    """How the policy samples its rollouts (TRL GRPOConfig names)."""
+
+    num_generations: int = setting(8, "completions sampled per prompt (the group whose mean is the baseline)")
+    temperature: float = setting(1.0, "sampling temperature")
+    top_p: float = setting(1.0, "nucleus sampling mass")
+    top_k: int = setting(0, "sample from the k likeliest tokens only (0: off)")
+    max_completion_length: int = setting(512, "longest completion in tokens (a longer one is cut)")
+    mask_truncated_completions: bool = setting(False, "leave completions that hit max_completion_length out of the "
+                                                      "loss (DAPO's overlong filter)")
+
+
+@dataclass
+class GRPOTrainingSettings:
+    """TRL `GRPOConfig` arguments (same names), plus the run's own limits."""
+
+    learning_rate: float = setting(3e-5, "peak learning rate (GRPO needs far less than SFT: 2e-4 collapsed the toy "
+                                         "arith model, 3e-5 with 64 rollouts per step improved it)")
+    lr_scheduler_type: str = setting("constant", "schedule: constant, cosine, linear, constant_with_warmup")
+    warmup_ratio: float = setting(0.0, "share of steps spent warming up (TRL: warmup_steps below 1)")
+    weight_decay: float = setting(0.0, "AdamW weight decay")
+    adam_beta1: float = setting(0.9, "AdamW beta1")
+    adam_beta2: float = setting(0.999, "AdamW beta2")
+    max_grad_norm: float = setting(1.0, "gradient clipping norm")
+    num_train_epochs: float = setting(1.0, "passes over the prompts (max_steps wins when set)")
+    max_steps: int = setting(-1, "stop after this many optimizer steps (-1: run the epochs)")
+    per_device_train_batch_size: int = setting(8, "completions per device per micro-batch (a multiple of "
+                                                  "num_generations over the devices' total)")
+    gradient_accumulation_steps: int = setting(1, "micro-batches per optimizer step")
+    steps_per_generation: int | None = setting(None, "micro-batches each generation round feeds (none: "
+                                                     "gradient_accumulation_steps)")
+    num_iterations: int = setting(1, "optimizer passes over each generation round (GRPO's mu; >1 makes the clip "
+                                     "matter)")
+    beta: float = setting(0.0, "KL penalty to the reference model (0: none and no reference model, as DAPO and "
+                               "Parallel-R1 run)")
+    epsilon: float = setting(0.2, "lower clip of the probability ratio")
+    epsilon_high: float | None = setting(None, "upper clip (DAPO's clip-higher, e.g. 0.28; none: epsilon)")
+    loss_type: str = setting("dapo", "how token losses are averaged: dapo (over every token of the batch; TRL's "
+                                     "default), grpo (per sequence, DeepSeekMath), dr_grpo, bnpo",
+                             choices=("dapo", "grpo", "dr_grpo", "bnpo"))
+    scale_rewards: str = setting("group", "advantage scaling: group (divide by the group's std, DeepSeekMath "
+                                          "GRPO), batch, or none (mean-centred only: ThreadWeaver's P-GRPO, "
+                                          "Dr. GRPO)", choices=("group", "batch", "none"))
+    seed: int = setting(42, "seed of initialisation, shuffling and sampling")
+    logging_steps: int = setting(10, "log every this many steps (each reward's mean and std is logged)")
+    log_completions: bool = setting(False, "print a table of sampled completions and their rewards at each log")
+    save_steps: int = setting(500, "save a checkpoint every this many steps (--resume starts from the last one)")
+    save_total_limit: int | None = setting(2, "checkpoints kept")
+    bf16: bool = setting(False, "train in bfloat16 mixed precision (GPU)")
+    gradient_checkpointing: bool = setting(False, "recompute activations to save memory")
+    report_to: str = setting("none", "where to log: none, tensorboard, wandb, ...")
+    time_budget_s: float | None = setting(None, "stop cleanly after this many seconds (a checkpoint is saved)")
+    use_cpu: bool = setting(False, "train on the CPU even when a GPU is present")
+
+
+@dataclass
+class GRPORecipe:
+    """`parafuse train grpo`: reinforcement learning with group-relative advantages (DeepSeekMath GRPO,
+    arXiv 2402.03300) on TRL's GRPOTrainer, with the papers' rewards (Parallel-R1, arXiv 2509.07980)."""
+
+    output_dir: str = setting("", "where checkpoints and the final model go (final/: the adapter or weights, "
+                                  "merged/: a plain model folder any engine loads)")
+    model: ModelSettings = nested(ModelSettings, "the policy to train (e.g. an SFT run's OUTPUT/merged)")
+    format: str | None = setting(None, "the trace format whose tags are added to the tokenizer (and their embedding "
+                                       "rows trained under LoRA); none: no tags",
+                                 choices=("parallel_r1", "threadweaver", "parathinker"))
+    data: PromptDataSettings = nested(PromptDataSettings, "the prompts and their gold answers")
+    rewards: RewardSettings = nested(RewardSettings, "the reward functions")
+    sampling: SamplingSettings = nested(SamplingSettings, "how rollouts are sampled")
+    lora: LoraSettings = nested(LoraSettings, "the LoRA adapter")
+    training: GRPOTrainingSettings = nested(GRPOTrainingSettings, "the optimizer and the GRPO loss (TRL GRPOConfig)",
+                                            prefix="")
+    save_merged: bool = setting(True, "also write merged/: the adapter folded into the weights, loadable by hf and "
+                                      "vllm")
+
+    def check(self) -> None:
+        if not self.model.name:
+            raise InputError("recipe: model.name is empty; name a model folder or Hub id (or `tiny` for a smoke run)")
+        if not self.data.source:
+            raise InputError("recipe: data.source is empty; name a prompt dataset folder, file, Hub name or "
+                             "arith:STYLE")
+        if not self.output_dir:
+            raise InputError("recipe: output_dir is empty; say where the run writes (--output-dir DIR)")
+        if not self.rewards.use:
+            raise InputError(f"recipe: rewards.use is empty; name at least one of {', '.join(REWARDS)}")
+        for name in self.rewards.use:
+            if name not in REWARDS:
+                raise InputError(f"recipe: rewards.use names an unknown reward {name!r}; known: {', '.join(REWARDS)}")
+        if len(set(self.rewards.use)) != len(self.rewards.use):
+            raise InputError(f"recipe: rewards.use names a reward twice: {', '.join(self.rewards.use)}")
+        if self.rewards.weights and len(self.rewards.weights) != len(self.rewards.use):
+            raise InputError(f"recipe: rewards.weights has {len(self.rewards.weights)} values for "
+                             f"{len(self.rewards.use)} rewards ({', '.join(self.rewards.use)})")
+        g = self.sampling.num_generations
+        if g < 2:
+            raise InputError("sampling.num_generations must be at least 2 (the group mean is the baseline)")
+        batch = self.training.per_device_train_batch_size * (self.training.steps_per_generation
+                                                              or self.training.gradient_accumulation_steps)
+        if batch % g:
+            raise InputError(f"per_device_train_batch_size x steps_per_generation ({batch}) must be a multiple of "
+                             f"sampling.num_generations ({g}): each generation round holds whole groups")
+
+    @property
+    def reward_config(self):
+        """name -> that reward's config block."""
+        return {name: getattr(self.rewards, name) for name in REWARDS}

@@ -1,7 +1,11 @@
 """Training examples: rows with chat `messages`, from a synthesis folder, a file, the Hub or the arith task.
 
-Every row becomes `{"messages": [...]}` whose last message is the assistant's answer (the tokens
-trained on). A row with prompt/completion columns instead is turned into two messages.
+SFT (`load_rows`): every row becomes `{"messages": [...]}` whose last message is the assistant's
+answer (the tokens trained on). A row with prompt/completion columns instead is turned into two
+messages.
+
+GRPO (`load_prompts`): every row becomes `{"prompt": [chat messages], "answer": str}`, the prompt
+the policy continues and the gold answer its rewards grade against.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reasoning.types import InputError
-from rl.config import DataSettings
+from rl.config import DataSettings, PromptDataSettings
 
 ARITH_PREFIX = "arith:"
 ARITH_STYLES = ("plain", "parallel_r1", "threadweaver", "parathinker")
@@ -43,7 +47,7 @@ def arith_rows(style: str, level: int, count: int, seed: int, template: str = "m
     return rows
 
 
-def _load_table(data: DataSettings):
+def _load_table(data: DataSettings | PromptDataSettings):
     import datasets
 
     source = data.source
@@ -96,6 +100,51 @@ def load_rows(data: DataSettings, seed: int) -> list[dict[str, Any]]:
                          "answer": None if row.get("answer") is None else str(row["answer"])})
     if not rows:
         raise InputError(f"data.source {data.source}: no examples")
+    if data.shuffle:
+        random.Random(seed).shuffle(rows)
+    return rows[:data.limit] if data.limit else rows
+
+
+def to_prompt(row: dict[str, Any], data: PromptDataSettings, where: str) -> list[dict[str, str]]:
+    """The row's prompt as chat messages: its prompt column (a string is one user turn), or its messages
+    without a trailing assistant answer."""
+    prompt = row.get(data.prompt_field)
+    if prompt is None:
+        messages = row.get(data.messages_field)
+        if messages is None:
+            raise InputError(f"{where}: no '{data.prompt_field}' column and no '{data.messages_field}' column; set "
+                             f"data.prompt_field or data.messages_field")
+        prompt = list(messages)
+        if prompt and isinstance(prompt[-1], dict) and prompt[-1].get("role") == "assistant":
+            prompt = prompt[:-1]
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
+    if not isinstance(prompt, list) or not prompt:
+        raise InputError(f"{where}: the prompt must be a string or a non-empty list of {{role, content}}")
+    for m in prompt:
+        if not isinstance(m, dict) or not isinstance(m.get("content"), str) or "role" not in m:
+            raise InputError(f"{where}: every prompt message needs a role and a string content, got {m!r}")
+    return [{"role": m["role"], "content": m["content"]} for m in prompt]
+
+
+def load_prompts(data: PromptDataSettings, seed: int) -> list[dict[str, Any]]:
+    """The RL prompts as `{"prompt": [...], "answer": str}`, shuffled and limited; every row needs an answer."""
+    if data.source.startswith(ARITH_PREFIX):
+        rows = [{"prompt": r["messages"][:-1], "answer": r["answer"]}
+                for r in arith_rows(data.source[len(ARITH_PREFIX):], data.arith_level, data.arith_count, seed,
+                                    data.arith_template)]
+    else:
+        table = _load_table(data)
+        rows = []
+        for index, row in enumerate(table):
+            where = f"{data.source} row {index}"
+            answer = row.get(data.answer_field)
+            if answer is None:
+                raise InputError(f"{where}: no '{data.answer_field}' value (the gold answer the rewards grade "
+                                 f"against); set data.answer_field")
+            rows.append({"prompt": to_prompt(row, data, where), "answer": str(answer)})
+    if not rows:
+        raise InputError(f"data.source {data.source}: no prompts")
     if data.shuffle:
         random.Random(seed).shuffle(rows)
     return rows[:data.limit] if data.limit else rows

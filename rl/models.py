@@ -16,7 +16,7 @@ from reasoning.thought_embeddings import (
     CONFIG_KEY, add_thought_embeddings, has_thought_embeddings, save_tables,
 )
 from reasoning.types import InputError
-from rl.config import SFTRecipe
+from rl.config import GRPORecipe, SFTRecipe
 
 FORMAT_TAGS = {"parallel_r1": PARALLEL_R1, "threadweaver": THREADWEAVER, "parathinker": PARATHINKER}
 TINY_PREFIX = "tiny"
@@ -73,7 +73,7 @@ def tag_rows(tokenizer, tags: tuple[str, ...]) -> list[int]:
     return sorted(set(rows))
 
 
-def load_for_training(recipe: SFTRecipe, output_dir: Path) -> tuple[Any, Any, list[int]]:
+def load_for_training(recipe: SFTRecipe | GRPORecipe, output_dir: Path) -> tuple[Any, Any, list[int]]:
     """(model, tokenizer, tag rows) ready for the trainer: tags added, thought embeddings added."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -92,12 +92,13 @@ def load_for_training(recipe: SFTRecipe, output_dir: Path) -> tuple[Any, Any, li
     if tags and recipe.model.add_tags:
         add_format_tags(model, tokenizer, tags)
     rows = tag_rows(tokenizer, tags) if tags else []
-    if recipe.structure.kind == "parathinker" and recipe.structure.thought_embeddings:
+    structure = getattr(recipe, "structure", None)  # GRPO recipes have none: causal
+    if structure is not None and structure.kind == "parathinker" and structure.thought_embeddings:
         add_thought_embeddings(model, recipe.structure.max_segments)
     return model, tokenizer, rows
 
 
-def lora_config(recipe: SFTRecipe, model, rows: list[int]):
+def lora_config(recipe: SFTRecipe | GRPORecipe, model, rows: list[int]):
     from peft import LoraConfig
 
     lora = recipe.lora

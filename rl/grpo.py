@@ -1,0 +1,162 @@
+"""GRPO on TRL's `GRPOTrainer` with the papers' rewards, LoRA (PEFT) or full weights.
+
+    run_grpo(recipe)   # or: parafuse train grpo RECIPE.yaml [--key value ...]
+
+GRPO (DeepSeekMath, arXiv 2402.03300) samples `num_generations` completions per prompt, scores
+each with the recipe's rewards (`rl.rewards`, summed with `rewards.weights`), and uses each
+reward's distance from its group's mean as the advantage of every token of that completion:
+divided by the group's std with `scale_rewards: group` (DeepSeekMath), only mean-centred with
+`none` (ThreadWeaver's P-GRPO). The loss defaults to TRL's `dapo` token-level average with no KL
+term (`beta: 0`), as Parallel-R1 (arXiv 2509.07980) trains its RL stages.
+
+What the run does, in order: load the policy and tokenizer (adding the format's tags), read the
+prompts with their gold answers, build the rewards, hand them to `GRPOTrainer` (TRL samples with
+the model's own `generate`; no vLLM, no custom rollout in this slice), train (resuming from the
+last checkpoint with `resume`), and write
+
+    OUTPUT/checkpoint-N/       Trainer checkpoints (--resume starts from the last one)
+    OUTPUT/final/              the adapter (LoRA) or the full weights, the tokenizer, parafuse_training.json
+    OUTPUT/merged/             a plain model folder (adapter folded in) that hf and vllm load
+
+Every logged step has `reward`, `reward_std` and, per reward, `rewards/NAME/mean` and
+`rewards/NAME/std` (TRL names them after each reward's `__name__`).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from reasoning.settings import to_dict
+from reasoning.types import InputError
+from rl.config import GRPORecipe
+from rl.data import load_prompts
+from rl.models import (
+    allow_missing_head_bias, load_for_training, lora_config, save_model_folder,
+    write_training_record,
+)
+from rl.rewards import make_reward
+
+
+def grpo_config(recipe: GRPORecipe, output_dir: Path):
+    """TRL's `GRPOConfig` for the recipe: its training and sampling blocks, and the reward weights."""
+    from trl import GRPOConfig
+
+    t, s = recipe.training, recipe.sampling
+    return GRPOConfig(
+        output_dir=str(output_dir), learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, adam_beta1=t.adam_beta1, adam_beta2=t.adam_beta2,
+        max_grad_norm=t.max_grad_norm, num_train_epochs=t.num_train_epochs, max_steps=t.max_steps,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps, steps_per_generation=t.steps_per_generation,
+        num_iterations=t.num_iterations, beta=t.beta, epsilon=t.epsilon, epsilon_high=t.epsilon_high,
+        loss_type=t.loss_type, scale_rewards=t.scale_rewards, seed=t.seed, data_seed=t.seed,
+        logging_steps=t.logging_steps, log_completions=t.log_completions, save_strategy="steps",
+        save_steps=t.save_steps, save_total_limit=t.save_total_limit, bf16=t.bf16,
+        gradient_checkpointing=t.gradient_checkpointing, report_to=t.report_to, use_cpu=t.use_cpu,
+        dataloader_pin_memory=False,
+        num_generations=s.num_generations, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+        max_completion_length=s.max_completion_length, mask_truncated_completions=s.mask_truncated_completions,
+        reward_weights=list(recipe.rewards.weights) or None,
+        # the rewards read the `answer` column: TRL must hand it over
+        remove_unused_columns=False, use_vllm=False)
+
+
+def build_rewards(recipe: GRPORecipe, tokenizer) -> list[Any]:
+    """The recipe's reward functions, in `rewards.use` order, each with its config block."""
+    configs = recipe.reward_config
+    return [make_reward(name, configs[name], tokenizer=tokenizer) for name in recipe.rewards.use]
+
+
+def time_budget_callback(seconds: float):
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.perf_counter() - self.start >= seconds:
+                control.should_training_stop = True
+                control.should_save = True
+            return control
+
+    return TimeBudget()
+
+
+def build_trainer(recipe: GRPORecipe, output_dir: Path | None = None):
+    """(trainer, rewards) ready to `train()`; used by `run_grpo` and by tests that step it by hand.
+    Call `close()` on each reward afterwards (it stops the grader's workers)."""
+    import datasets
+    from trl import GRPOTrainer
+
+    recipe.check()
+    output_dir = Path(output_dir or recipe.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model, tokenizer, rows = load_for_training(recipe, output_dir)
+    prompts = load_prompts(recipe.data, recipe.training.seed)
+    if tokenizer.chat_template is None:
+        raise InputError(f"model.name {recipe.model.name!r}: the tokenizer has no chat template and the prompts are "
+                         "chat messages; set model.chat_template to a Jinja file")
+    rewards = build_rewards(recipe, tokenizer)
+    callbacks = [time_budget_callback(recipe.training.time_budget_s)] if recipe.training.time_budget_s else []
+    try:
+        trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=rewards,
+                              args=grpo_config(recipe, output_dir), train_dataset=datasets.Dataset.from_list(prompts),
+                              callbacks=callbacks,
+                              peft_config=lora_config(recipe, model, rows) if recipe.lora.enabled else None)
+    except Exception:
+        for reward in rewards:
+            reward.close()
+        raise
+    allow_missing_head_bias(trainer.model)
+    return trainer, rewards
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+
+
+def reward_log(trainer) -> list[dict[str, float]]:
+    """The logged training steps (those with a `reward`), as TRL wrote them."""
+    return [entry for entry in trainer.state.log_history if "reward" in entry]
+
+
+def run_grpo(recipe: GRPORecipe, resume: bool = False) -> dict[str, Any]:
+    """Train, then write final/ and merged/; returns the run's summary (also in final/parafuse_training.json)."""
+    output_dir = Path(recipe.output_dir)
+    checkpoint = last_checkpoint(output_dir) if resume else None
+    if resume and checkpoint is None:
+        print(f"--resume: no checkpoint in {output_dir} yet; starting from the beginning", file=sys.stderr)
+    trainer, rewards = build_trainer(recipe)
+    try:
+        started = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+        elapsed = time.perf_counter() - started
+    finally:
+        for reward in rewards:
+            reward.close()
+    logged = reward_log(trainer)
+    first, last = (logged[0], logged[-1]) if logged else ({}, {})
+    summary = {"steps": trainer.state.global_step, "train_loss": result.training_loss, "seconds": round(elapsed, 2),
+               "rewards": list(recipe.rewards.use), "reward_first": first.get("reward"),
+               "reward_last": last.get("reward"),
+               **{f"{name}_last": last.get(f"rewards/{name}/mean") for name in recipe.rewards.use},
+               "resumed_from": checkpoint, "format": recipe.format, "lora": recipe.lora.enabled}
+    final = output_dir / "final"
+    trainer.save_model(str(final))
+    model = trainer.model
+    if not recipe.lora.enabled:
+        save_model_folder(model, trainer.processing_class, final)
+    write_training_record(final, to_dict(recipe), model, summary)
+    if recipe.save_merged:
+        merged = model.merge_and_unload() if recipe.lora.enabled else model
+        save_model_folder(merged, trainer.processing_class, output_dir / "merged")
+        write_training_record(output_dir / "merged", to_dict(recipe), merged, summary)
+    return summary
+
+
+__all__ = ["build_rewards", "build_trainer", "grpo_config", "reward_log", "run_grpo"]
