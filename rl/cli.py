@@ -43,7 +43,7 @@ GRPO_EXAMPLES = """examples:
 
 How a step goes: per_device_train_batch_size completions are sampled, num_generations per prompt, with
 TRL's own generate (temperature, top_p, max_completion_length); every reward in --rewards-use scores each
-one (its settings under --rewards-NAME-...), the weighted sum's distance from its group's mean is the
+one (its settings: --rewards-accuracy-*, -format-*, -alternating-*, -gsm8k-*, -threadweaver-*), the weighted sum's distance from its group's mean is the
 advantage (divided by the group's std unless --scale-rewards none), and the clipped policy-gradient loss
 (--loss-type, dapo by default; no KL with --beta 0) takes one optimizer step. The log has reward,
 reward_std and rewards/NAME/mean for each reward. GRPO wants a far lower learning rate than SFT (the arith

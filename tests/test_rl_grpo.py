@@ -154,3 +154,19 @@ def test_cli_errors_name_the_recipe_key_and_the_reward(tmp_path):
     assert shown.returncode == 0, shown.stderr[-2000:]
     resolved = json.loads(shown.stdout)
     assert resolved["training"]["scale_rewards"] == "none" and resolved["rewards"]["use"] == ["accuracy", "format"]
+
+
+def test_cli_smoke_run_resumes_from_its_last_checkpoint(tiny_model, tmp_path):
+    out = tmp_path / "run"
+    base = [sys.executable, "-m", "parafuse", "train", "grpo", "arith-grpo", "--variant", "smoke",
+            "--model-name", str(tiny_model), "--output-dir", str(out), "--save-steps", "2", "--no-save-merged"]
+    first = subprocess.run(base + ["--max-steps", "2"], capture_output=True, text=True, env=ENV, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert (out / "checkpoint-2").is_dir()
+    second = subprocess.run(base + ["--max-steps", "3", "--resume"], capture_output=True, text=True, env=ENV,
+                            timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    summary = json.loads(second.stdout.strip().splitlines()[-1])
+    assert summary["resumed_from"].endswith("checkpoint-2") and summary["steps"] == 3
+    assert summary["rewards"] == ["accuracy", "format"] and summary["format_last"] is not None
+    assert (out / "final" / "adapter_model.safetensors").exists() and not (out / "merged").exists()
