@@ -43,11 +43,12 @@ GRPO_EXAMPLES = """examples:
 
 How a step goes: per_device_train_batch_size completions are sampled, num_generations per prompt, with
 TRL's own generate (temperature, top_p, max_completion_length); every reward in --rewards-use scores each
-one (its settings: --rewards-accuracy-*, -format-*, -alternating-*, -gsm8k-*, -threadweaver-*), the weighted sum's distance from its group's mean is the
-advantage (divided by the group's std unless --scale-rewards none), and the clipped policy-gradient loss
-(--loss-type, dapo by default; no KL with --beta 0) takes one optimizer step. The log has reward,
-reward_std and rewards/NAME/mean for each reward. GRPO wants a far lower learning rate than SFT (the arith
-toy model collapsed at 2e-4 and improved at 3e-5 with 64 rollouts per step).
+one (its settings: --rewards-accuracy-*, -format-*, -alternating-*, -gsm8k-*, -threadweaver-*), the
+weighted sum's distance from its group's mean is the advantage (divided by the group's std unless
+--scale-rewards none), and the clipped policy-gradient loss (--loss-type, dapo by default; no KL with
+--beta 0) takes one optimizer step. The log has reward, reward_std and rewards/NAME/mean for each reward.
+GRPO wants a far lower learning rate than SFT (the arith toy model collapsed at 2e-4 and improved at 3e-5
+with 64 rollouts per step).
 
 Outputs: OUTPUT/final (adapter or weights, tokenizer, parafuse_training.json with the first and last logged
 rewards), OUTPUT/merged (a plain model folder for `parafuse eval run`), OUTPUT/checkpoint-N (--resume)."""
