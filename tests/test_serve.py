@@ -26,7 +26,10 @@ def test_on_the_cpu_build_it_sizes_the_kv_cache_and_turns_chunked_prefill_off(mo
     cmd = server_command("M", cpu=True)
     assert cmd.argv[-1] == "--no-enable-chunked-prefill"
     assert cmd.env["VLLM_CPU_KVCACHE_SPACE"] == str(serve.default_kv_cache_gib())
-    assert 1 <= serve.default_kv_cache_gib() <= 64
+    # a quarter of the available memory in whole GiB, held between 1 and 64
+    for available_gib, expected in ((24, 6), (2, 1), (1000, 64), (9.9, 2)):
+        monkeypatch.setattr(serve, "_available_memory_bytes", lambda gib=available_gib: int(gib * 2 ** 30))
+        assert serve.default_kv_cache_gib() == expected, available_gib
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "3")  # the user's value wins over the default ...
     assert server_command("M", cpu=True).env["VLLM_CPU_KVCACHE_SPACE"] == "3"
     assert server_command("M", cpu=True, kv_cache_gib=2).env["VLLM_CPU_KVCACHE_SPACE"] == "2"  # ... the flag over it
