@@ -211,6 +211,39 @@ class SamplingSettings:
 
 
 @dataclass
+class RolloutSettings:
+    """How each rollout is generated: TRL's own sampling of one sequence, or a parallel-thinking decoder on the
+    policy (TRL rollout_func) whose stitched trace is trained."""
+
+    decoder: str = setting("none", "none: TRL samples one sequence (model.generate); parallel_r1, threadweaver, "
+                                   "parathinker: parafuse's decoder forks the blocks as separate requests",
+                           choices=("none", "parallel_r1", "threadweaver", "parathinker"))
+    options: tuple[str, ...] = setting((), "the decoder's own settings as KEY=VALUE (num_paths=2, max_blocks=1, "
+                                           "max_path_tokens=256, ...; the keys of `parafuse reason decode "
+                                           "--method M --help`); its sampling is the sampling block's")
+    max_total_tokens: int | None = setting(None, "cap on a rollout's generated tokens (none: "
+                                                 "sampling.max_completion_length)")
+    force_open: bool = setting(False, "the decoder opens the first block itself (a model that never writes the "
+                                      "tags still forks: smoke runs on an untrained model)")
+    train_inserted: bool = setting(False, "also train the tokens the decoder inserts (tags, closes), as "
+                                          "Parallel-R1's released RL code does; default: no loss on them")
+    structure: str = setting("causal", "how the loss scores a rollout: causal (Seen; every token sees all before "
+                                       "it) or parallel_r1_unseen (paths do not see each other, Parallel-R1 "
+                                       "Unseen: policy, old and reference log-probs under its mask and positions)",
+                             choices=("causal", "parallel_r1_unseen"))
+    unseen_sampling: bool = setting(False, "parallel_r1_unseen: sample the summary and all after a block under the "
+                                           "Unseen mask and positions too (exactly on-policy; hf, slower), instead "
+                                           "of over the concatenated paths as the reference's rollout does")
+    reference_positions: bool = setting(False, "parallel_r1_unseen: in-block text outside paths at position 0, as "
+                                               "the reference's position builder leaves it")
+    second_path_is_last: bool = setting(False, "parallel_r1_unseen: place </Parallel> after the second path, as "
+                                               "the reference RL rollout does")
+    policy_gap: bool = setting(False, "log policy_gap/SEGMENT: the largest |sampled - rescored| log-prob of each "
+                                      "rollout segment before the update (at temperature 1; one extra forward pass)")
+    concurrency: int = setting(64, "decodes in flight at once (their requests are batched on the policy)")
+
+
+@dataclass
 class GRPOTrainingSettings:
     """TRL `GRPOConfig` arguments (same names), plus the run's own limits."""
 
@@ -267,6 +300,7 @@ class GRPORecipe:
     data: PromptDataSettings = nested(PromptDataSettings, "the prompts and their gold answers")
     rewards: RewardSettings = nested(RewardSettings, "the reward functions")
     sampling: SamplingSettings = nested(SamplingSettings, "how rollouts are sampled")
+    rollout: RolloutSettings = nested(RolloutSettings, "how rollouts are generated (a parallel-thinking decoder)")
     lora: LoraSettings = nested(LoraSettings, "the LoRA adapter")
     training: GRPOTrainingSettings = nested(GRPOTrainingSettings, "the optimizer and the GRPO loss (TRL GRPOConfig)",
                                             prefix="")
@@ -291,6 +325,18 @@ class GRPORecipe:
         if self.rewards.weights and len(self.rewards.weights) != len(self.rewards.use):
             raise InputError(f"recipe: rewards.weights has {len(self.rewards.weights)} values for "
                              f"{len(self.rewards.use)} rewards ({', '.join(self.rewards.use)})")
+        rollout = self.rollout
+        if rollout.structure == "parallel_r1_unseen" and "parallel_r1" not in (self.format, rollout.decoder):
+            raise InputError("rollout.structure parallel_r1_unseen scores Parallel-R1 traces: set format (and "
+                             "rollout.decoder) to parallel_r1")
+        if rollout.unseen_sampling and (rollout.structure != "parallel_r1_unseen" or rollout.decoder != "parallel_r1"):
+            raise InputError("rollout.unseen_sampling needs rollout.decoder parallel_r1 and rollout.structure "
+                             "parallel_r1_unseen")
+        if rollout.decoder != "none" and self.format not in (None, rollout.decoder):
+            raise InputError(f"rollout.decoder {rollout.decoder} writes {rollout.decoder} traces but format is "
+                             f"{self.format}; set format to {rollout.decoder}")
+        if rollout.decoder != "none":
+            self.format = rollout.decoder  # the decoder's tags are the ones to add and train
         g = self.sampling.num_generations
         if g < 2:
             raise InputError("sampling.num_generations must be at least 2 (the group mean is the baseline)")

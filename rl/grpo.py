@@ -37,6 +37,7 @@ from rl.models import (
     write_training_record,
 )
 from rl.rewards import make_reward
+from rl.step_log import STEP_LOG, StepLog
 
 
 def grpo_config(recipe: GRPORecipe, output_dir: Path):
@@ -69,6 +70,43 @@ def build_rewards(recipe: GRPORecipe, tokenizer) -> list[Any]:
     return [make_reward(name, configs[name], tokenizer=tokenizer) for name in recipe.rewards.use]
 
 
+def decoder_config(recipe: GRPORecipe):
+    """The rollout decoder's config: its defaults, `rollout.options`, and the recipe's caps."""
+    import yaml
+
+    from reasoning.decoders import get_decoder
+
+    rollout = recipe.rollout
+    _, config_class = get_decoder(rollout.decoder)
+    options: dict[str, Any] = {}
+    for item in rollout.options:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"rollout.options: {item!r} is not KEY=VALUE (e.g. num_paths=2)")
+        options[key.strip()] = yaml.safe_load(value)
+    options.setdefault("max_total_tokens", rollout.max_total_tokens or recipe.sampling.max_completion_length)
+    options.setdefault("force_open", rollout.force_open)
+    try:
+        return config_class.from_dict(options)
+    except InputError as e:
+        raise InputError(f"rollout.options ({rollout.decoder}): {e}") from None
+
+
+def make_rollout(recipe: GRPORecipe):
+    """The recipe's `rollout_func` (None: TRL samples itself)."""
+    from rl.rollout import DecoderRollout
+
+    rollout = recipe.rollout
+    if rollout.decoder == "none":
+        return None
+    return DecoderRollout(rollout.decoder, decoder_config(recipe), temperature=recipe.sampling.temperature,
+                          top_p=recipe.sampling.top_p, seed=recipe.training.seed,
+                          train_inserted=rollout.train_inserted, concurrency=rollout.concurrency,
+                          unseen_sampling=rollout.unseen_sampling,
+                          structure_options={"reference_positions": rollout.reference_positions,
+                                             "second_path_is_last": rollout.second_path_is_last})
+
+
 def time_budget_callback(seconds: float):
     from transformers import TrainerCallback
 
@@ -89,7 +127,8 @@ def build_trainer(recipe: GRPORecipe, output_dir: Path | None = None):
     """(trainer, rewards) ready to `train()`; used by `run_grpo` and by tests that step it by hand.
     Call `close()` on each reward afterwards (it stops the grader's workers)."""
     import datasets
-    from trl import GRPOTrainer
+
+    from rl.grpo_trainer import ParafuseGRPOTrainer, UnseenStructure
 
     recipe.check()
     output_dir = Path(output_dir or recipe.output_dir)
@@ -99,13 +138,20 @@ def build_trainer(recipe: GRPORecipe, output_dir: Path | None = None):
     if tokenizer.chat_template is None:
         raise InputError(f"model.name {recipe.model.name!r}: the tokenizer has no chat template and the prompts are "
                          "chat messages; set model.chat_template to a Jinja file")
+    rollout = make_rollout(recipe)
     rewards = build_rewards(recipe, tokenizer)
-    callbacks = [time_budget_callback(recipe.training.time_budget_s)] if recipe.training.time_budget_s else []
+    callbacks = [StepLog(output_dir / STEP_LOG)]
+    if recipe.training.time_budget_s:
+        callbacks.append(time_budget_callback(recipe.training.time_budget_s))
+    unseen = None
+    if recipe.rollout.structure == "parallel_r1_unseen":
+        unseen = UnseenStructure(tokenizer, recipe.rollout.reference_positions, recipe.rollout.second_path_is_last)
     try:
-        trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=rewards,
-                              args=grpo_config(recipe, output_dir), train_dataset=datasets.Dataset.from_list(prompts),
-                              callbacks=callbacks,
-                              peft_config=lora_config(recipe, model, rows) if recipe.lora.enabled else None)
+        trainer = ParafuseGRPOTrainer(
+            model=model, processing_class=tokenizer, reward_funcs=rewards, args=grpo_config(recipe, output_dir),
+            train_dataset=datasets.Dataset.from_list(prompts), callbacks=callbacks, rollout_func=rollout,
+            peft_config=lora_config(recipe, model, rows) if recipe.lora.enabled else None,
+            trace_format=recipe.format, unseen=unseen, policy_gap=recipe.rollout.policy_gap)
     except Exception:
         for reward in rewards:
             reward.close()

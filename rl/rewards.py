@@ -9,6 +9,8 @@ Each reward is an object built from a config dataclass and called the way TRL 1.
   the text of the last message is read. With `decode_ids` the text is instead decoded from the
   `completion_ids` kwarg keeping special tokens (for a tokenizer whose tags are special tokens:
   TRL's own decode drops them).
+- A decoder rollout (`rl.rollout`) passes each response's text as the `rollout_text` kwarg: it
+  is read instead of the completion (its tags are kept, whatever the tokenizer calls special).
 - The gold answer is a dataset column that TRL passes as a kwarg (`answer` by default,
   `answer_field` to change it).
 - Correctness goes through eval's grader (`eval.grading`, the settings of `eval grade`): its
@@ -50,6 +52,7 @@ from reasoning.settings import nested, setting
 from reasoning.types import InputError
 
 FORMATS = ("parallel_r1", "threadweaver", "parathinker")
+ROLLOUT_TEXT = "rollout_text"  # the kwarg `rl.rollout` fills with each decoded response
 MODES = ("reference", "strict")
 
 
@@ -170,6 +173,8 @@ class GradedReward:
         self.close()
 
     def texts(self, completions: Sequence[Any], kwargs: dict[str, Any]) -> list[str]:
+        if kwargs.get(ROLLOUT_TEXT) is not None:  # a decoder rollout's response, its tags kept
+            return [str(t) for t in column(kwargs, ROLLOUT_TEXT, len(completions), self.name)]
         if self.answer.decode_ids:
             ids = column(kwargs, "completion_ids", len(completions), self.name)
             return [self.tokenizer.decode(list(i), skip_special_tokens=False) for i in ids]

@@ -84,6 +84,26 @@ class HFEngine(Engine):
         self.exact_seeds = bool(exact_seeds)
         self._on_cancel = cancel_criteria(self, torch)
 
+    @classmethod
+    def from_loaded(cls, lm, tokenizer, name: str = "policy", batch_size: int | None = DEFAULT_BATCH_SIZE,
+                    exact_seeds: bool = False) -> HFEngine:
+        """An engine over a model already in memory (a trainer's policy: GRPO rollouts sample from the
+        weights being trained). The caller owns the model: its train/eval mode and device are left as they are."""
+        import torch
+
+        engine = cls.__new__(cls)
+        Engine.__init__(engine, name)
+        engine._tokenizer = tokenizer
+        engine.lm = lm
+        engine.device = next(lm.parameters()).device
+        engine._torch = torch
+        engine.eos_ids = engine._eos_ids()
+        engine.tag_keeper = TagKeeper(tokenizer)
+        engine.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
+        engine.exact_seeds = bool(exact_seeds)
+        engine._on_cancel = cancel_criteria(engine, torch)
+        return engine
+
     def _eos_ids(self) -> set[int]:
         ids = self.lm.generation_config.eos_token_id
         ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
