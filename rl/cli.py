@@ -40,9 +40,15 @@ GRPO_EXAMPLES = """examples:
       --rewards-format-format parallel_r1 --format parallel_r1 ...
   parafuse train grpo arith-grpo --variant threadweaver --scale-rewards none ...    # mean-centred (P-GRPO)
   parafuse train grpo arith-grpo --print-recipe                                     # the resolved settings
+  parafuse train grpo parallel-r1-unseen --variant smoke      # Parallel-R1 decoder rollouts, Unseen log-probs
+  parafuse train grpo threadweaver-pgrpo --variant smoke      # ThreadWeaver decoder rollouts, P-GRPO
+  parafuse train grpo parallel-r1-seen --rollout-options num_paths=2,max_blocks=4 --rollout-policy-gap ...
 
 How a step goes: per_device_train_batch_size completions are sampled, num_generations per prompt, with
-TRL's own generate (temperature, top_p, max_completion_length); every reward in --rewards-use scores each
+TRL's own generate (temperature, top_p, max_completion_length), or, with --rollout-decoder, by parafuse's
+parallel-thinking decoder on the live policy (each block's paths as separate requests; the stitched trace is
+trained, the tags the decoder inserts out of the loss unless --rollout-train-inserted; --rollout-structure
+parallel_r1_unseen scores paths that cannot see each other); every reward in --rewards-use scores each
 one (its settings: --rewards-accuracy-*, -format-*, -alternating-*, -gsm8k-*, -threadweaver-*), the
 weighted sum's distance from its group's mean is the advantage (divided by the group's std unless
 --scale-rewards none), and the clipped policy-gradient loss (--loss-type, dapo by default; no KL with
@@ -51,7 +57,8 @@ GRPO wants a far lower learning rate than SFT (the arith toy model collapsed at 
 with 64 rollouts per step).
 
 Outputs: OUTPUT/final (adapter or weights, tokenizer, parafuse_training.json with the first and last logged
-rewards), OUTPUT/merged (a plain model folder for `parafuse eval run`), OUTPUT/checkpoint-N (--resume)."""
+rewards), OUTPUT/merged (a plain model folder for `parafuse eval run`), OUTPUT/checkpoint-N (--resume),
+OUTPUT/train_log.jsonl (every logged step: rewards, trace/parallel_share, trace/critical_tokens, ...)."""
 
 
 def recipe_path(name: str) -> Path:

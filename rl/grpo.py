@@ -10,16 +10,24 @@ divided by the group's std with `scale_rewards: group` (DeepSeekMath), only mean
 term (`beta: 0`), as Parallel-R1 (arXiv 2509.07980) trains its RL stages.
 
 What the run does, in order: load the policy and tokenizer (adding the format's tags), read the
-prompts with their gold answers, build the rewards, hand them to `GRPOTrainer` (TRL samples with
-the model's own `generate`; no vLLM, no custom rollout in this slice), train (resuming from the
-last checkpoint with `resume`), and write
+prompts with their gold answers, build the rewards and the rollout, hand them to
+`rl.grpo_trainer.ParafuseGRPOTrainer` (TRL's GRPOTrainer), train (resuming from the last checkpoint
+with `resume`), and write
 
     OUTPUT/checkpoint-N/       Trainer checkpoints (--resume starts from the last one)
+    OUTPUT/train_log.jsonl     every logged step, one JSON line each (rl.step_log)
     OUTPUT/final/              the adapter (LoRA) or the full weights, the tokenizer, parafuse_training.json
     OUTPUT/merged/             a plain model folder (adapter folded in) that hf and vllm load
 
+Rollouts: with `rollout.decoder none` TRL samples one sequence with the model's own `generate`;
+with a decoder (parallel_r1, threadweaver, parathinker) `rl.rollout.DecoderRollout` is TRL's
+`rollout_func`: parafuse's decoder forks each block into separate requests on the live policy and
+the stitched trace is trained, the decoder's inserted tokens out of the loss.
+
 Every logged step has `reward`, `reward_std` and, per reward, `rewards/NAME/mean` and
-`rewards/NAME/std` (TRL names them after each reward's `__name__`).
+`rewards/NAME/std` (TRL names them after each reward's `__name__`); with a format, `trace/...`
+(parallel share, critical-path and total tokens); with a decoder, `rollout/...`; with
+`rollout.policy_gap`, `policy_gap/SEGMENT`; with the alternating reward, `parallel_phase`.
 """
 from __future__ import annotations
 
@@ -205,4 +213,4 @@ def run_grpo(recipe: GRPORecipe, resume: bool = False) -> dict[str, Any]:
     return summary
 
 
-__all__ = ["build_rewards", "build_trainer", "grpo_config", "reward_log", "run_grpo"]
+__all__ = ["build_rewards", "build_trainer", "decoder_config", "grpo_config", "make_rollout", "reward_log", "run_grpo"]

@@ -287,7 +287,7 @@ def log_round(trainer, rows: list[Stitched], blocks: list[int], failed: list[boo
     drift = sum(text != "" and [t for t in r.ids if t not in eos] != tokenizer.encode(text, add_special_tokens=False)
                 for r, text in zip(rows, texts))
     log("rollout/retokenized", drift / n)
-    log("rollout/inserted_tokens", sum(len(r.mask) - sum(r.mask) for r in rows) / n)
+    log("rollout/inserted_tokens", sum(role == "inserted" for r in rows for role in r.roles) / n)
     log("rollout/failed", sum(failed) / n)
     log("rollout/blocks", sum(blocks) / n)
 

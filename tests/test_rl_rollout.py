@@ -134,11 +134,24 @@ def recipe_for(tiny_model, out, decoder: str, **rollout) -> GRPORecipe:
     return recipe
 
 
-def train_recording_masks(recipe):
+def spread_reward(completions, rollout_text=None, **kwargs):
+    """A test reward that always differs within a group (the untrained model's answers are all wrong, so the
+    papers' rewards can tie and leave no gradient): the response's length modulo 7."""
+    return [float(len(text) % 7) for text in rollout_text]
+
+
+spread_reward.close = lambda: None
+
+
+def train_recording_masks(recipe, monkeypatch=None):
     """Train the recipe; returns (trainer, parameters before, trainable names, [(tool_mask, rollout rows)])."""
+    import rl.grpo
     from rl.grpo import build_trainer
 
     torch.set_num_threads(1)
+    if monkeypatch is not None:
+        build = rl.grpo.build_rewards
+        monkeypatch.setattr(rl.grpo, "build_rewards", lambda r, tok: build(r, tok) + [spread_reward])
     trainer, rewards = build_trainer(recipe)
     seen = []
     original = trainer._generate_and_score_completions
@@ -160,8 +173,10 @@ def train_recording_masks(recipe):
 
 
 @pytest.mark.parametrize("decoder", ["parallel_r1", "threadweaver", "parathinker"])
-def test_decoder_rollout_steps_train_the_sampled_tokens_only(decoder, tiny_model, tmp_path):
-    trainer, before, trainable, seen = train_recording_masks(recipe_for(tiny_model, tmp_path, decoder))
+def test_decoder_rollout_steps_train_the_sampled_tokens_only(decoder, tiny_model, tmp_path, monkeypatch):
+    recipe = recipe_for(tiny_model, tmp_path, decoder)
+    recipe.rewards.weights = ()
+    trainer, before, trainable, seen = train_recording_masks(recipe, monkeypatch)
     for name, param in trainer.model.named_parameters():
         moved = not torch.equal(before[name], param.detach())
         if name not in trainable:
@@ -275,3 +290,35 @@ def test_step_log_keeps_each_step_once_across_a_resume(tmp_path):
     assert [e["step"] for e in entries] == [1, 2, 3]
     assert entries[-1]["loss"] == 0.5 and entries[0]["reward"] is None
     assert json.loads((tmp_path / STEP_LOG).read_text().splitlines()[0])["loss"] == pytest.approx(0.1)
+
+
+# ---------------------------------------------------------------------------- the bundled recipes
+
+ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1"}
+
+
+@pytest.mark.parametrize("recipe", ["parallel-r1-seen", "parallel-r1-unseen", "threadweaver-pgrpo"])
+def test_paper_recipes_run_their_smoke_variant_from_the_cli(recipe, tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / recipe
+    run = subprocess.run([sys.executable, "-m", "parafuse", "train", "grpo", recipe, "--variant", "smoke",
+                          "--model-name", str(tiny_model), "--output-dir", str(out)],
+                         capture_output=True, text=True, env=ENV, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 3 and summary["format"] == recipe.split("-pgrpo")[0].replace("-seen", "").replace(
+        "-unseen", "").replace("-", "_")
+    assert (out / "final").is_dir() and (out / "merged" / "config.json").is_file()
+    steps = [e for e in read_step_log(out) if "loss" in e]
+    assert len(steps) == 3
+    assert all(e["trace/parallel_share"] == 1.0 and e["rollout/inserted_tokens"] > 0 for e in steps)
+    if recipe.startswith("parallel-r1"):
+        # the smoke schedule alternates every batch: accuracy-only, parallel, accuracy-only
+        assert [e["parallel_phase"] for e in steps] == [0.0, 1.0, 0.0]
+    if recipe == "parallel-r1-unseen":
+        # Unseen log-probs, summary sampled under the Unseen mask: the paths are scored as sampled
+        assert all(e["policy_gap/path1"] < 1e-4 and e["policy_gap/path2"] < 1e-4 for e in steps)
+    if recipe == "parallel-r1-seen":
+        assert all(e["policy_gap/path2"] > 1e-2 for e in steps)  # Seen: path 2 scored as if it had read path 1
