@@ -15,6 +15,7 @@ import argparse
 import copy
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,15 @@ checkpoint-N/); stage 1 starts from the curriculum's `model` (or --model-name, o
 every later one from the previous stage's merged/ folder. OUTPUT/curriculum.json records each stage's
 status, start model, seconds and summary: --resume skips the stages that are done and continues a stopped
 one from its last checkpoint; without --resume an existing curriculum.json is refused.
+
+a curriculum recipe (rl/recipes/*-curriculum.yaml are complete ones):
+  output_dir: runs/my-curriculum
+  model: Qwen/Qwen3-4B-Base
+  stages:
+    - {name: coldstart, kind: sft, recipe: parallel-r1-coldstart-seen}
+    - {name: rl, kind: grpo, recipe: arith-grpo, set: {data: {arith_level: 3}}}
+  variants:
+    smoke: {model: tiny, stages: {coldstart: {variant: smoke}, rl: {variant: smoke}}}
 
 """
 
@@ -262,10 +272,12 @@ def register_curriculum(tsub: argparse._SubParsersAction) -> None:
                                              "(resumable)",
                           formatter_class=argparse.RawDescriptionHelpFormatter,
                           epilog=CURRICULUM_EXAMPLES + format_help(),
-                          description="A curriculum: stages of SFT and GRPO recipes run in order, each starting "
-                                      "from the previous stage's merged weights (Parallel-R1, arXiv 2509.07980 "
-                                      "§3: cold-start SFT, RL on an easy set, RL on a hard set; ThreadWeaver, "
-                                      "arXiv 2512.07843: SFT, then P-GRPO).")
+                          # the raw formatter keeps the epilog's layout, and so needs the description wrapped
+                          description=textwrap.fill(
+                              "A curriculum: stages of SFT and GRPO recipes run in order, each starting from the "
+                              "previous stage's merged weights (Parallel-R1, arXiv 2509.07980 §3: cold-start SFT, "
+                              "RL on an easy set, RL on a hard set; ThreadWeaver, arXiv 2512.07843: SFT, then "
+                              "P-GRPO).", 110))
     cur.add_argument("recipe", help="a curriculum YAML file, or a bundled one's name (see `parafuse train recipes`)")
     cur.add_argument("--variant", default=None, help="a variant of the curriculum to merge in (smoke, ...)")
     cur.add_argument("--resume", action="store_true",

@@ -395,14 +395,17 @@ def run_curriculum(curriculum: Curriculum, resume: bool = False, until: str | No
 
 def format_help() -> str:
     """The keys of a curriculum recipe, from the settings' own help (for the CLI's epilog)."""
+    import textwrap
+
+    def item(indent: str, name: str, text: str) -> str:
+        return textwrap.fill(f"{name}: {text}", 110, initial_indent=indent, subsequent_indent=indent + "    ")
+
     lines = ["keys of a curriculum recipe:"]
-    for f in dataclasses.fields(CurriculumSettings):
-        lines.append(f"  {f.name}: {f.metadata['help']}")
+    lines += [item("  ", f.name, f.metadata["help"]) for f in dataclasses.fields(CurriculumSettings)]
     lines.append("  stages: the list of stages, in order; each one has")
-    for f in dataclasses.fields(StageSettings):
-        lines.append(f"    {f.name}: {f.metadata['help']}")
-    lines.append("  variants: NAME -> keys merged over the curriculum; its `stages:` maps a stage's name to the "
-                 "stage keys that change")
+    lines += [item("    ", f.name, f.metadata["help"]) for f in dataclasses.fields(StageSettings)]
+    lines.append(item("  ", "variants", "NAME -> keys merged over the curriculum; its `stages:` maps a stage's "
+                                        "name to the stage keys that change"))
     return "\n".join(lines)
 
 

@@ -143,7 +143,8 @@ def test_threadweaver_smoke_curriculum_runs_from_the_cli(tiny_model, tmp_path):
     assert (sft["name"], sft["kind"], pgrpo["name"], pgrpo["kind"]) == ("sft", "sft", "pgrpo", "grpo")
     assert pgrpo["start_model"] == str(out / "1-sft" / "merged")
     assert sft["summary"]["structure"] == "threadweaver_trie"
-    assert pgrpo["summary"]["rewards"] == ["threadweaver", "format"] and pgrpo["summary"]["threadweaver_last"] is not None
+    assert pgrpo["summary"]["rewards"] == ["threadweaver", "format"]
+    assert pgrpo["summary"]["threadweaver_last"] is not None
     record = json.loads((out / "2-pgrpo" / "merged" / "parafuse_training.json").read_text())
     assert record["recipe"]["training"]["scale_rewards"] == "none"  # arith-grpo's threadweaver variant: P-GRPO
 
@@ -195,6 +196,17 @@ def test_bad_stages_are_named_with_the_file(stages, message, tmp_path):
     with pytest.raises(InputError, match=message) as caught:
         load_curriculum(str(path))
     assert str(path) in str(caught.value)
+
+
+def test_a_stage_recipe_path_is_read_beside_the_curriculum_file(tmp_path, monkeypatch):
+    (tmp_path / "my-sft.yaml").write_text("model: {name: tiny}\ndata: {source: 'arith:plain'}\n"
+                                          "training: {max_steps: 7}\nsave_merged: false\n")
+    path = write(tmp_path, {"name": "mine", "kind": "sft", "recipe": "my-sft.yaml", "set": {"lora": {"r": 4}}}, RL)
+    monkeypatch.chdir(tmp_path.parent)  # not the curriculum's folder: the path is found beside the file
+    mine, rl = load_curriculum(str(path)).stages
+    assert mine.where == str(tmp_path / "my-sft.yaml") and mine.recipe.training.max_steps == 7
+    assert mine.recipe.lora.r == 4 and mine.recipe.save_merged is True  # forced: stage 2 loads its merged/
+    assert rl.recipe.model.name == str(tmp_path / "out" / "1-mine" / "merged")
 
 
 def test_bad_curriculum_files_and_runs_are_refused(tmp_path):
