@@ -2,6 +2,7 @@
 
     parafuse train sft RECIPE [--variant smoke|arith] [--resume] [--key value ...]
     parafuse train grpo RECIPE [--variant smoke] [--resume] [--key value ...]
+    parafuse train curriculum RECIPE [--variant smoke] [--resume] [--until NAME]   # chained stages
     parafuse train recipes              # the bundled recipes and their variants
 
 RECIPE is a YAML file or the name of a bundled recipe (`rl/recipes/NAME.yaml`). A recipe may hold
@@ -14,6 +15,7 @@ import argparse
 import copy
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,30 @@ Outputs: OUTPUT/final (adapter or weights, tokenizer, parafuse_training.json wit
 rewards), OUTPUT/merged (a plain model folder for `parafuse eval run`), OUTPUT/checkpoint-N (--resume),
 OUTPUT/train_log.jsonl (every logged step: rewards, trace/parallel_share, trace/critical_tokens, ...)."""
 
+CURRICULUM_EXAMPLES = """examples:
+  parafuse train curriculum parallel-r1-curriculum --variant smoke --output-dir runs/smoke-p1   # tiny, CPU
+  parafuse train curriculum parallel-r1-curriculum --print-recipe       # every stage's resolved settings
+  parafuse train curriculum threadweaver-curriculum --model-name Qwen/Qwen3-8B --output-dir runs/tw
+  parafuse train curriculum threadweaver-curriculum --output-dir runs/tw --until sft     # stage 1 only
+  parafuse train curriculum threadweaver-curriculum --output-dir runs/tw --resume        # the rest
+
+Each stage is a `train sft` or `train grpo` recipe, resolved as those commands resolve it (recipe, its
+variant, then the stage's `set:` in place of flags). Stage i writes OUTPUT/<i>-<name>/ (final/, merged/,
+checkpoint-N/); stage 1 starts from the curriculum's `model` (or --model-name, or its recipe's model.name),
+every later one from the previous stage's merged/ folder. OUTPUT/curriculum.json records each stage's
+status, start model, seconds and summary: --resume skips the stages that are done and continues a stopped
+one from its last checkpoint; without --resume an existing curriculum.json is refused.
+
+a curriculum recipe (rl/recipes/*-curriculum.yaml are complete ones):
+  output_dir: runs/my-curriculum
+  model: Qwen/Qwen3-4B-Base
+  stages:
+    - {name: coldstart, kind: sft, recipe: parallel-r1-coldstart-seen}
+    - {name: rl, kind: grpo, recipe: arith-grpo, set: {data: {arith_level: 3}}}
+  variants:
+    smoke: {model: tiny, stages: {coldstart: {variant: smoke}, rl: {variant: smoke}}}
+
+"""
 
 def recipe_path(name: str) -> Path:
     path = Path(name)
@@ -134,6 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_flags(grpo)
     add_config_args(grpo, GRPORecipe, group="recipe settings (override the YAML)")
     grpo.set_defaults(func=cmd_grpo, parser=grpo, recipe_cls=GRPORecipe)
+    register_curriculum(tsub)
     listing = tsub.add_parser("recipes", help="list the bundled recipes and their variants")
     listing.set_defaults(func=cmd_recipes)
 
@@ -225,5 +252,64 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     for path in sorted(RECIPES_DIR.glob("*.yaml")):
         data = read_yaml(path)
         variants = ", ".join(data.get("variants", {}) or {}) or "-"
-        print(f"{path.stem:32s} variants: {variants:14s} {data.get('description', '')}")
+        print(f"{path.stem:32s} {recipe_kind(data):10s} variants: {variants:14s} {data.get('description', '')}")
+    return 0
+
+
+def recipe_kind(data: dict[str, Any]) -> str:
+    """sft, grpo or curriculum: the command that takes the recipe (the recipe class that accepts its keys)."""
+    from rl.config import GRPORecipe, SFTRecipe
+
+    if "stages" in data:
+        return "curriculum"
+    body = {k: v for k, v in data.items() if k not in ("variants", "description")}
+    for kind, cls in (("sft", SFTRecipe), ("grpo", GRPORecipe)):
+        try:
+            flatten(body, cls, "recipe")
+        except InputError:
+            continue
+        return kind
+    return "?"
+
+
+def register_curriculum(tsub: argparse._SubParsersAction) -> None:
+    from rl.curriculum import format_help
+
+    cur = tsub.add_parser("curriculum", help="chained SFT and GRPO stages, each from the last one's weights "
+                                             "(resumable)",
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                          epilog=CURRICULUM_EXAMPLES + format_help(),
+                          # the raw formatter keeps the epilog's layout, and so needs the description wrapped
+                          description=textwrap.fill(
+                              "A curriculum: stages of SFT and GRPO recipes run in order, each starting from the "
+                              "previous stage's merged weights (Parallel-R1, arXiv 2509.07980 §3: cold-start SFT, "
+                              "RL on an easy set, RL on a hard set; ThreadWeaver, arXiv 2512.07843: SFT, then "
+                              "P-GRPO).", 110))
+    cur.add_argument("recipe", help="a curriculum YAML file, or a bundled one's name (see `parafuse train recipes`)")
+    cur.add_argument("--variant", default=None, help="a variant of the curriculum to merge in (smoke, ...)")
+    cur.add_argument("--resume", action="store_true",
+                     help="continue the run in the output folder: skip the stages that are done, continue a "
+                          "stopped one from its last checkpoint")
+    cur.add_argument("--output-dir", default=None, metavar="DIR",
+                     help="the curriculum's folder (default: the recipe's output_dir)")
+    cur.add_argument("--model-name", default=None, metavar="NAME",
+                     help="the model stage 1 starts from (default: the recipe's `model`, else stage 1's recipe's)")
+    cur.add_argument("--until", default=None, metavar="NAME", help="stop after this stage (--resume runs the rest)")
+    cur.add_argument("--print-recipe", action="store_true",
+                     help="print every stage's resolved settings as JSON and exit")
+    cur.set_defaults(func=cmd_curriculum)
+
+
+def cmd_curriculum(args: argparse.Namespace) -> int:
+    from rl.curriculum import load_curriculum, resolved, run_curriculum
+
+    curriculum = load_curriculum(args.recipe, args.variant, output_dir=args.output_dir, model=args.model_name)
+    if args.print_recipe:
+        print(json.dumps(resolved(curriculum), indent=1))
+        return 0
+    state = run_curriculum(curriculum, resume=args.resume, until=args.until)
+    print(json.dumps(state, default=str))
+    done = sum(e["status"] == "done" for e in state["stages"])
+    print(f"curriculum: {done} of {len(state['stages'])} stages done; state in {curriculum.state_path}",
+          file=sys.stderr)
     return 0
