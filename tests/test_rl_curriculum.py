@@ -24,7 +24,7 @@ from rl.curriculum import load_curriculum, run_curriculum, run_stage
 
 ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1",
        "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-STAGES = ("1-coldstart", "2-rl-easy", "3-rl-hard")
+STAGES = ("1-coldstart", "2-rl-gsm8k", "3-rl-dapo")
 
 
 def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -90,7 +90,7 @@ def test_until_stops_after_a_stage_and_resume_runs_only_the_rest(chained):
     assert first["later_dirs"] == []
     assert "--until coldstart: stopping with 2 stage(s) left" in chained.first.stderr
     assert "stage 1/3 coldstart" in chained.second.stderr and "skipped" in chained.second.stderr
-    assert "stage 2/3 rl-easy" in chained.second.stderr and "stage 3/3 rl-hard" in chained.second.stderr
+    assert "stage 2/3 rl-gsm8k" in chained.second.stderr and "stage 3/3 rl-dapo" in chained.second.stderr
     # stage 1 was not run again: its record and every one of its files are as the first run left them
     assert chained.state["stages"][0] == first["state"]["stages"][0]
     assert {p: p.stat().st_mtime_ns for p in first["mtimes"]} == first["mtimes"]
@@ -120,7 +120,7 @@ def test_a_stage_stopped_after_a_checkpoint_resumes_from_it(chained, tiny_model,
     torch.set_num_threads(1)
     curriculum = load_curriculum("parallel-r1-curriculum", "smoke", output_dir=str(out), model=str(tiny_model))
     got = run_curriculum(curriculum, resume=True, runner=runner, log=lambda _: None)
-    assert ran == [("rl-hard", True)]
+    assert ran == [("rl-dapo", True)]
     summary = got["stages"][2]["summary"]
     assert summary["resumed_from"] == str(stage3 / "checkpoint-2") and summary["steps"] == 3
     assert got["stages"][2]["status"] == "done" and (stage3 / "merged" / "config.json").is_file()
@@ -154,9 +154,10 @@ def test_print_recipe_and_the_recipe_listing():
                 "--print-recipe")
     assert shown.returncode == 0, shown.stderr[-2000:]
     stages = json.loads(shown.stdout)["stages"]
-    assert [s["recipe"]["output_dir"] for s in stages] == ["runs/x/1-coldstart", "runs/x/2-rl-easy", "runs/x/3-rl-hard"]
+    assert [s["recipe"]["output_dir"] for s in stages] == ["runs/x/1-coldstart", "runs/x/2-rl-gsm8k",
+                                                            "runs/x/3-rl-dapo"]
     assert [s["recipe"]["model"]["name"] for s in stages] == ["tiny", "runs/x/1-coldstart/merged",
-                                                               "runs/x/2-rl-easy/merged"]
+                                                               "runs/x/2-rl-gsm8k/merged"]
     assert [s["recipe"]["data"]["arith_level"] for s in stages[1:]] == [1, 3]  # easy, then hard
     assert stages[0]["recipe"]["training"]["max_steps"] == 4  # the SFT recipe's own smoke variant
     listing = cli("train", "recipes")
