@@ -244,6 +244,26 @@ class RolloutSettings:
 
 
 @dataclass
+class VLLMSettings:
+    """Generation through vLLM on GPUs (TRL's use_vllm): the rollouts of TRL's own sampling and of the decoders."""
+
+    mode: str = setting("none", "none: the policy generates in-process (hf; CPU or GPU); colocate: a vLLM engine "
+                                "in each training process (TRL syncs the weights before every rollout); server: "
+                                "a `vllm serve ... --weight-transfer-config` server the main process talks to",
+                        choices=("none", "colocate", "server"))
+    server_base_url: str | None = setting(None, "server mode: the server's URL, e.g. http://10.0.0.5:8000")
+    server_model: str | None = setting(None, "server mode, decoder rollouts: the model name the server serves "
+                                             "(none: model.name)")
+    server_timeout: float = setting(240.0, "server mode: seconds to wait for the server at start")
+    gpu_memory_utilization: float = setting(0.3, "colocate: the share of GPU memory vLLM may take")
+    tensor_parallel_size: int = setting(1, "colocate: GPUs each vLLM engine spans (1 with decoder rollouts)")
+    enable_sleep_mode: bool = setting(False, "colocate: free vLLM's memory between rollouts")
+    max_model_len: int | None = setting(None, "colocate: vLLM's context length (none: the model's)")
+    importance_sampling_correction: bool = setting(True, "reweight each token by the trainer's over vLLM's "
+                                                         "probability (TRL's truncated importance sampling)")
+
+
+@dataclass
 class GRPOTrainingSettings:
     """TRL `GRPOConfig` arguments (same names), plus the run's own limits."""
 
@@ -301,6 +321,7 @@ class GRPORecipe:
     rewards: RewardSettings = nested(RewardSettings, "the reward functions")
     sampling: SamplingSettings = nested(SamplingSettings, "how rollouts are sampled")
     rollout: RolloutSettings = nested(RolloutSettings, "how rollouts are generated (a parallel-thinking decoder)")
+    vllm: VLLMSettings = nested(VLLMSettings, "generation through vLLM on GPUs (colocated or a server)")
     lora: LoraSettings = nested(LoraSettings, "the LoRA adapter")
     training: GRPOTrainingSettings = nested(GRPOTrainingSettings, "the optimizer and the GRPO loss (TRL GRPOConfig)",
                                             prefix="")
@@ -337,6 +358,15 @@ class GRPORecipe:
                              f"{self.format}; set format to {rollout.decoder}")
         if rollout.decoder != "none":
             self.format = rollout.decoder  # the decoder's tags are the ones to add and train
+        if self.vllm.mode == "server" and not self.vllm.server_base_url:
+            raise InputError("vllm.mode server needs vllm.server_base_url (the `vllm serve` URL, "
+                             "e.g. http://10.0.0.5:8000)")
+        if rollout.unseen_sampling and self.vllm.mode != "none":
+            raise InputError("rollout.unseen_sampling samples on the in-process hf policy; set vllm.mode none (or "
+                             "turn unseen_sampling off: vLLM then samples the summary causally, as the reference)")
+        if rollout.decoder != "none" and self.vllm.mode == "colocate" and self.vllm.tensor_parallel_size != 1:
+            raise InputError("decoder rollouts drive a colocated vLLM engine per process: "
+                             "vllm.tensor_parallel_size must be 1 (use vllm.mode server for larger models)")
         g = self.sampling.num_generations
         if g < 2:
             raise InputError("sampling.num_generations must be at least 2 (the group mean is the baseline)")

@@ -69,7 +69,24 @@ def grpo_config(recipe: GRPORecipe, output_dir: Path):
         max_completion_length=s.max_completion_length, mask_truncated_completions=s.mask_truncated_completions,
         reward_weights=list(recipe.rewards.weights) or None,
         # the rewards read the `answer` column: TRL must hand it over
-        remove_unused_columns=False, use_vllm=False)
+        remove_unused_columns=False, **vllm_arguments(recipe))
+
+
+def vllm_arguments(recipe: GRPORecipe) -> dict[str, Any]:
+    """GRPOConfig's vLLM arguments for the recipe's `vllm` block (none: generation in-process)."""
+    v = recipe.vllm
+    if v.mode == "none":
+        return {"use_vllm": False}
+    out: dict[str, Any] = {"use_vllm": True, "vllm_mode": v.mode,
+                           "vllm_importance_sampling_correction": v.importance_sampling_correction}
+    if v.mode == "server":
+        out.update(vllm_server_base_url=v.server_base_url, vllm_server_timeout=v.server_timeout)
+    else:
+        out.update(vllm_gpu_memory_utilization=v.gpu_memory_utilization,
+                   vllm_tensor_parallel_size=v.tensor_parallel_size, vllm_enable_sleep_mode=v.enable_sleep_mode)
+        if v.max_model_len:
+            out["vllm_max_model_length"] = v.max_model_len
+    return out
 
 
 def build_rewards(recipe: GRPORecipe, tokenizer) -> list[Any]:
@@ -111,6 +128,7 @@ def make_rollout(recipe: GRPORecipe):
                           top_p=recipe.sampling.top_p, seed=recipe.training.seed,
                           train_inserted=rollout.train_inserted, concurrency=rollout.concurrency,
                           unseen_sampling=rollout.unseen_sampling,
+                          server_model=recipe.vllm.server_model or recipe.model.name,
                           structure_options={"reference_positions": rollout.reference_positions,
                                              "second_path_is_last": rollout.second_path_is_last})
 

@@ -197,7 +197,8 @@ class DecoderRollout:
 
     def __init__(self, method: str, config: DecoderConfig, *, temperature: float, top_p: float, seed: int,
                  train_inserted: bool = False, concurrency: int = 64, batch_size: int = 64,
-                 unseen_sampling: bool = False, structure_options: dict[str, bool] | None = None):
+                 unseen_sampling: bool = False, structure_options: dict[str, bool] | None = None,
+                 server_model: str = "policy"):
         if method not in DECODERS[1:]:
             raise InputError(f"rollout.decoder {method!r}: choose one of {', '.join(DECODERS)}")
         sampling = dataclasses.replace(config.sampling, temperature=temperature, top_p=top_p, seed=seed)
@@ -211,10 +212,30 @@ class DecoderRollout:
         if unseen_sampling and method != "parallel_r1":
             raise InputError("rollout.unseen_sampling is for the parallel_r1 decoder")
         self.structure_options = dict(structure_options or {})
+        self.server_model = server_model
         self.last: list[Stitched] = []  # the latest round's rollouts (the trainer reads their roles)
         self.__name__ = f"{method}_rollout"
 
+    @staticmethod
+    def vllm_mode(trainer) -> str:
+        return getattr(trainer, "vllm_mode", "none") if getattr(trainer, "use_vllm", False) else "none"
+
     def engine(self, trainer, bases: dict[str, str]):
+        """Where the decoder's requests go: TRL's colocated vLLM, the vLLM server (through its OpenAI API),
+        or the in-process policy (batched; under the Unseen sampler when asked)."""
+        mode = self.vllm_mode(trainer)
+        if mode == "colocate":
+            from reasoning.engines.vllm_engine import VLLMEngine
+
+            return VLLMEngine.from_llm(trainer.vllm_generation.llm, self.server_model)
+        if mode == "server":
+            from reasoning.engines.openai_engine import OpenAIEngine
+
+            url = trainer.args.vllm_server_base_url or (f"http://{trainer.args.vllm_server_host}:"
+                                                        f"{trainer.args.vllm_server_port}")
+            engine = OpenAIEngine(self.server_model, base_url=url, max_concurrency=self.concurrency)
+            engine._tokenizer = trainer.processing_class
+            return engine
         from reasoning.engines.batching import BatchingEngine
         from reasoning.engines.hf import HFEngine
         from rl.structure import tag_ids
@@ -226,6 +247,42 @@ class DecoderRollout:
             return UnseenSampler(engine, bases, tag_ids(trainer.processing_class, TAGS), **self.structure_options)
         return engine
 
+    def decode(self, trainer, keys: list[str], texts: list[str]) -> list[DecodeResult | BaseException]:
+        """Every prompt decoded on the engine of `engine()`."""
+        engine = self.engine(trainer, dict(zip(keys, texts)))
+        jobs = [(key, text, self.config) for key, text in zip(keys, texts)]
+        mode = self.vllm_mode(trainer)
+        if mode == "none":
+            model = engine.lm
+            was_training = model.training
+            model.eval()  # no dropout while sampling; the trainer's mode is restored below
+            try:
+                return run_decodes(engine, self.method, jobs, concurrency=self.concurrency)
+            finally:
+                model.train(was_training)
+        sleeping = mode == "colocate" and getattr(trainer.vllm_generation, "enable_sleep_mode", False)
+        if sleeping:  # TRL woke the weights to sync them; the KV cache wakes for the rollout, as TRL's own does
+            trainer.vllm_generation.llm.wake_up(tags=["kv_cache"])
+        try:
+            return run_decodes(engine, self.method, jobs, concurrency=self.concurrency)
+        finally:
+            engine.close()
+            if sleeping:
+                trainer.vllm_generation.llm.sleep(level=2)
+
+    def decode_on_main(self, trainer, keys: list[str], texts: list[str]) -> list[DecodeResult | BaseException]:
+        """Server mode with several processes: only the main process talks to the server (as TRL's own
+        server path): every rank's prompts are gathered there, decoded, and each rank gets its own back."""
+        from accelerate.utils import broadcast_object_list, gather_object
+
+        accelerator = trainer.accelerator
+        all_keys = gather_object([f"rank{accelerator.process_index}-{k}" for k in keys])
+        all_texts = gather_object(texts)
+        box = [self.decode(trainer, all_keys, all_texts) if accelerator.is_main_process else None]
+        broadcast_object_list(box, from_process=0)
+        start = accelerator.process_index * len(texts)
+        return box[0][start:start + len(texts)]
+
     def __call__(self, prompts: list[Any], trainer) -> dict[str, Any]:
         tokenizer = trainer.processing_class
         mode = "train" if trainer.model.training else "eval"
@@ -235,16 +292,13 @@ class DecoderRollout:
         texts_in = [p if isinstance(p, str) else tokenizer.apply_chat_template(p, tokenize=False,
                                                                                add_generation_prompt=True)
                     for p in prompts]
-        engine = self.engine(trainer, dict(zip(keys, texts_in)))
-        jobs = [(key, text, self.config) for key, text in zip(keys, texts_in)]
-        model = engine.lm
-        was_training = model.training
-        model.eval()  # no dropout while sampling; the trainer's mode is restored below
-        try:
-            results = run_decodes(engine, self.method, jobs, concurrency=self.concurrency)
-        finally:
-            model.train(was_training)
-        keeper = engine.tag_keeper
+        if self.vllm_mode(trainer) == "server" and trainer.accelerator.num_processes > 1:
+            results = self.decode_on_main(trainer, keys, texts_in)
+        else:
+            results = self.decode(trainer, keys, texts_in)
+        from reasoning.engines.special_tokens import TagKeeper
+
+        keeper = TagKeeper(tokenizer)
         prompt_ids, rows, texts = [], [], []
         critical, total, blocks, failed = [], [], [], []
         for text, result in zip(texts_in, results):

@@ -64,13 +64,55 @@ def test_plain_sft_lifts_greedy_accuracy_from_zero(tmp_path, untrained):
     assert all(s["extractor"] == "boxed" for s in samples)  # every answer in the trained form
 
 
-def test_parallel_r1_sft_writes_valid_traces(tmp_path, untrained):
+@pytest.fixture(scope="module")
+def seen_sft(tmp_path_factory):
+    """(run folder, held-out samples) of the short Parallel-R1 cold-start SFT run (Seen) on the arith model."""
+    out = tmp_path_factory.mktemp("seen")
+    return out, train_and_eval("parallel-r1-coldstart-seen", out, STEPS["parallel-r1-coldstart-seen"])
+
+
+def test_parallel_r1_sft_writes_valid_traces(seen_sft, untrained):
     from reasoning.formats import parallel_r1
 
     def valid_rate(samples):  # a valid trace with at least one parallel block (plain text is valid, unforked)
         return sum("<Parallel>" in s["text"] and not parallel_r1.validate(s["text"], require_final_answer=False)
                    for s in samples) / len(samples)
 
-    samples = train_and_eval("parallel-r1-coldstart-seen", tmp_path / "seen", STEPS["parallel-r1-coldstart-seen"])
+    _, samples = seen_sft
     assert valid_rate(untrained) == 0.0
     assert valid_rate(samples) >= 0.9, [s["text"] for s in samples[:3]]
+
+
+GRPO_STEPS = 40
+
+
+def test_grpo_after_sft_raises_the_mean_reward(seen_sft, tmp_path):
+    """A short GRPO stage from the cold-start model (TRL's sampling at T=1, 8 prompts x 8 samples per step, the
+    toy study's lr 3e-5) raises the accuracy reward it optimises, and the format reward does not collapse.
+
+    Measured on this CPU (40 steps, about 140 s): the accuracy reward's mean over the first 10 steps 0.041, over
+    the last 10 0.095 (each step 64 samples: about 0.008 standard error on 640); format reward 0.91 -> 0.93.
+    Greedy held-out accuracy is what the README reports; the test asserts only the reward's rise."""
+    sft, _ = seen_sft
+    out = tmp_path / "grpo"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "parafuse", "train", "grpo", "arith-grpo", "--model-name", str(sft / "merged"),
+         "--output-dir", str(out), "--format", "parallel_r1", "--data-source", "arith:parallel_r1",
+         "--data-arith-level", "1", "--data-arith-template", "math/question", "--rewards-use", "accuracy,format",
+         "--rewards-weights", "1,1", "--rewards-format-format", "parallel_r1",
+         "--sampling-max-completion-length", "160", "--max-steps", str(GRPO_STEPS), "--logging-steps", "1",
+         "--save-steps", "100000", "--learning-rate", "3e-5"],
+        capture_output=True, text=True, env=env, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    steps = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    steps = [e for e in steps if "reward" in e]
+    assert len(steps) == GRPO_STEPS
+
+    def mean(key, part):
+        return sum(e[key] for e in part) / len(part)
+
+    first, last = steps[:10], steps[-10:]
+    assert mean("rewards/accuracy/mean", last) > mean("rewards/accuracy/mean", first) + 0.02
+    assert mean("rewards/format/mean", last) >= 0.8
+    assert all(e["trace/parallel_share"] >= 0.8 for e in last)  # it keeps writing parallel blocks

@@ -322,3 +322,57 @@ def test_paper_recipes_run_their_smoke_variant_from_the_cli(recipe, tiny_model, 
         assert all(e["policy_gap/path1"] < 1e-4 and e["policy_gap/path2"] < 1e-4 for e in steps)
     if recipe == "parallel-r1-seen":
         assert all(e["policy_gap/path2"] > 1e-2 for e in steps)  # Seen: path 2 scored as if it had read path 1
+
+
+# ---------------------------------------------------------------------------- vLLM: colocated and server
+
+def fake_trainer(tokenizer, mode: str, **fields):
+    """What DecoderRollout reads from a GRPOTrainer whose generation is on vLLM (TRL syncs the weights first)."""
+    from types import SimpleNamespace
+
+    logged = []
+    return SimpleNamespace(use_vllm=True, vllm_mode=mode, processing_class=tokenizer,
+                           state=SimpleNamespace(global_step=0), model=SimpleNamespace(training=True),
+                           accelerator=SimpleNamespace(num_processes=1),
+                           _log_metric=lambda name, value: logged.append((name, value)), logged=logged, **fields)
+
+
+def check_vllm_rollout(trainer, server_model: str):
+    from rl.rollout import DecoderRollout
+
+    cfg = ParallelR1Config.from_dict({"force_open": True, "num_paths": 2, "max_blocks": 1, "max_path_tokens": 8,
+                                      "max_summary_tokens": 6, "max_tokens": 6, "max_total_tokens": 40})
+    rollout = DecoderRollout("parallel_r1", cfg, temperature=1.0, top_p=1.0, seed=0, server_model=server_model)
+    out = rollout([MESSAGES, MESSAGES], trainer)
+    keeper_decode = rollout.last  # the stitched rows
+    assert len(out["completion_ids"]) == 2 and not any(out["rollout_failed"])
+    for row, text, mask in zip(keeper_decode, out["rollout_text"], out["env_mask"]):
+        assert PARALLEL_R1[0] in text and PARALLEL_R1[3] in text
+        inserted = [i for i, role in enumerate(row.roles) if role == "inserted"]
+        assert inserted and all(mask[i] == 0 for i in inserted)
+        assert all(row.logprobs[i] is not None for i, m in enumerate(mask) if m)  # vLLM's sampled log-probs
+    assert ("rollout/blocks", 1.0) in trainer.logged
+
+
+def test_decoder_rollout_on_a_vllm_server(vllm_server, tiny_model):
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    trainer = fake_trainer(AutoTokenizer.from_pretrained(tiny_model), "server",
+                           args=SimpleNamespace(vllm_server_base_url=vllm_server.url))
+    check_vllm_rollout(trainer, "tiny")
+
+
+def test_decoder_rollout_on_a_colocated_vllm_engine(tiny_model):
+    from types import SimpleNamespace
+
+    from conftest import get_engine
+
+    engine = get_engine("vllm")  # the session's in-process vLLM: the rollout borrows its LLM and leaves it running
+    trainer = fake_trainer(engine.tokenizer, "colocate",
+                           vllm_generation=SimpleNamespace(llm=engine.llm, enable_sleep_mode=False))
+    check_vllm_rollout(trainer, str(tiny_model))
+    assert engine.llm is not None
+    again = engine.generate([Request(prompt="1 + 1 =", params=SamplingParams(max_tokens=2, temperature=0.0))])[0]
+    assert isinstance(again, Result)

@@ -90,6 +90,27 @@ class VLLMEngine(Engine):
         self._inbox: queue.Queue = queue.Queue()
         self._fatal: str | None = None
 
+    @classmethod
+    def from_llm(cls, llm, name: str = "policy") -> VLLMEngine:
+        """An engine over a `vllm.LLM` someone else owns (TRL's colocated generator, whose weights TRL syncs
+        with the policy before each rollout); `close` stops this engine's driver and leaves the LLM running."""
+        import vllm
+
+        engine = cls.__new__(cls)
+        Engine.__init__(engine, name)
+        engine.settings = {"borrowed": True}
+        engine.llm = llm
+        engine._borrowed = True
+        engine._vllm = vllm
+        engine._tokenizer = llm.get_tokenizer()
+        engine.tag_keeper = TagKeeper(engine._tokenizer)
+        engine._next_id = 0
+        engine._driver = None
+        engine._driver_lock = threading.Lock()
+        engine._inbox = queue.Queue()
+        engine._fatal = None
+        return engine
+
     def describe(self) -> dict[str, Any]:
         return {"engine": self.kind, "model": self.model, **self.settings}
 
@@ -253,7 +274,9 @@ class VLLMEngine(Engine):
             self._inbox.put(_STOP)
             self._driver.join(timeout=30)
             self._driver = None
-        if llm is not None:
+        if llm is not None and getattr(self, "_borrowed", False):
+            self.llm = None  # its owner shuts it down
+        elif llm is not None:
             try:
                 llm.llm_engine.engine_core.shutdown()
             except Exception:  # noqa: BLE001 - best effort at exit
