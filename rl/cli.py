@@ -222,30 +222,28 @@ def prepare(args: argparse.Namespace):
     return recipe
 
 
-def cmd_sft(args: argparse.Namespace) -> int:
+def train_and_report(args: argparse.Namespace, run) -> int:
+    """Resolve the recipe, run `run(recipe, resume=...)`, print its summary (stdout) and where it wrote."""
     recipe = prepare(args)
     if recipe is None:
         return 0
-    from rl.sft import run_sft
-
-    summary = run_sft(recipe, resume=args.resume)
+    summary = run(recipe, resume=args.resume)
     print(json.dumps(summary, default=str))
     print(f"wrote {Path(recipe.output_dir) / 'final'}" + (f" and {Path(recipe.output_dir) / 'merged'}"
                                                           if recipe.save_merged else ""), file=sys.stderr)
     return 0
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    from rl.sft import run_sft
+
+    return train_and_report(args, run_sft)
 
 
 def cmd_grpo(args: argparse.Namespace) -> int:
-    recipe = prepare(args)
-    if recipe is None:
-        return 0
     from rl.grpo import run_grpo
 
-    summary = run_grpo(recipe, resume=args.resume)
-    print(json.dumps(summary, default=str))
-    print(f"wrote {Path(recipe.output_dir) / 'final'}" + (f" and {Path(recipe.output_dir) / 'merged'}"
-                                                          if recipe.save_merged else ""), file=sys.stderr)
-    return 0
+    return train_and_report(args, run_grpo)
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:

@@ -37,23 +37,29 @@ class ModelSettings:
 
 
 @dataclass
-class DataSettings:
+class RowSettings:
+    """What the SFT examples and the RL prompts share: which rows, how many, and the arith task's sizes."""
+
+    split: str = setting("train", "dataset split")
+    subset: str | None = setting(None, "Hub dataset configuration name")
+    limit: int | None = setting(None, "use at most this many rows (after shuffling)")
+    shuffle: bool = setting(True, "shuffle the rows once before training (seeded by training.seed)")
+    arith_level: int = setting(2, "arith: difficulty level 1-4")
+    arith_count: int = setting(4000, "arith: how many training problems to generate")
+    arith_template: str = setting("math/boxed", "arith: the prompt template of the user turn (the one `parafuse "
+                                                "eval run` uses by default, so evaluation matches training)")
+
+
+@dataclass
+class DataSettings(RowSettings):
     """The training examples: chat `messages` whose last turn is the assistant's answer."""
 
     source: str = setting("", "a folder written by `parafuse synth ...` (read with datasets.load_dataset), a "
                               ".jsonl/.json/.parquet file, a Hub dataset name, or `arith:STYLE` for generated arith "
                               "traces (STYLE: plain, parallel_r1, threadweaver, parathinker)")
-    split: str = setting("train", "dataset split")
-    subset: str | None = setting(None, "Hub dataset configuration name")
     messages_field: str = setting("messages", "column of chat messages (the last one is trained on)")
     prompt_field: str = setting("prompt", "column of the prompt, used when there is no messages column")
     completion_field: str = setting("completion", "column of the answer, used when there is no messages column")
-    limit: int | None = setting(None, "use at most this many examples (after shuffling)")
-    shuffle: bool = setting(True, "shuffle the examples once before training (seeded by training.seed)")
-    arith_level: int = setting(2, "arith: difficulty level 1-4")
-    arith_count: int = setting(4000, "arith: how many training problems to generate")
-    arith_template: str = setting("math/boxed", "arith: the prompt template of the user turn (the one `parafuse "
-                                                "eval run` uses by default, so evaluation matches training)")
 
 
 @dataclass
@@ -95,8 +101,9 @@ class StructureSettings:
 
 
 @dataclass
-class TrainingSettings:
-    """TRL `SFTConfig` arguments (same names), plus the run's own limits."""
+class RunSettings:
+    """The optimizer, schedule, checkpoints and limits of a run: TRL `SFTConfig` / `GRPOConfig` arguments (same
+    names; `trainer_arguments` maps them)."""
 
     learning_rate: float = setting(2e-4, "peak learning rate")
     lr_scheduler_type: str = setting("cosine", "schedule: cosine, linear, constant, constant_with_warmup")
@@ -118,6 +125,24 @@ class TrainingSettings:
     report_to: str = setting("none", "where to log: none, tensorboard, wandb, ...")
     time_budget_s: float | None = setting(None, "stop cleanly after this many seconds (a checkpoint is saved)")
     use_cpu: bool = setting(False, "train on the CPU even when a GPU is present")
+
+    def trainer_arguments(self) -> dict:
+        """The TRL config arguments of these fields (the shared part of SFTConfig and GRPOConfig)."""
+        return dict(learning_rate=self.learning_rate, lr_scheduler_type=self.lr_scheduler_type,
+                    warmup_steps=self.warmup_ratio, weight_decay=self.weight_decay, adam_beta1=self.adam_beta1,
+                    adam_beta2=self.adam_beta2, max_grad_norm=self.max_grad_norm,
+                    num_train_epochs=self.num_train_epochs, max_steps=self.max_steps,
+                    per_device_train_batch_size=self.per_device_train_batch_size,
+                    gradient_accumulation_steps=self.gradient_accumulation_steps, seed=self.seed, data_seed=self.seed,
+                    logging_steps=self.logging_steps, save_strategy="steps", save_steps=self.save_steps,
+                    save_total_limit=self.save_total_limit, bf16=self.bf16,
+                    gradient_checkpointing=self.gradient_checkpointing, report_to=self.report_to,
+                    use_cpu=self.use_cpu, dataloader_pin_memory=False)
+
+
+@dataclass
+class TrainingSettings(RunSettings):
+    """TRL `SFTConfig` arguments (same names), plus the run's own limits."""
 
 
 @dataclass
@@ -156,26 +181,17 @@ class SFTRecipe:
 
 
 @dataclass
-class PromptDataSettings:
+class PromptDataSettings(RowSettings):
     """The RL prompts: each row a question for the policy and the gold `answer` the rewards grade against."""
 
     source: str = setting("", "a folder written by `parafuse synth ...`, a .jsonl/.json/.parquet/.csv file, a Hub "
                               "dataset name, or `arith:STYLE` for generated arith problems (STYLE as in SFT; "
                               "only the question and its answer are used)")
-    split: str = setting("train", "dataset split")
-    subset: str | None = setting(None, "Hub dataset configuration name")
     prompt_field: str = setting("prompt", "column of the prompt: a string (sent as one user turn) or chat messages")
     messages_field: str = setting("messages", "used when there is no prompt column: chat messages whose turns "
                                               "before a trailing assistant answer are the prompt")
     answer_field: str = setting("answer", "column of the gold answer (handed to the rewards as their `answer` "
                                           "kwarg)")
-    limit: int | None = setting(None, "use at most this many prompts (after shuffling)")
-    shuffle: bool = setting(True, "shuffle the prompts once before training (seeded by training.seed)")
-    arith_level: int = setting(2, "arith: difficulty level 1-4")
-    arith_count: int = setting(4000, "arith: how many training problems to generate")
-    arith_template: str = setting("math/boxed", "arith: the prompt template of the user turn (the one `parafuse "
-                                                "eval run` uses by default)")
-
 
 
 @dataclass
@@ -264,22 +280,18 @@ class VLLMSettings:
 
 
 @dataclass
-class GRPOTrainingSettings:
+class GRPOTrainingSettings(RunSettings):
     """TRL `GRPOConfig` arguments (same names), plus the run's own limits."""
 
     learning_rate: float = setting(3e-5, "peak learning rate (GRPO needs far less than SFT: 2e-4 collapsed the toy "
                                          "arith model, 3e-5 with 64 rollouts per step improved it)")
     lr_scheduler_type: str = setting("constant", "schedule: constant, cosine, linear, constant_with_warmup")
     warmup_ratio: float = setting(0.0, "share of steps spent warming up (TRL: warmup_steps below 1)")
-    weight_decay: float = setting(0.0, "AdamW weight decay")
-    adam_beta1: float = setting(0.9, "AdamW beta1")
-    adam_beta2: float = setting(0.999, "AdamW beta2")
-    max_grad_norm: float = setting(1.0, "gradient clipping norm")
     num_train_epochs: float = setting(1.0, "passes over the prompts (max_steps wins when set)")
-    max_steps: int = setting(-1, "stop after this many optimizer steps (-1: run the epochs)")
     per_device_train_batch_size: int = setting(8, "completions per device per micro-batch (a multiple of "
                                                   "num_generations over the devices' total)")
-    gradient_accumulation_steps: int = setting(1, "micro-batches per optimizer step")
+    seed: int = setting(42, "seed of initialisation, shuffling and sampling")
+    logging_steps: int = setting(10, "log every this many steps (each reward's mean and std is logged)")
     steps_per_generation: int | None = setting(None, "micro-batches each generation round feeds (none: "
                                                      "gradient_accumulation_steps)")
     num_iterations: int = setting(1, "optimizer passes over each generation round (GRPO's mu; >1 makes the clip "
@@ -294,16 +306,7 @@ class GRPOTrainingSettings:
     scale_rewards: str = setting("group", "advantage scaling: group (divide by the group's std, DeepSeekMath "
                                           "GRPO), batch, or none (mean-centred only: ThreadWeaver's P-GRPO, "
                                           "Dr. GRPO)", choices=("group", "batch", "none"))
-    seed: int = setting(42, "seed of initialisation, shuffling and sampling")
-    logging_steps: int = setting(10, "log every this many steps (each reward's mean and std is logged)")
     log_completions: bool = setting(False, "print a table of sampled completions and their rewards at each log")
-    save_steps: int = setting(500, "save a checkpoint every this many steps (--resume starts from the last one)")
-    save_total_limit: int | None = setting(2, "checkpoints kept")
-    bf16: bool = setting(False, "train in bfloat16 mixed precision (GPU)")
-    gradient_checkpointing: bool = setting(False, "recompute activations to save memory")
-    report_to: str = setting("none", "where to log: none, tensorboard, wandb, ...")
-    time_budget_s: float | None = setting(None, "stop cleanly after this many seconds (a checkpoint is saved)")
-    use_cpu: bool = setting(False, "train on the CPU even when a GPU is present")
 
 
 @dataclass

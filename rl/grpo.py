@@ -15,7 +15,7 @@ prompts with their gold answers, build the rewards and the rollout, hand them to
 with `resume`), and write
 
     OUTPUT/checkpoint-N/       Trainer checkpoints (--resume starts from the last one)
-    OUTPUT/train_log.jsonl     every logged step, one JSON line each (rl.step_log)
+    OUTPUT/train_log.jsonl     every logged step, one JSON line each (rl.callbacks.StepLog)
     OUTPUT/final/              the adapter (LoRA) or the full weights, the tokenizer, parafuse_training.json
     OUTPUT/merged/             a plain model folder (adapter folded in) that hf and vllm load
 
@@ -31,7 +31,6 @@ Every logged step has `reward`, `reward_std` and, per reward, `rewards/NAME/mean
 """
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,11 +40,11 @@ from reasoning.types import InputError
 from rl.config import GRPORecipe
 from rl.data import load_prompts
 from rl.models import (
-    allow_missing_head_bias, load_for_training, lora_config, save_model_folder,
+    allow_missing_head_bias, load_for_training, lora_config, resume_checkpoint, save_model_folder,
     write_training_record,
 )
+from rl.callbacks import run_callbacks
 from rl.rewards import make_reward
-from rl.step_log import STEP_LOG, StepLog
 
 
 def grpo_config(recipe: GRPORecipe, output_dir: Path):
@@ -54,17 +53,9 @@ def grpo_config(recipe: GRPORecipe, output_dir: Path):
 
     t, s = recipe.training, recipe.sampling
     return GRPOConfig(
-        output_dir=str(output_dir), learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler_type,
-        warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, adam_beta1=t.adam_beta1, adam_beta2=t.adam_beta2,
-        max_grad_norm=t.max_grad_norm, num_train_epochs=t.num_train_epochs, max_steps=t.max_steps,
-        per_device_train_batch_size=t.per_device_train_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps, steps_per_generation=t.steps_per_generation,
+        output_dir=str(output_dir), **t.trainer_arguments(), steps_per_generation=t.steps_per_generation,
         num_iterations=t.num_iterations, beta=t.beta, epsilon=t.epsilon, epsilon_high=t.epsilon_high,
-        loss_type=t.loss_type, scale_rewards=t.scale_rewards, seed=t.seed, data_seed=t.seed,
-        logging_steps=t.logging_steps, log_completions=t.log_completions, save_strategy="steps",
-        save_steps=t.save_steps, save_total_limit=t.save_total_limit, bf16=t.bf16,
-        gradient_checkpointing=t.gradient_checkpointing, report_to=t.report_to, use_cpu=t.use_cpu,
-        dataloader_pin_memory=False,
+        loss_type=t.loss_type, scale_rewards=t.scale_rewards, log_completions=t.log_completions,
         num_generations=s.num_generations, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
         max_completion_length=s.max_completion_length, mask_truncated_completions=s.mask_truncated_completions,
         reward_weights=list(recipe.rewards.weights) or None,
@@ -133,22 +124,6 @@ def make_rollout(recipe: GRPORecipe):
                                              "second_path_is_last": rollout.second_path_is_last})
 
 
-def time_budget_callback(seconds: float):
-    from transformers import TrainerCallback
-
-    class TimeBudget(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.start = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if time.perf_counter() - self.start >= seconds:
-                control.should_training_stop = True
-                control.should_save = True
-            return control
-
-    return TimeBudget()
-
-
 def build_trainer(recipe: GRPORecipe, output_dir: Path | None = None):
     """(trainer, rewards) ready to `train()`; used by `run_grpo` and by tests that step it by hand.
     Call `close()` on each reward afterwards (it stops the grader's workers)."""
@@ -166,9 +141,7 @@ def build_trainer(recipe: GRPORecipe, output_dir: Path | None = None):
                          "chat messages; set model.chat_template to a Jinja file")
     rollout = make_rollout(recipe)
     rewards = build_rewards(recipe, tokenizer)
-    callbacks = [StepLog(output_dir / STEP_LOG)]
-    if recipe.training.time_budget_s:
-        callbacks.append(time_budget_callback(recipe.training.time_budget_s))
+    callbacks = run_callbacks(output_dir, recipe.training.time_budget_s)
     unseen = None
     if recipe.rollout.structure == "parallel_r1_unseen":
         unseen = UnseenStructure(tokenizer, recipe.rollout.reference_positions, recipe.rollout.second_path_is_last)
@@ -186,12 +159,6 @@ def build_trainer(recipe: GRPORecipe, output_dir: Path | None = None):
     return trainer, rewards
 
 
-def last_checkpoint(output_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-
-
 def reward_log(trainer) -> list[dict[str, float]]:
     """The logged training steps (those with a `reward`), as TRL wrote them."""
     return [entry for entry in trainer.state.log_history if "reward" in entry]
@@ -200,9 +167,7 @@ def reward_log(trainer) -> list[dict[str, float]]:
 def run_grpo(recipe: GRPORecipe, resume: bool = False) -> dict[str, Any]:
     """Train, then write final/ and merged/; returns the run's summary (also in final/parafuse_training.json)."""
     output_dir = Path(recipe.output_dir)
-    checkpoint = last_checkpoint(output_dir) if resume else None
-    if resume and checkpoint is None:
-        print(f"--resume: no checkpoint in {output_dir} yet; starting from the beginning", file=sys.stderr)
+    checkpoint = resume_checkpoint(output_dir, resume)
     trainer, rewards = build_trainer(recipe)
     try:
         started = time.perf_counter()

@@ -129,6 +129,20 @@ def allow_missing_head_bias(model) -> None:
             object.__setattr__(module, "bias", None)
 
 
+def resume_checkpoint(output_dir: Path, resume: bool) -> str | None:
+    """The last checkpoint in `output_dir` to resume from (None without `resume`; said when there is none)."""
+    import sys
+
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not resume:
+        return None
+    checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    if checkpoint is None:
+        print(f"--resume: no checkpoint in {output_dir} yet; starting from the beginning", file=sys.stderr)
+    return checkpoint
+
+
 def save_model_folder(model, tokenizer, folder: Path) -> None:
     """A plain model folder hf and vllm load: the weights without the thought tables, which go to the
     side file `load_causal_lm` reads (with `parathinker_max_segments` in config.json)."""

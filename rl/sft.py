@@ -29,7 +29,7 @@ from rl.collators import SFTCollator
 from rl.config import SFTRecipe
 from rl.data import load_rows
 from rl.models import (
-    allow_missing_head_bias, load_for_training, lora_config, save_model_folder,
+    allow_missing_head_bias, load_for_training, lora_config, resume_checkpoint, save_model_folder,
     write_training_record,
 )
 
@@ -40,14 +40,7 @@ def sft_config(recipe: SFTRecipe, output_dir: Path):
 
     t = recipe.training
     return SFTConfig(
-        output_dir=str(output_dir), learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler_type,
-        warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, adam_beta1=t.adam_beta1, adam_beta2=t.adam_beta2,
-        max_grad_norm=t.max_grad_norm, num_train_epochs=t.num_train_epochs, max_steps=t.max_steps,
-        per_device_train_batch_size=t.per_device_train_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps, seed=t.seed, data_seed=t.seed,
-        logging_steps=t.logging_steps, save_strategy="steps", save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit, bf16=t.bf16, gradient_checkpointing=t.gradient_checkpointing,
-        report_to=t.report_to, use_cpu=t.use_cpu, dataloader_pin_memory=False,
+        output_dir=str(output_dir), **t.trainer_arguments(),
         # the collator does all preparation: TRL must neither tokenize, truncate nor drop the raw columns
         max_length=None, remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
         packing=False, padding_free=False)
@@ -57,8 +50,9 @@ def build_trainer(recipe: SFTRecipe, output_dir: Path | None = None):
     """(trainer, collator) ready to `train()`; used by `run_sft` and by tests that step it by hand."""
     import datasets
     import torch
-    from transformers import TrainerCallback
     from trl import SFTTrainer
+
+    from rl.callbacks import run_callbacks
 
     recipe.check()
     output_dir = Path(output_dir or recipe.output_dir)
@@ -85,21 +79,7 @@ def build_trainer(recipe: SFTRecipe, output_dir: Path | None = None):
             metrics["num_trained_tokens"] = [float(collator.trained_tokens)]
             super().log(logs, start_time)
 
-    callbacks = []
-    if recipe.training.time_budget_s:
-        budget = recipe.training.time_budget_s
-
-        class TimeBudget(TrainerCallback):
-            def on_train_begin(self, args, state, control, **kwargs):
-                self.start = time.perf_counter()
-
-            def on_step_end(self, args, state, control, **kwargs):
-                if time.perf_counter() - self.start >= budget:
-                    control.should_training_stop = True
-                    control.should_save = True
-                return control
-
-        callbacks.append(TimeBudget())
+    callbacks = run_callbacks(output_dir, recipe.training.time_budget_s)
     trainer = Trainer(model=model, processing_class=tokenizer, args=sft_config(recipe, output_dir),
                       train_dataset=dataset, data_collator=collator, callbacks=callbacks,
                       peft_config=lora_config(recipe, model, rows) if recipe.lora.enabled else None)
@@ -111,18 +91,10 @@ def build_trainer(recipe: SFTRecipe, output_dir: Path | None = None):
     return trainer, collator
 
 
-def last_checkpoint(output_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-
-
 def run_sft(recipe: SFTRecipe, resume: bool = False) -> dict[str, Any]:
     """Train, then write final/ and merged/; returns the run's summary (also in final/parafuse_training.json)."""
     output_dir = Path(recipe.output_dir)
-    checkpoint = last_checkpoint(output_dir) if resume else None
-    if resume and checkpoint is None:
-        print(f"--resume: no checkpoint in {output_dir} yet; starting from the beginning", file=sys.stderr)
+    checkpoint = resume_checkpoint(output_dir, resume)
     trainer, collator = build_trainer(recipe)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)

@@ -28,7 +28,7 @@ from reasoning.types import InputError, Request, Result, SamplingParams
 from rl.cli import recipe_values
 from rl.config import GRPORecipe
 from rl.rollout import sampled_ids, stitch
-from rl.step_log import STEP_LOG, StepLog, read_step_log
+from rl.callbacks import STEP_LOG, StepLog, read_step_log
 
 MESSAGES = [{"role": "user", "content": "What is 2 + 3?"}]
 
