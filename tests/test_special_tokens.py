@@ -164,3 +164,90 @@ def test_keep_tags_flag_reaches_the_openai_engine(tiny_model_special):
     assert engine_from_args(args, "fusor-").keep_tags == "send", "an unset prefixed flag is the main engine's"
     assert engine_from_args(p.parse_args(["--engine", "openai", "--model", "m", "--base-url", "http://x:1"])
                             ).keep_tags == "auto"
+
+
+TAGGED = "so<Parallel><Path>1: 2+3=5</Path><Path>2: 5</Path></Parallel><Conclusion>5</Conclusion> done"
+
+
+def _deferred(tokenizer_dir):
+    """An engine that is never started: its decode_ids and truncate are Engine's, on the tokenizer alone."""
+    from reasoning.engines.deferred import DeferredEngine
+
+    def build():
+        raise AssertionError("decoding and cutting must not build the engine")
+
+    return DeferredEngine(build, "hf", str(tokenizer_dir), tokenizer=str(tokenizer_dir))
+
+
+def test_decoding_tagged_ids_gives_back_the_text_they_were_encoded_from(toks, tiny_model, tiny_model_special):
+    """No space is put around a tag, on both variants, through the keeper and through Engine.decode_ids."""
+    for tok, tok_dir in zip(toks, (tiny_model, tiny_model_special)):
+        ids = tok.encode(TAGGED, add_special_tokens=False)
+        assert TagKeeper(tok).decode(ids) == TAGGED
+        assert _deferred(tok_dir).decode_ids(ids) == TAGGED
+
+
+class _PaddingSlowTokenizer:
+    """transformers 4's slow-tokenizer decode: special tokens joined with spaces unless
+    `spaces_between_special_tokens=False` (its default was True)."""
+
+    def __init__(self, tok):
+        self.tok = tok
+        self.added_tokens_decoder = tok.added_tokens_decoder
+        self.all_special_tokens, self.all_special_ids = tok.all_special_tokens, tok.all_special_ids
+        self.special = {i for i, a in tok.added_tokens_decoder.items() if a.special}
+        self.is_fast = False
+
+    def encode(self, text, add_special_tokens=False):
+        return self.tok.encode(text, add_special_tokens=add_special_tokens)
+
+    def decode(self, ids, skip_special_tokens=False, spaces_between_special_tokens=True):
+        parts, run = [], []
+        for i in ids:
+            if i in self.special:
+                parts += [self.tok.decode(run), self.tok.decode([i])] if run else [self.tok.decode([i])]
+                run = []
+            else:
+                run.append(i)
+        parts += [self.tok.decode(run)] if run else []
+        return ("" if not spaces_between_special_tokens else " ").join(parts)
+
+
+class _StrictTokenizer(_PaddingSlowTokenizer):
+    """MistralCommonBackend's decode: any keyword beyond skip_special_tokens is a ValueError."""
+
+    def decode(self, ids, skip_special_tokens=False, **kwargs):
+        if kwargs:
+            raise ValueError(f"Kwargs {list(kwargs)} are not supported")
+        return super().decode(ids, skip_special_tokens, spaces_between_special_tokens=False)
+
+
+def test_a_slow_tokenizer_is_told_not_to_pad_tags_and_a_strict_one_still_decodes(toks):
+    from reasoning.engines.deferred import DeferredEngine
+
+    _, special = toks
+    ids = special.encode(TAGGED, add_special_tokens=False)
+    padding = _PaddingSlowTokenizer(special)
+    assert padding.decode(ids) != TAGGED  # the stand-in does pad when not told otherwise
+    for tok in (padding, _StrictTokenizer(special)):
+        engine = DeferredEngine(lambda: None, "hf", "tiny")
+        engine._tokenizer = tok
+        assert TagKeeper(tok).decode(ids) == TAGGED
+        assert engine.decode_ids(ids) == TAGGED
+        assert engine.decode_ids(ids) == TAGGED  # again, after a strict tokenizer's rejection was remembered
+        n = len(special.encode("so<Parallel><Path>1", add_special_tokens=False))
+        assert engine.truncate(TAGGED, n) == "so<Parallel><Path>1"  # a slow cut decodes, and stays a prefix
+
+
+def test_a_deferred_engine_cuts_with_the_tokenizer_before_it_starts(tiny_model_special):
+    """Only hf/vllm engines are deferred; unstarted, they cut by tokens, not words (the old scripted branch)."""
+    from reasoning.engines.scripted import truncate_words
+
+    engine = _deferred(tiny_model_special)
+    ids = AutoTokenizer.from_pretrained(tiny_model_special).encode(TAGGED, add_special_tokens=False)
+    for n in (3, 6):
+        cut = engine.truncate(TAGGED, n)
+        # the fast tokenizer cuts at character offsets; decoding the first n ids is an independent oracle
+        assert cut == AutoTokenizer.from_pretrained(tiny_model_special).decode(ids[:n])
+        assert cut != truncate_words(TAGGED, n)
+    assert not engine.started

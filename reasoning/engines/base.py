@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from reasoning.engines.special_tokens import decode_with_specials
 from reasoning.types import Failure, InputError, Request, Result
 
 
@@ -174,7 +175,7 @@ class Engine(ABC):
         keeper = getattr(self, "tag_keeper", None)
         if keeper is not None:
             return keeper.decode(list(ids))
-        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+        return decode_with_specials(self.tokenizer, list(ids))
 
     def truncate(self, text: str, n_tokens: int) -> str:
         """The longest prefix of `text` that holds its first `n_tokens` tokens under this engine's tokenizer.
@@ -191,7 +192,9 @@ class Engine(ABC):
             spans = tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
             return text if n_tokens >= len(spans) else text[:spans[n_tokens - 1][1]]
         ids = tok.encode(text, add_special_tokens=False)
-        return text if n_tokens >= len(ids) else tok.decode(ids[:n_tokens], skip_special_tokens=False)
+        if n_tokens >= len(ids):
+            return text
+        return decode_with_specials(tok, ids[:n_tokens])  # no spaces around a tag, or the cut is no prefix
 
     def count_tokens(self, text: str) -> int:
         """Tokens `text` encodes to, no special tokens added (how a decode's critical path is counted)."""

@@ -39,13 +39,10 @@ class DeferredEngine(Engine):
             return self._inner
 
     def truncate(self, text: str, n_tokens: int) -> str:
-        """Cut as the engine will: its tokenizer, which needs no model (a scripted engine counts words)."""
+        """Cut as the engine will: its tokenizer, which needs no model. Only hf and vllm engines are
+        deferred (eval.cli.deferred builds model-free ones at once), so both cut with the tokenizer."""
         if self._inner is not None:
             return self._inner.truncate(text, n_tokens)
-        if self.kind in ("scripted", "symbolic"):  # model-free engines: a token is a word
-            from reasoning.engines.scripted import truncate_words
-
-            return truncate_words(text, n_tokens)
         return super().truncate(text, n_tokens)
 
     def decode_ids(self, ids) -> str:

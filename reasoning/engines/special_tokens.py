@@ -16,6 +16,30 @@ from collections.abc import Iterable, Sequence
 from reasoning.formats.tags import ALL_TAGS
 
 
+def decode_with_specials(tokenizer, ids: Sequence[int]) -> str:
+    """`tokenizer.decode(ids, skip_special_tokens=False)` with no space put around special tokens.
+
+    A slow tokenizer of transformers 4 joins special tokens with spaces unless told
+    `spaces_between_special_tokens=False` (a tag held as a special token came back as `" <Path> "`),
+    so the flag is passed. The tokenizers this project's transformers ships accept and ignore it,
+    except `MistralCommonBackend`, which rejects every extra keyword: such a tokenizer decodes
+    without it (it puts no spaces to remove).
+    """
+    if not getattr(tokenizer, "_parafuse_rejects_spaces_flag", False):
+        try:
+            return tokenizer.decode(ids, skip_special_tokens=False, spaces_between_special_tokens=False)
+        except (TypeError, ValueError):
+            # remembered, so later decodes do not raise and catch again; if the plain decode below
+            # fails too, the error was not the flag's and propagates
+            text = tokenizer.decode(ids, skip_special_tokens=False)
+            try:
+                tokenizer._parafuse_rejects_spaces_flag = True
+            except AttributeError:  # a tokenizer object that takes no new attributes just retries each time
+                pass
+            return text
+    return tokenizer.decode(ids, skip_special_tokens=False)
+
+
 class TagKeeper:
     """What of a tokenizer's special tokens to keep when decoding: the format tags, nothing else.
 
@@ -49,7 +73,7 @@ class TagKeeper:
     def decode(self, ids: Sequence[int]) -> str:
         """The text of `ids` with the format tags kept and every other special token dropped."""
         kept = [i for i in ids if i not in self.dropped]
-        return self.tokenizer.decode(kept, skip_special_tokens=False)
+        return decode_with_specials(self.tokenizer, kept)
 
     def clean(self, text: str) -> str:
         """Remove the non-tag special tokens' text from a backend's `skip_special_tokens=False` output.
