@@ -269,6 +269,9 @@ class EvalRun:
 
         self.grader = make_grader(cfg.grading)  # the same grader `eval grade` builds: one verdict per pair
         self.graders = {cfg.grading.grader: self.grader}  # by name: a --reference strategy may score with another
+        # rethink: the texts of each chain's rounds by (problem id, chain), so a second grader grades
+        # round by round as the first did, not the joined text a row shows
+        self.rethink_rounds: dict[tuple[str, int], list[str]] = {}
         self.label = cfg.label or f"{Path(cfg.model).name or cfg.model}@{cfg.benchmark}"
 
     # ---- generation -------------------------------------------------------------------------
@@ -486,6 +489,7 @@ class EvalRun:
             for (p, j), q, res, c, g in zip(jobs, reqs, results, completions, grades):
                 rounds[(p.id, j)].append(PoolSample(c.text, g.answer, g.extractor, g.correct, g.reason, c.tokens,
                                                     res.latency_s, q.params.seed, c.finish_reason))
+        self.rethink_rounds.update({key: [x.text for x in chain] for key, chain in rounds.items()})
         scored = {}
         for r in cfg.rethink_budgets():
             s = scored[r] = Scored(axis="rounds", estimator=f"mean of {chains} rethinking chains per problem "
@@ -595,15 +599,16 @@ class EvalRun:
     def _compare_verdicts(self, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         """With two graders in play (--reference-grading, --grader parallel_r1_reference or a --reference
         strategy), every row gets both verdicts, `parafuse_*` and `reference_*` (the one that scored it is
-        also its `correct`), and the result compares them per strategy and budget over the rows."""
+        also its `correct`), and the result compares them per strategy and budget over the rows.
+
+        A rethink row shows its chain's joined text, but the other grader judges it as the first did:
+        each round on its own text, the chain standing on the latest round with an answer."""
         scoring = {s: self._scoring(s) for s in dict.fromkeys(r["strategy"] for r in rows)}
         if not (self.cfg.reference_grading or any(g != "parafuse" for g in scoring.values())):
             return None
         for name, prefix in VERDICT_FIELDS.items():
             todo = [i for i, r in enumerate(rows) if scoring[r["strategy"]] != name]
-            again = self._grader(name).grade_many([(rows[i]["gold"], rows[i]["text"]) for i in todo],
-                                                  progress=self.progress)
-            other = dict(zip(todo, again))
+            other = self._regrade(self._grader(name), rows, todo)
             for i, r in enumerate(rows):
                 g = other.get(i)
                 r[f"{prefix}_correct"] = bool(g.correct if g is not None else r["correct"])
@@ -625,6 +630,27 @@ class EvalRun:
                 "by_strategy": compared,
                 "note": "accuracy under each grader over the samples.jsonl rows of each strategy and budget (for "
                         "best_of_n and fusion: the first subset's answer per problem)"}
+
+    def _regrade(self, grader, rows: list[dict[str, Any]], todo: list[int]) -> dict[int, Any]:
+        """`grader`'s verdict on each row of `todo`: on its text, or for a rethink row on its rounds."""
+        chained = [i for i in todo if rows[i]["strategy"] == "rethink"]
+        single = [i for i in todo if rows[i]["strategy"] != "rethink"]
+        out = dict(zip(single, grader.grade_many([(rows[i]["gold"], rows[i]["text"]) for i in single],
+                                                 progress=self.progress)))
+        # every round once, though a round is in the rows of every budget from its own up
+        depth: dict[tuple[str, int], int] = {}
+        for i in chained:
+            key = (rows[i]["problem_id"], rows[i]["sample_index"])
+            depth[key] = max(depth.get(key, 0), rows[i]["budget"])
+        gold = {rows[i]["problem_id"]: rows[i]["gold"] for i in chained}
+        pairs = [(key, k) for key, n in depth.items() for k in range(n)]
+        verdicts = grader.grade_many([(gold[key[0]], self.rethink_rounds[key][k]) for key, k in pairs],
+                                     progress=self.progress)
+        by_round = dict(zip(pairs, verdicts))
+        for i in chained:
+            key = (rows[i]["problem_id"], rows[i]["sample_index"])
+            out[i] = answer_at_rounds([by_round[(key, k)] for k in range(rows[i]["budget"])])[-1]
+        return out
 
     @staticmethod
     def _record(p: Problem, strategy: str, budget: int, s: PoolSample, tokens, critical, wall, index=0,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from eval.metrics import maj_at_k, normalize_for_vote
 from reasoning.methods import METHODS
@@ -50,6 +51,8 @@ class PoolSample:
 
 # A scorer sees the question and the candidates and returns one score per candidate; higher wins.
 Scorer = Callable[[str, Sequence[PoolSample]], Sequence[float]]
+# Anything with an `answer` (None when its grader found none): a PoolSample, or a grader's Grade.
+Verdict = TypeVar("Verdict")
 
 
 def _shortest(question: str, samples: Sequence[PoolSample]) -> list[float]:
@@ -114,15 +117,16 @@ def best_of_n(question: str, samples: Sequence[PoolSample], scorer: Scorer) -> i
     return max(range(len(samples)), key=lambda i: (scores[i], -i))
 
 
-def answer_at_rounds(rounds: Sequence[PoolSample]) -> list[PoolSample]:
+def answer_at_rounds(rounds: Sequence[Verdict]) -> list[Verdict]:
     """The graded answer a rethinking chain stands on after each round: the last round that gave one.
 
     TTSPM's sequential paradigm (Wang et al., arXiv 2505.20522, "Scaling over Scaling") revises an
     answer round by round; a round that ends without an answer (cut by the token cap, or talking
     itself out of one) leaves the previous answer standing, so the chain's answer at round r is the
-    latest one found in rounds 1..r (round 1's verdict when none has one yet).
+    latest one found in rounds 1..r (round 1's verdict when none has one yet). Rounds are pool
+    samples, or any grader's verdicts on them (a second grader's, with --reference-grading).
     """
-    out: list[PoolSample] = []
+    out: list[Verdict] = []
     for r, sample in enumerate(rounds):
         out.append(sample if sample.answer is not None or r == 0 else out[-1])
     return out

@@ -149,3 +149,37 @@ def test_the_tiny_model_runs_every_kind_of_budget_and_the_report_keeps_them_apar
     for name in ("saturation_fits.png", "rethink_rounds.png", "token_caps.png"):
         assert (out / name).stat().st_size > 1000
     assert (out / "report.html").read_text().count("data:image/png") >= 7
+
+
+LONG_PAUSE = "Let me look at it once more. " * 12  # > 300 characters: the reference verifier's window
+
+
+def policy_for_two_graders(req, j):
+    """Rounds each verdict of both graders can read: a box and a `Final Answer:` line; round 3 has neither and
+    is long, so in the joined text of 3 rounds the reference's 300-character window holds no answer at all."""
+    g = gold_of(question_of(req))
+    r = rounds_so_far(req)
+    if r == 1:
+        v = g if j % 2 == 0 else g + 1
+        return f"It is \\boxed{{{v}}}.\nFinal Answer: {v}", "stop"
+    if r == 2:
+        return f"I added wrongly before: \\boxed{{{g}}}.\nFinal Answer: {g}", "stop"
+    return LONG_PAUSE, "stop"
+
+
+def test_the_second_grader_grades_a_chain_round_by_round_as_the_first(tmp_path):
+    assert len(LONG_PAUSE) > 300 and len(LONG_PAUSE.split()) < 200  # and within the token cap below
+    cfg = config(tmp_path, rethink_rounds=3, reference_grading=True, max_tokens=200)
+    res = EvalRun(cfg, ScriptedEngine(policy_for_two_graders), tmp_path / "run", progress=False).run()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    mine = [r for r in rows if r["strategy"] == "rethink"]
+    assert sorted({r["budget"] for r in mine}) == [1, 2, 3]
+    for r in mine:
+        # from the policy: chain 0 right from round 1, chain 1 from round 2; round 3's silence keeps round 2's answer
+        right = r["sample_index"] % 2 == 0 or r["budget"] >= 2
+        assert r["parafuse_correct"] is right and r["reference_correct"] is right, r
+        assert r["reference_answer"] == str(int(r["gold"]) + (0 if right else 1))
+    chain = next(r for r in mine if r["budget"] == 3)
+    assert LONG_PAUSE in chain["text"]  # the row still shows the whole chain
+    by = res["verdicts"]["by_strategy"]
+    assert by["rethink@3"]["agreement"] == 1.0 and by["rethink@3"]["parallel_r1_reference"] == 1.0
