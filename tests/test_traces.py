@@ -171,6 +171,12 @@ def test_parathinker_rules_and_fixed_majorities(tmp_path):
     stats, rows, _ = run(tmp_path, teacher(reply), "parathinker", num_paths=4)
     assert stats["rejected_by"] == {"wrong_summary": stats["generated"] - stats["kept"]} and stats["kept"] > 0
     assert stats["summary_fixed_majority"] == sum(bool(r["summary_fixed_majority"]) for r in rows) > 0
+    # the kept trace is assembled from the 4 whole path replies and the summary, in ParaThinker's strict layout
+    for r in rows:
+        assert len(r["paths"]) == 4 and all(p.startswith("So \\boxed{") for p in r["paths"])
+        at = [r["trace"].index(p) for p in r["paths"]]  # each whole path, in order, then the summary
+        assert at == sorted(at) and r["trace"].index("The paths agree on") > at[-1]
+        assert get_format("parathinker").validate(r["trace"]) == []
 
 
 def test_bad_settings_and_input_are_clear_errors(tmp_path):

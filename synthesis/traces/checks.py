@@ -99,8 +99,12 @@ def threadweaver(question: str, sequential: str | None, rewrite: str | None, cou
 
 
 def parathinker(correct: bool | None) -> str | None:
-    """ParaThinker rule: the summary's answer is right (the decoder's trace needs no format check: it
-    writes the layout itself; First-Finish traces are valid under `validate(first_finish=True)`)."""
+    """ParaThinker rule: the summary's answer is right.
+
+    No format check: no decoder is involved. The pipeline assembles the trace itself
+    (`pipeline.trace_text`) from the P path requests' whole completions, each in `<think{k}>`
+    (no First-Finish cut: every path runs to its own end), and the summary request's reply in
+    `<summary>`: its layout comes from the pipeline, not from the model's text."""
     if correct is None:
         return "no_gold"
     return None if correct else "wrong_summary"
