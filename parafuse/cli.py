@@ -27,7 +27,46 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cli.register(sub)
     rl_cli.register(sub)
     prompts_cli.register(sub)
+    register_demo(sub)
     return p
+
+
+DEMO_EXAMPLES = """examples:
+  parafuse demo --out runs/demo                 # the whole loop on this CPU (make demo)
+  parafuse demo --out runs/demo-smoke --smoke   # the same stages at CI sizes
+  parafuse demo --out runs/demo --print-plan    # every stage's command, nothing run
+  parafuse demo --out runs/real --recipe real.yaml   # your model, engine and data
+
+A rerun with the same --out resumes: finished stages are skipped, the running one continues."""
+
+
+def register_demo(sub) -> None:
+    demo = sub.add_parser("demo", help="the whole loop: data, SFT, GRPO, evaluation and a report (resumable)",
+                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DEMO_EXAMPLES,
+                          description="Build the arith model, synthesize its training data with the symbolic "
+                                      "teacher, fine-tune a sequential and a parallel-thinking model, run a short "
+                                      "GRPO stage, evaluate every model with sequential and parallel strategies, "
+                                      "and write one report, all into one folder.")
+    demo.add_argument("--out", required=True, help="the run folder (rerun to resume)")
+    demo.add_argument("--smoke", action="store_true", help="the recipe's smoke variant (CI sizes)")
+    demo.add_argument("--recipe", default=None, help="a demo recipe YAML (default: the bundled demo.yaml)")
+    demo.add_argument("--print-plan", action="store_true", help="print every stage's command and exit")
+    demo.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    import shlex
+    from pathlib import Path
+
+    from parafuse.demo import load_config, plan, run_demo
+
+    cfg = load_config(args.recipe, "smoke" if args.smoke else None)
+    if args.print_plan:
+        for stage in plan(cfg):
+            print(f"# {stage.name}: {stage.what}\nparafuse {shlex.join(stage.command)}")
+        return 0
+    run_demo(cfg, Path(args.out), echo=lambda line: print(line, file=sys.stderr, flush=True))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -183,3 +183,13 @@ def test_engine_flags_reach_the_hf_engine(tiny_model):
     assert defaults["batch_size"] is None and defaults["exact_seeds"] is False
     with pytest.raises(InputError, match="batch-size"):
         make_engine("hf", str(tiny_model), batch_size=0)
+
+
+def test_caps_that_differ_share_one_batch_and_each_row_keeps_its_own(batched, exact, generate_calls):
+    """A decoder's requests each carry what is left of its token budget: different max_tokens, one batch."""
+    reqs = [raw(i, temperature=0, max_tokens=3 + 4 * i) for i in range(4)]
+    got = batched.generate(reqs)
+    assert generate_calls == [4]
+    same_as_alone(got, exact.generate(reqs))
+    for r, req in zip(got, reqs):
+        assert all(c.tokens <= req.params.max_tokens and len(c.token_ids) == c.tokens for c in r.completions)

@@ -34,8 +34,8 @@ class HFEngine(Engine):
     """Generate with `model.generate`, compatible requests batched together.
 
     Batching: `iter_results` groups the requests whose generation settings match (temperature,
-    top_p, max_tokens, stop strings, min_tokens, ignore_eos, logprobs; `n` and `seed` may
-    differ) into batches of up to `batch_size` prompts, in input order, each prompt repeated
+    top_p, stop strings, min_tokens, ignore_eos, logprobs; `n`, `seed` and `max_tokens` may
+    differ: the batch runs to the largest cap and each row is cut at its own) into batches of up to `batch_size` prompts, in input order, each prompt repeated
     `n` times and left-padded, and decodes each batch with one `generate` call. Every row
     stops on its own (EOS or a stop string); text, token ids, counts, finish reasons and
     log-probs are per row, as when run alone. Each request of a batch reports the batch's
@@ -137,9 +137,11 @@ class HFEngine(Engine):
 
     @staticmethod
     def _batch_key(p) -> tuple:
-        """What requests of one batch must share: everything `generate` is told, except `n` and `seed`."""
+        """What requests of one batch must share: everything `generate` is told, except `n`, `seed` and
+        `max_tokens` (the batch runs to the largest cap and each row is cut at its own: a row's first k tokens
+        do not depend on the others, so the cut row is what the request alone would sample)."""
         sampling = (p.temperature, p.top_p) if p.temperature > 0 else (0.0,)
-        return (sampling, p.max_tokens, p.stop, p.min_tokens, p.ignore_eos, p.logprobs)
+        return (sampling, p.stop, p.min_tokens, p.ignore_eos, p.logprobs)
 
     def _batches(self, requests: Sequence[Request]) -> list[list[int]]:
         """Indices of `requests`, grouped by `_batch_key` and cut into runs of `batch_size`, in input order."""
@@ -198,8 +200,10 @@ class HFEngine(Engine):
         seed = self._batch_seed(reqs)
         if seed is not None:
             torch.manual_seed(seed)
+        longest = max(r.params.max_tokens for r in reqs)
         with torch.inference_mode():
-            out = self.lm.generate(input_ids=input_ids, attention_mask=mask, **self._gen_kwargs(p))
+            out = self.lm.generate(input_ids=input_ids, attention_mask=mask,
+                                   **{**self._gen_kwargs(p), "max_new_tokens": longest})
         generated = (out.sequences if p.logprobs else out)[:, width:]
         picked = self._picked_logprobs(out, generated) if p.logprobs else None
         latency = time.perf_counter() - t0  # the batch's wall time, for each of its requests
@@ -207,7 +211,7 @@ class HFEngine(Engine):
         for r, ids in zip(reqs, prompts):
             completions = []
             for _ in range(r.params.n):
-                c = self._completion(generated[row].tolist(), r.params)
+                c = self._completion(generated[row, :r.params.max_tokens].tolist(), r.params)
                 if picked is not None:
                     c.logprobs = picked[row, :len(c.token_ids)].tolist()
                 completions.append(c)

@@ -68,7 +68,8 @@ def completion_labels(prompt_len: int, ids: Sequence[int]) -> list[int]:
 
 def additive_mask(allowed: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """bool may-attend -> float mask: 0 where allowed, the dtype's minimum elsewhere."""
-    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+    zeros = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)  # on the mask's device (GPU batches)
+    return zeros.masked_fill(~allowed, torch.finfo(dtype).min)
 
 
 def collate(examples: Sequence[Structured], pad_id: int, dtype: torch.dtype = torch.float32

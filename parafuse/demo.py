@@ -1,0 +1,296 @@
+"""`parafuse demo`: the toolkit's whole loop in one resumable command, from seed problems to a trained
+parallel thinker and its report.
+
+Stages, each a `parafuse` command of its own (printed, timed, and listed in the run folder's
+README.md so every number can be reproduced on its own):
+
+  1. model        the base model (the ~1M-parameter arith model built from scratch, or a Hub id)
+  2. task         the seed problems (the arith task's train split, or your JSONL)
+  3. synth        plain solutions and MathFusion fusions (`synth mathfusion`), parallel-thinking traces
+                  in two formats (`synth traces`), all from the teacher (the symbolic arith teacher, or
+                  a served model)
+  4. sft          one sequential recipe on the plain solutions and fusions, one parallel-thinking recipe
+                  on its traces
+  5. grpo         a short GRPO stage from the parallel model with that paper's reward, rolled out
+                  through its decoder (ThreadWeaver P-GRPO: correctness plus the critical-path bonus)
+  6. eval         the untrained, SFT and GRPO models with sequential and parallel strategies (plain,
+                  majority vote, the parallel decoder, Fusion-of-N, rethinking rounds)
+  7. report       one report (`eval report`: accuracy against total and critical-path tokens with the
+                  Pareto frontier, the saturation fit) and DIR/README.md: what each stage changed
+
+Everything lands in one folder; `DIR/demo.json` records each finished stage, so a rerun (or one
+after a kill) skips those and resumes the one that was running (every command underneath is
+resumable itself). The recipe (`parafuse/recipes/demo.yaml`, its `smoke` variant for CI, or your
+own YAML with a real model, `--engine vllm` and real data) sets every size.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reasoning.settings import build, flatten, nested, read_yaml, setting, to_dict
+from reasoning.types import InputError
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+STATE = "demo.json"
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+@dataclass
+class DemoModel:
+    """The model every stage starts from."""
+
+    name: str = setting("tiny:arith", "tiny:arith (parafuse's ~1M-parameter arith model, built from scratch into "
+                                      "DIR/models/base) or a model folder / Hub id")
+    engine: str = setting("hf", "the engine that evaluates the models: hf (in-process) or vllm",
+                          choices=("hf", "vllm"))
+
+
+@dataclass
+class DemoData:
+    """The seed problems and the teacher that writes the training data."""
+
+    seed: str = setting("arith", "arith (the task's train split, written to DIR/data/seed.jsonl) or a JSONL file "
+                                 "of problems (question, answer)")
+    arith_level: int = setting(2, "arith: difficulty level of the seed problems and of the test set")
+    arith_count: int = setting(6000, "arith: seed problems to generate")
+    teacher_engine: str = setting("symbolic", "the teacher's engine: symbolic (the exact arith teacher), vllm, "
+                                              "openai", choices=("symbolic", "vllm", "openai", "hf"))
+    teacher_model: str = setting("arith-teacher", "the teacher model (for openai: its served name)")
+    teacher_base_url: str | None = setting(None, "openai teacher: the server URL")
+    mathfusion_limit: int = setting(1500, "seed problems paired and fused by MathFusion")
+    traces_limit: int = setting(6000, "seed problems sent to the trace teacher, per format (the format's filters "
+                                      "keep a share of them)")
+    trace_formats: tuple[str, ...] = setting(("parallel_r1", "threadweaver"), "the parallel-thinking formats whose "
+                                                                              "traces are synthesized")
+
+
+@dataclass
+class DemoTraining:
+    """The training stages."""
+
+    plain_recipe: str = setting("mathfusion-sft", "the sequential SFT recipe (trained on plain solutions and "
+                                                  "MathFusion fusions)")
+    plain_steps: int = setting(1200, "its optimizer steps")
+    parallel_recipe: str = setting("threadweaver-sft", "the parallel-thinking SFT recipe (trained on its "
+                                                       "format's traces)")
+    parallel_format: str = setting("threadweaver", "that recipe's trace format", choices=("parallel_r1",
+                                                                                          "threadweaver"))
+    parallel_steps: int = setting(1200, "its optimizer steps")
+    variant: str | None = setting("arith", "the variant of both SFT recipes (arith: the arith model's sizes; "
+                                           "none: the paper's settings)")
+    learning_rate: float = setting(3e-3, "SFT learning rate")
+    grpo_recipe: str = setting("threadweaver-pgrpo", "the GRPO recipe that follows the parallel model")
+    grpo_steps: int = setting(30, "GRPO optimizer steps")
+    grpo_set: tuple[str, ...] = setting(
+        ("--learning-rate", "3e-5", "--per-device-train-batch-size", "32", "--sampling-num-generations", "8",
+         "--sampling-max-completion-length", "256", "--rollout-max-total-tokens", "256",
+         "--rollout-options", "max_thread_tokens=96", "--model-dtype", "float32", "--no-lora-enabled",
+         "--no-bf16", "--no-gradient-checkpointing", "--use-cpu", "--logging-steps", "1", "--save-steps", "10"),
+        "extra `train grpo` flags (the arith model's GRPO sizes)", csv=False)
+
+
+@dataclass
+class DemoEval:
+    """The evaluation of every model."""
+
+    limit: int = setting(100, "test problems")
+    n: int = setting(16, "samples per problem: majority vote and Fusion-of-N at N = 1, 2, 4, ..., n")
+    strategies: tuple[str, ...] = setting(("plain", "majority", "fusion", "rethink"), "sequential strategies run "
+                                                                                      "on every model")
+    temperature: float = setting(1.0, "sampling temperature of the pool")
+    max_tokens: int = setting(256, "cap per sample")
+    rethink_rounds: int = setting(4, "rethinking rounds (rethink strategy)")
+
+
+@dataclass
+class DemoConfig:
+    """`parafuse demo`: every size of the demo's stages."""
+
+    title: str = setting("parafuse demo", "the report's title")
+    model: DemoModel = nested(DemoModel, "the base model")
+    data: DemoData = nested(DemoData, "the seed problems and the teacher")
+    training: DemoTraining = nested(DemoTraining, "the SFT and GRPO stages", prefix="")
+    eval: DemoEval = nested(DemoEval, "the evaluation", prefix="eval-")
+
+
+def load_config(recipe: str | None, variant: str | None) -> DemoConfig:
+    """The bundled demo recipe (or a YAML file) with a variant (smoke) merged in."""
+    from rl.cli import merge
+
+    path = Path(recipe) if recipe else RECIPES_DIR / "demo.yaml"
+    if not path.is_file():
+        raise InputError(f"--recipe {recipe}: no such file")
+    data = read_yaml(path)
+    variants = data.pop("variants", {}) or {}
+    data.pop("description", None)
+    if variant:
+        if variant not in variants:
+            raise InputError(f"{path}: no variant {variant!r}; it has: {', '.join(variants) or 'none'}")
+        data = merge(data, variants[variant])
+    found, _ = flatten(data, DemoConfig, str(path))
+    return build(DemoConfig, found)
+
+
+# ---------------------------------------------------------------------------- the stages
+
+
+@dataclass
+class Stage:
+    name: str
+    what: str  # one line: what the stage does
+    command: list[str]  # the parafuse command (without `parafuse`)
+    writes: str  # the folder or file it writes, relative to DIR
+
+
+def plan(cfg: DemoConfig) -> list[Stage]:
+    """Every stage of the demo, in order, as `parafuse` commands relative to the run folder."""
+    d, t, e = cfg.data, cfg.training, cfg.eval
+    stages: list[Stage] = []
+    arith = d.seed == "arith"
+    base = "models/base" if cfg.model.name == "tiny:arith" else cfg.model.name
+    if cfg.model.name == "tiny:arith":
+        stages.append(Stage("model", "build the ~1M-parameter arith model (random weights)",
+                            ["model", "tiny", "models/base", "--preset", "arith"], "models/base"))
+    seed = "data/seed.jsonl" if arith else d.seed
+    if arith:
+        stages.append(Stage("task", f"write {d.arith_count} arith level-{d.arith_level} training problems",
+                            ["eval", "task", "arith", "--level", str(d.arith_level), "--split", "train", "--count",
+                             str(d.arith_count), "--out", "data/seed.jsonl"], "data/seed.jsonl"))
+    teacher = ["--engine", d.teacher_engine, "--model", d.teacher_model]
+    if d.teacher_base_url:
+        teacher += ["--base-url", d.teacher_base_url]
+    stages.append(Stage("synth-mathfusion", "plain solutions and MathFusion fusions (sequential, parallel, "
+                                            "conditional) of paired seed problems, from the teacher",
+                        ["synth", "mathfusion", "--input", seed, "--limit", str(d.mathfusion_limit), *teacher,
+                         "--embedder", "tfidf", "--no-decontaminate", "--out", "data/mathfusion", "--no-progress"],
+                        "data/mathfusion"))
+    for fmt in d.trace_formats:
+        stages.append(Stage(f"synth-traces-{fmt}", f"{fmt} traces from the teacher, kept by the format's filters",
+                            ["synth", "traces", "--method", fmt, "--input", seed, "--limit", str(d.traces_limit),
+                             *teacher, "--out", f"data/traces-{fmt}", "--no-progress"], f"data/traces-{fmt}"))
+    variant = ["--variant", t.variant] if t.variant else []
+    sft = ["--model-name", base, "--learning-rate", str(t.learning_rate), "--save-steps", "200",
+           "--logging-steps", "50", "--resume"]
+    stages.append(Stage("sft-plain", f"{t.plain_recipe}: SFT on the plain solutions and fusions",
+                        ["train", "sft", t.plain_recipe, *variant, "--data-source", "data/mathfusion",
+                         "--data-arith-template", "math/question", "--output-dir", "models/sft-plain",
+                         "--max-steps", str(t.plain_steps), *sft], "models/sft-plain"))
+    parallel = f"sft-{t.parallel_format}"
+    stages.append(Stage(parallel, f"{t.parallel_recipe}: SFT on the {t.parallel_format} traces",
+                        ["train", "sft", t.parallel_recipe, *variant, "--data-source",
+                         f"data/traces-{t.parallel_format}", "--output-dir", f"models/{parallel}",
+                         "--max-steps", str(t.parallel_steps), *sft], f"models/{parallel}"))
+    grpo = f"grpo-{t.parallel_format}"
+    prompts = f"arith:{t.parallel_format}" if arith else seed
+    stages.append(Stage(grpo, f"{t.grpo_recipe}: GRPO from the {t.parallel_format} model, rollouts through its "
+                              "decoder, the paper's reward",
+                        ["train", "grpo", t.grpo_recipe, "--model-name", f"models/{parallel}/merged",
+                         "--data-source", prompts, "--data-arith-level", str(d.arith_level),
+                         "--data-arith-template", "math/question", "--data-answer-field", "answer",
+                         "--rewards-threadweaver-answer-field", "answer", "--output-dir", f"models/{grpo}",
+                         "--max-steps", str(t.grpo_steps), *t.grpo_set, "--resume"], f"models/{grpo}"))
+    models = [("untrained", base), ("sft-plain", "models/sft-plain/merged"),
+              (parallel, f"models/{parallel}/merged"), (grpo, f"models/{grpo}/merged")]
+    benchmark = ["--benchmark", "arith", "--level", str(d.arith_level)] if arith else ["--data", seed]
+    for label, model in models:
+        strategies = list(e.strategies) + ([t.parallel_format] if label != "sft-plain" else [])
+        stages.append(Stage(f"eval-{label}", f"evaluate {label}: {', '.join(strategies)}",
+                            ["eval", "run", *benchmark, "--limit", str(e.limit), "--engine", cfg.model.engine,
+                             "--model", model, "-n", str(e.n), "--temperature", str(e.temperature),
+                             "--max-tokens", str(e.max_tokens), "--strategy", ",".join(strategies),
+                             "--template", "math/question", "--decoder-template", "run",
+                             "--rethink-rounds", str(e.rethink_rounds), "--label", label,
+                             "--out", f"eval/{label}", "--no-progress"], f"eval/{label}"))
+    stages.append(Stage("report", "one report over every model: frontiers, saturation fit, tables",
+                        ["eval", "report", *[f"eval/{label}" for label, _ in models], "--out", "report",
+                         "--title", cfg.title], "report"))
+    return stages
+
+
+# ---------------------------------------------------------------------------- running
+
+
+def read_state(out: Path) -> dict[str, Any]:
+    path = out / STATE
+    return json.loads(path.read_text()) if path.exists() else {"stages": {}}
+
+
+def write_state(out: Path, state: dict[str, Any]) -> None:
+    tmp = out / (STATE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(out / STATE)
+
+
+def run_stage(stage: Stage, out: Path, log_dir: Path) -> float:
+    """Run one stage's command in the run folder; its output goes to logs/NAME.log. Returns its seconds."""
+    env = {**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1"}
+    env.setdefault("OMP_NUM_THREADS", "1" if not _gpu() else env.get("OMP_NUM_THREADS", ""))
+    log = log_dir / f"{stage.name}.log"
+    started = time.perf_counter()
+    with log.open("w") as f:
+        code = subprocess.run([sys.executable, "-m", "parafuse", *stage.command], cwd=out, stdout=f,
+                              stderr=subprocess.STDOUT, env=env).returncode
+    seconds = time.perf_counter() - started
+    if code != 0:
+        tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+        raise InputError(f"demo stage {stage.name} failed (exit {code}) after {seconds:.0f} s; its log: {log}\n"
+                         f"{tail}\nfix the cause and rerun the same command: finished stages are kept")
+    return seconds
+
+
+def _gpu() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def run_demo(cfg: DemoConfig, out: Path, echo=print) -> dict[str, Any]:
+    """Run (or resume) every stage, then write DIR/README.md; returns the state (demo.json)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(exist_ok=True)
+    stages = plan(cfg)
+    state = read_state(out)
+    if state.get("config") not in (None, to_dict(cfg)):
+        raise InputError(f"{out} holds a demo run with other settings ({out / STATE}); rerun with the same "
+                         "recipe and variant, or choose another --out")
+    state["config"] = to_dict(cfg)
+    total = time.perf_counter()
+    for i, stage in enumerate(stages, 1):
+        head = f"[{i}/{len(stages)}] {stage.name}"
+        done = state["stages"].get(stage.name, {})
+        if done.get("status") == "done":
+            echo(f"{head}: done before ({done['seconds']:.0f} s), skipped -> {out / stage.writes}")
+            continue
+        echo(f"{head}: {stage.what}")
+        echo("    parafuse " + shlex.join(stage.command))
+        state["stages"][stage.name] = {"status": "running", "command": stage.command}
+        write_state(out, state)
+        seconds = run_stage(stage, out, out / "logs")
+        state["stages"][stage.name] = {"status": "done", "command": stage.command, "seconds": round(seconds, 1),
+                                       "writes": stage.writes}
+        write_state(out, state)
+        echo(f"    took {seconds:.0f} s -> {out / stage.writes}")
+    from parafuse.demo_summary import write_summary
+
+    summary = write_summary(out, cfg, stages, state)
+    state["summary"] = summary
+    write_state(out, state)
+    echo(f"demo finished in {time.perf_counter() - total:.0f} s (this run); report: {out / 'report'}, "
+         f"summary: {out / 'README.md'}")
+    return state
+
+
+__all__ = ["DemoConfig", "Stage", "load_config", "plan", "run_demo"]
