@@ -35,7 +35,8 @@ class HFEngine(Engine):
 
     Batching: `iter_results` groups the requests whose generation settings match (temperature,
     top_p, stop strings, min_tokens, ignore_eos, logprobs; `n`, `seed` and `max_tokens` may
-    differ: the batch runs to the largest cap and each row is cut at its own) into batches of up to `batch_size` prompts, in input order, each prompt repeated
+    differ: the batch runs to the largest cap and each row is cut at its own)
+    into batches of up to `batch_size` prompts, in input order, each prompt repeated
     `n` times and left-padded, and decodes each batch with one `generate` call. Every row
     stops on its own (EOS or a stop string); text, token ids, counts, finish reasons and
     log-probs are per row, as when run alone. Each request of a batch reports the batch's
