@@ -1,6 +1,7 @@
-"""The records eval passes between its parts: problems, graded samples, scaling points.
+"""The records eval passes between its parts: problems, graded samples, scaling points, and the
+per-problem outcomes (`Scored`) a strategy collects before they become a point.
 
-All are flat dataclasses whose `to_dict()` goes straight into JSONL or
+All but `Scored` are flat dataclasses whose `to_dict()` goes straight into JSONL or
 `datasets.Dataset.from_list`.
 """
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 
 @dataclass
@@ -90,3 +93,49 @@ class Point:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass
+class Scored:
+    """Per-problem outcome of one (strategy, budget): what a Point averages and a fit resamples."""
+
+    correct: list[float] = field(default_factory=list)
+    tokens: list[float] = field(default_factory=list)
+    critical: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
+    no_answer: list[float] = field(default_factory=list)
+    truncated: list[float] = field(default_factory=list)
+    # subset estimates (eval.subsets): per problem, one subset's score variance, subsets drawn, all enumerated?
+    variance: list[float] = field(default_factory=list)
+    draws: list[int] = field(default_factory=list)
+    exact: list[bool] = field(default_factory=list)
+    axis: str = "samples"
+    estimator: str = ""
+
+    def add(self, correct: float, tokens: float, critical: float, wall: float, no_answer: float = 0.0,
+            truncated: float = 0.0) -> None:
+        self.correct.append(float(correct))
+        self.tokens.append(tokens)
+        self.critical.append(critical)
+        self.wall.append(wall)
+        self.no_answer.append(float(no_answer))
+        self.truncated.append(float(truncated))
+
+    def point(self, strategy: str, budget: int, run: str) -> Point:
+        from eval.subsets import resampling_se
+
+        c = np.asarray(self.correct)
+        se = float(c.std(ddof=1) / np.sqrt(len(c))) if len(c) > 1 else 0.0
+        return Point(strategy, budget, float(c.mean()), se, float(np.mean(self.tokens)),
+                     float(np.mean(self.critical)), float(np.mean(self.wall)), len(c), run, axis=self.axis,
+                     estimator=self.estimator,
+                     resampling_se=resampling_se(self.variance, self.draws, self.exact) if self.variance else 0.0,
+                     no_answer_rate=float(np.mean(self.no_answer)), truncation_rate=float(np.mean(self.truncated)))
+
+
+def outcome_rates(samples) -> tuple[float, float]:
+    """(share with no extracted answer, share cut by the token cap) of some PoolSamples."""
+    count = len(samples) or 1
+    return (sum(s.answer is None for s in samples) / count,
+            sum(s.finish_reason == "length" for s in samples) / count)
+

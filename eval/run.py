@@ -14,17 +14,18 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from eval.config import EvalConfig, check_run_dir
-from eval.records import Point, Problem, Sample
-from eval.strategies import (DECODED, PARALLEL, STRATEGIES, PoolSample, answer_at_rounds, best_of_n, get_scorer,
-                             majority)
+from eval.decoded import DecodedStrategy, check_decoder_settings
+from eval.records import Problem, Sample, Scored, outcome_rates
+from eval.rethink import RethinkStrategy, check_rethink
+from eval.strategies import DECODED, PARALLEL, STRATEGIES, PoolSample, best_of_n, get_scorer, majority
+from eval.verdicts import compare_verdicts
 from prompts import PromptLibrary
 from reasoning.engines.base import Engine
 from reasoning.fusion import fusion_request
@@ -33,75 +34,9 @@ from reasoning.runner import run_requests
 from reasoning.store import GenerationStore
 from reasoning.types import Failure, InputError, Request, Result, SamplingParams
 
-if TYPE_CHECKING:  # the decoders load only when a decoded strategy runs
-    from reasoning.decoders import DecodeResult
-
-
-DECODE_CONCURRENCY = 32  # decodes in flight at once for the decoder strategies
-# The verdicts a run with two graders writes on every samples.jsonl row: {grader: field prefix}.
-VERDICT_FIELDS = {"parafuse": "parafuse", "parallel_r1_reference": "reference"}
-
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-@dataclass
-class Scored:
-    """Per-problem outcome of one (strategy, budget): what a Point averages and a fit resamples."""
-
-    correct: list[float] = field(default_factory=list)
-    tokens: list[float] = field(default_factory=list)
-    critical: list[float] = field(default_factory=list)
-    wall: list[float] = field(default_factory=list)
-    no_answer: list[float] = field(default_factory=list)
-    truncated: list[float] = field(default_factory=list)
-    # subset estimates (eval.subsets): per problem, one subset's score variance, subsets drawn, all enumerated?
-    variance: list[float] = field(default_factory=list)
-    draws: list[int] = field(default_factory=list)
-    exact: list[bool] = field(default_factory=list)
-    axis: str = "samples"
-    estimator: str = ""
-
-    def add(self, correct: float, tokens: float, critical: float, wall: float, no_answer: float = 0.0,
-            truncated: float = 0.0) -> None:
-        self.correct.append(float(correct))
-        self.tokens.append(tokens)
-        self.critical.append(critical)
-        self.wall.append(wall)
-        self.no_answer.append(float(no_answer))
-        self.truncated.append(float(truncated))
-
-    def point(self, strategy: str, budget: int, run: str) -> Point:
-        from eval.subsets import resampling_se
-
-        c = np.asarray(self.correct)
-        se = float(c.std(ddof=1) / np.sqrt(len(c))) if len(c) > 1 else 0.0
-        return Point(strategy, budget, float(c.mean()), se, float(np.mean(self.tokens)),
-                     float(np.mean(self.critical)), float(np.mean(self.wall)), len(c), run, axis=self.axis,
-                     estimator=self.estimator,
-                     resampling_se=resampling_se(self.variance, self.draws, self.exact) if self.variance else 0.0,
-                     no_answer_rate=float(np.mean(self.no_answer)), truncation_rate=float(np.mean(self.truncated)))
-
-
-def _response_tokens(decoded: DecodeResult) -> int:
-    """The response's tokens (generated and inserted), as its critical path counts them; the generated
-    count where the decode has none (a failed decode, an older store)."""
-    return decoded.response_tokens or decoded.total_tokens
-
-
-def _decode_finish(stop_reason: str) -> str:
-    """A decode's finish_reason for the audit trail: cut by a cap (length), failed, or stopped."""
-    if stop_reason == "failed":
-        return "failed"
-    return "length" if stop_reason in ("length", "token_budget", "truncated_thread", "iteration_cap") else "stop"
-
-
-def _rates(samples) -> tuple[float, float]:
-    """(share with no extracted answer, share cut by the token cap) of some PoolSamples."""
-    count = len(samples) or 1
-    return (sum(s.answer is None for s in samples) / count,
-            sum(s.finish_reason == "length" for s in samples) / count)
 
 
 def load_problems(cfg: EvalConfig) -> list[Problem]:
@@ -138,81 +73,12 @@ def check_settings(cfg: EvalConfig, library: PromptLibrary) -> None:
         check_rethink(cfg, library)
 
 
-def check_rethink(cfg: EvalConfig, library: PromptLibrary) -> None:
-    """The rethink strategy's settings: rounds >= 1, chains within the pool, a cue template that renders alone."""
-    cfg.rethink_budgets()
-    if not 1 <= cfg.rethink_samples <= cfg.n:
-        raise InputError(f"--rethink-samples must lie between 1 and n={cfg.n} (chain j continues pool sample j), "
-                         f"got {cfg.rethink_samples}")
-    library.render(cfg.rethink_template)  # the cue takes no variables: a missing or broken one fails now
-
-
-def check_decoder_settings(cfg: EvalConfig, library: PromptLibrary) -> None:
-    """The decoded strategies' prompts, caps and --reference: each template renders, each cap is a number,
-    a --reference strategy is one the run decodes."""
-    from eval.config import decoder_settings, reference_strategies
-
-    missing = [s for s in reference_strategies(cfg) if s not in cfg.strategies]
-    if missing:
-        raise InputError(f"--reference {','.join(missing)}: add {' and '.join(missing)} to --strategy (the preset "
-                         f"sets how that strategy decodes and is graded)")
-    for strategy in cfg.strategies:
-        if strategy in DECODED:
-            library.variables(decoder_settings(cfg, strategy).template)
-
-
-def decoder_line(own, decoder_cfg) -> str:
-    """What a decoded strategy runs with, said once on stderr."""
-    if decoder_cfg is None:
-        return f"{own.strategy}: no problems to decode"
-    s = own.sampling
-    cap = "no response cap" if own.max_total_tokens is None else f"at most {own.max_total_tokens} tokens per decode"
-    return (f"{own.strategy}{' (reference settings)' if own.reference else ''}: prompt {own.template}, every request "
-            f"at temperature {s.temperature}, top_p {s.top_p}, main requests capped at {s.max_tokens} tokens, {cap}; "
-            f"graded by {own.grader}")
-
-
 def check_engine(cfg: EvalConfig, engine: Engine) -> None:
     """What the strategies need from the engine, checked before the pool is generated: budget forcing
     and the decoders continue raw text, which needs the model's chat template (a local tokenizer for
     a server)."""
     if any(s in ("budget", "rethink") or s in DECODED for s in cfg.strategies):
         engine.render_chat([{"role": "user", "content": "check"}])
-
-
-def format_statistics(outs, groups=None) -> dict[str, Any]:
-    """How a decoded strategy's traces look: valid under the format's grammar, forked at least once, and
-    forked with two textually identical branches in a block (what greedy decoding of a Parallel-R1
-    Unseen model does: its paths see the same context, so they are exchangeable).
-
-    With the papers' parallelism metrics, each under a name that means one thing:
-    parallel_response_rate  share of responses with at least one parallel block (Parallel-R1's
-                            "parallel ratio %");
-    parallel_token_share    mean share of a response's tokens inside blocks (ThreadWeaver's parallel_ratio);
-    speedup                 per problem, the mean over its decodes of response / critical-path tokens, then
-                            the mean over problems (ThreadWeaver's "Avg speedup" is averaged per problem;
-                            its baseline is a sequential model's response, here it is the same response
-                            written out in sequence). `groups`: the decodes per problem (default: one each).
-    """
-    from eval.metrics import per_problem_speedup
-
-    def identical_branches(o) -> bool:
-        texts: dict[int, list[str]] = {}
-        for seg in o.segments:
-            if seg.source == "generated" and seg.request is not None and \
-                    o.requests[seg.request]["role"] in ("path", "thread"):
-                texts.setdefault(o.requests[seg.request]["block"], []).append(seg.text.strip())
-        return any(len(t) > 1 and len(set(t)) < len(t) for t in texts.values())
-
-    forked = [o for o in outs if o.blocks]
-    count = len(outs) or 1
-    groups = [[o] for o in outs] if groups is None else groups
-    return {"decodes": len(outs), "valid_format": sum(not o.validation_errors for o in outs) / count,
-            "parallel_response_rate": len(forked) / count,
-            "identical_branches": sum(identical_branches(o) for o in forked) / len(forked) if forked else 0.0,
-            "parallel_token_share": sum(o.parallel_tokens / o.response_tokens for o in outs if o.response_tokens)
-            / count,
-            "speedup": per_problem_speedup([[(o.response_tokens, o.critical_path_tokens) for o in g] for g in groups])}
 
 
 def extraction_summary(extractors: Sequence[str]) -> dict[str, Any]:
@@ -250,7 +116,7 @@ def warn_self_fusion(engine: Engine, fusor: Engine, warn=log) -> bool:
     return same
 
 
-class EvalRun:
+class EvalRun(RethinkStrategy, DecodedStrategy):
     """One evaluation: holds the engines, store, grader and problems while it runs."""
 
     def __init__(self, cfg: EvalConfig, engine: Engine, out_dir: Path, fusor: Engine | None = None,
@@ -366,7 +232,7 @@ class EvalRun:
                     no_answer = np.mean([chosen[sub].answer is None for sub in subsets])
                     truncated = np.mean([chosen[sub].finish_reason == "length" for sub in subsets])
                 else:
-                    no_answer, truncated = _rates(samples)
+                    no_answer, truncated = outcome_rates(samples)
                 s.add(mean, float(toks), float(crit), float(wall), no_answer, truncated)
                 s.variance.append(var)
                 s.draws.append(len(subsets))
@@ -456,130 +322,8 @@ class EvalRun:
                 s.add(statistics.mean(x.correct for x in graded[p.id]),
                       statistics.mean(x.tokens for x in graded[p.id]),
                       statistics.mean(x.tokens for x in graded[p.id]), graded[p.id][0].latency_s,
-                      *_rates(graded[p.id]))
+                      *outcome_rates(graded[p.id]))
         return scored
-
-    def _rethink(self, problems, pool, store, records: list[Sample]) -> dict[int, Scored]:
-        """TTSPM's sequential paradigm (Wang et al., arXiv 2505.20522): rethinking rounds.
-
-        Chain j of a problem starts from pool sample j (round 1, so r=1 is plain accuracy on those
-        samples). Round r+1 is one raw-text request: the rendered prompt, then every earlier round's
-        text each followed by the cue (`rethink_template`, on its own paragraph), sampled as the pool
-        is. Each round is graded on its own text; the chain's answer at r is the latest one found
-        (`answer_at_rounds`). Tokens at r: the completion tokens of rounds 1..r (the re-read prompt
-        of each round is prefill, not counted; it is in the store's prompt_tokens); they are all on
-        the critical path, since each round waits for the last; wall time is the rounds' sum.
-        """
-        cfg, chains = self.cfg, self.cfg.rethink_samples
-        cue = "\n\n" + self.library.render(cfg.rethink_template) + "\n\n"
-        key = f"{self._key_extra()}+{cfg.rethink_template}@{self.library.version(cfg.rethink_template)}"
-        base = cfg.pool.base_seed(cfg.seed)
-        jobs = [(p, j) for p in problems for j in range(chains)]
-        rounds = {(p.id, j): [pool[p.id][j]] for p, j in jobs}
-        prompts = {p.id: self.engine.render_chat(self._messages(p)) for p in problems}
-        for r in range(2, cfg.rethink_rounds + 1):
-            reqs = [Request(prompt=prompts[p.id] + "".join(x.text + cue for x in rounds[(p.id, j)]),
-                            id=f"{p.id}/rethink/{j}/r{r}", key_extra=key,
-                            params=cfg.pool.params(n=1, seed=derive_seed(base, f"{p.id}/rethink/{j}/{r}")))
-                    for p, j in jobs]
-            results = self._generate(self.engine, reqs, store, f"rethink r={r}")
-            completions = [res.completions[0] for res in results]
-            grades = self.grader.grade_many([(p.gold, c.text) for (p, _), c in zip(jobs, completions)],
-                                            progress=self.progress)
-            for (p, j), q, res, c, g in zip(jobs, reqs, results, completions, grades):
-                rounds[(p.id, j)].append(PoolSample(c.text, g.answer, g.extractor, g.correct, g.reason, c.tokens,
-                                                    res.latency_s, q.params.seed, c.finish_reason))
-        self.rethink_rounds.update({key: [x.text for x in chain] for key, chain in rounds.items()})
-        scored = {}
-        for r in cfg.rethink_budgets():
-            s = scored[r] = Scored(axis="rounds", estimator=f"mean of {chains} rethinking chains per problem "
-                                                            f"(chain j continues pool sample j)")
-            for p in problems:
-                stands, tokens, wall = [], [], []
-                for j in range(chains):
-                    chain = rounds[(p.id, j)][:r]
-                    answer = answer_at_rounds(chain)[-1]
-                    spent, took = sum(x.tokens for x in chain), sum(x.latency_s for x in chain)
-                    # the record holds the whole chain's text, the answer it stands on and the last round's end
-                    shown = dataclasses.replace(answer, text=cue.join(x.text for x in chain),
-                                                finish_reason=chain[-1].finish_reason)
-                    records.append(self._record(p, "rethink", r, shown, spent, spent, took, j))
-                    stands.append(shown)
-                    tokens.append(spent)
-                    wall.append(took)
-                s.add(statistics.mean(x.correct for x in stands), statistics.mean(tokens), statistics.mean(tokens),
-                      statistics.mean(wall), *_rates(stands))
-        return scored
-
-    def _decoded(self, strategy: str, problems, store, records: list[Sample]) -> dict[int, Scored]:
-        """n decodes per problem with a parallel-thinking decoder, as one point at budget 1.
-
-        Every request samples as the pool does (its temperature and top_p: a method whose reference
-        fixes another temperature for some phase, Parallel-R1's paths at 1.0, is told to follow
-        the run's here), and every phase cap the method declares is the pool's max_tokens. The
-        prompt is the method's own (`decoder_template` overrides it) and each decode is held to a
-        response cap (`max_total_tokens`, default the pool's max_tokens); a `--reference` strategy
-        takes its reference's prompt, cap, sampling and grader instead (`eval.config.decoder_settings`).
-        Sample i of a problem is seeded from (seed, problem, strategy, i). Engine calls go through
-        the run's store (resumable).
-        """
-        from reasoning.cached_engine import CachedEngine
-        from reasoning.decoders import DecodeResult, run_decodes
-        from reasoning.methods import get_method
-
-        from eval.config import decoder_settings
-
-        cfg, method = self.cfg, get_method(strategy)
-        base = cfg.pool.base_seed(cfg.seed)
-        own = decoder_settings(cfg, strategy)
-        grader = self._grader(own.grader)
-
-        def settings(i: int, p: Problem):
-            sample = dataclasses.replace(own.sampling, seed=derive_seed(base, f"{p.id}/{strategy}/{i}"))
-            return method.config_for_run(sample, max_total_tokens=own.max_total_tokens, **own.overrides)
-
-        jobs = [(f"{p.id}/{i}", self._messages(p, own.template), settings(i, p)) for p in problems
-                for i in range(cfg.n)]
-        log(decoder_line(own, jobs[0][2] if jobs else None))
-        cached = CachedEngine(self.engine, store)
-        outs = run_decodes(cached, strategy, jobs, concurrency=DECODE_CONCURRENCY, progress=self.progress,
-                           desc=strategy)
-        # A decode that failed (an engine error, a prompt past the context length) is that sample's failure:
-        # it scores as wrong with its reason in samples.jsonl, and the other decodes and strategies go on.
-        errors = {i: f"{type(o).__name__}: {o}" for i, o in enumerate(outs) if not isinstance(o, DecodeResult)}
-        decoded = [o for o in outs if isinstance(o, DecodeResult)]
-        log(f"{strategy}: {len(outs)} decodes, {cached.calls} requests sent, {cached.hits} from the store; "
-            f"{sum(bool(o.validation_errors) for o in decoded)} with format problems")
-        if errors:
-            first = min(errors)
-            log(f"{strategy}: {len(errors)} of {len(outs)} decodes failed and count as wrong (first: {jobs[first][0]}: "
-                f"{errors[first][:300]}); samples.jsonl holds each reason, and rerunning the same command retries "
-                f"them (finished requests are kept in {store.path})")
-        outs = [o if isinstance(o, DecodeResult) else DecodeResult(text="", format=strategy, stop_reason="failed")
-                for o in outs]
-        per = {p.id: outs[k * cfg.n:(k + 1) * cfg.n] for k, p in enumerate(problems)}
-        self.format_stats[strategy] = format_statistics(
-            decoded, [[o for o in per[p.id] if o.stop_reason != "failed"] for p in problems]) | {
-            "failed_decodes": len(errors)}
-        # Tokens on the Pareto axes are the response's (inserted headers included), the same count the
-        # critical path is taken from, so a decode's critical path never exceeds its total.
-        graded = self._grade_pool(problems, [[(o.text, _response_tokens(o)) for o in per[p.id]] for p in problems],
-                                  [0.0] * len(problems), [None] * len(problems),
-                                  [[_decode_finish(o.stop_reason) for o in per[p.id]] for p in problems], grader)
-        s = Scored(axis="decodes", estimator=f"mean of {cfg.n} decodes per problem")
-        for k, p in enumerate(problems):
-            for i, (smp, o) in enumerate(zip(graded[p.id], per[p.id])):
-                smp = dataclasses.replace(smp, latency_s=o.wall_s, seed=jobs[k * cfg.n + i][2].sampling.seed)
-                if k * cfg.n + i in errors:
-                    smp = dataclasses.replace(smp, answer=None, extractor="none", correct=False,
-                                              grade_reason=f"decode failed: {errors[k * cfg.n + i]}")
-                records.append(self._record(p, strategy, 1, smp, _response_tokens(o), o.critical_path_tokens, o.wall_s,
-                                            i))
-            s.add(statistics.mean(x.correct for x in graded[p.id]),
-                  statistics.mean(_response_tokens(o) for o in per[p.id]),
-                  statistics.mean(o.critical_path_tokens for o in per[p.id]),
-                  statistics.mean(o.wall_s for o in per[p.id]), *_rates(graded[p.id]))
-        return {1: s}
 
     # ---- graders ----------------------------------------------------------------------------
     def _grader(self, name: str):
@@ -589,68 +333,6 @@ class EvalRun:
 
             self.graders[name] = make_grader(dataclasses.replace(self.cfg.grading, grader=name))
         return self.graders[name]
-
-    def _scoring(self, strategy: str) -> str:
-        """The grader whose verdict scores `strategy` (a --reference strategy scores with its reference's)."""
-        from eval.config import decoder_settings
-
-        return decoder_settings(self.cfg, strategy).grader if strategy in DECODED else self.cfg.grading.grader
-
-    def _compare_verdicts(self, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-        """With two graders in play (--reference-grading, --grader parallel_r1_reference or a --reference
-        strategy), every row gets both verdicts, `parafuse_*` and `reference_*` (the one that scored it is
-        also its `correct`), and the result compares them per strategy and budget over the rows.
-
-        A rethink row shows its chain's joined text, but the other grader judges it as the first did:
-        each round on its own text, the chain standing on the latest round with an answer."""
-        scoring = {s: self._scoring(s) for s in dict.fromkeys(r["strategy"] for r in rows)}
-        if not (self.cfg.reference_grading or any(g != "parafuse" for g in scoring.values())):
-            return None
-        for name, prefix in VERDICT_FIELDS.items():
-            todo = [i for i, r in enumerate(rows) if scoring[r["strategy"]] != name]
-            other = self._regrade(self._grader(name), rows, todo)
-            for i, r in enumerate(rows):
-                g = other.get(i)
-                r[f"{prefix}_correct"] = bool(g.correct if g is not None else r["correct"])
-                r[f"{prefix}_answer"] = g.answer if g is not None else r["answer"]
-        compared: dict[str, Any] = {}
-        for r in rows:
-            c = compared.setdefault(f"{r['strategy']}@{r['budget']}", {"scored_by": scoring[r["strategy"]], "rows": 0,
-                                                                       **{n: 0.0 for n in VERDICT_FIELDS},
-                                                                       "agreement": 0.0})
-            c["rows"] += 1
-            for name, prefix in VERDICT_FIELDS.items():
-                c[name] += r[f"{prefix}_correct"]
-            c["agreement"] += len({r[f"{prefix}_correct"] for prefix in VERDICT_FIELDS.values()}) == 1
-        for c in compared.values():
-            for key in (*VERDICT_FIELDS, "agreement"):
-                c[key] /= c["rows"]
-        return {"graders": {name: self._grader(name).describe()["grader"] for name in VERDICT_FIELDS},
-                "fields": {name: f"{prefix}_correct, {prefix}_answer" for name, prefix in VERDICT_FIELDS.items()},
-                "by_strategy": compared,
-                "note": "accuracy under each grader over the samples.jsonl rows of each strategy and budget (for "
-                        "best_of_n and fusion: the first subset's answer per problem)"}
-
-    def _regrade(self, grader, rows: list[dict[str, Any]], todo: list[int]) -> dict[int, Any]:
-        """`grader`'s verdict on each row of `todo`: on its text, or for a rethink row on its rounds."""
-        chained = [i for i in todo if rows[i]["strategy"] == "rethink"]
-        single = [i for i in todo if rows[i]["strategy"] != "rethink"]
-        out = dict(zip(single, grader.grade_many([(rows[i]["gold"], rows[i]["text"]) for i in single],
-                                                 progress=self.progress)))
-        # every round once, though a round is in the rows of every budget from its own up
-        depth: dict[tuple[str, int], int] = {}
-        for i in chained:
-            key = (rows[i]["problem_id"], rows[i]["sample_index"])
-            depth[key] = max(depth.get(key, 0), rows[i]["budget"])
-        gold = {rows[i]["problem_id"]: rows[i]["gold"] for i in chained}
-        pairs = [(key, k) for key, n in depth.items() for k in range(n)]
-        verdicts = grader.grade_many([(gold[key[0]], self.rethink_rounds[key][k]) for key, k in pairs],
-                                     progress=self.progress)
-        by_round = dict(zip(pairs, verdicts))
-        for i in chained:
-            key = (rows[i]["problem_id"], rows[i]["sample_index"])
-            out[i] = answer_at_rounds([by_round[(key, k)] for k in range(rows[i]["budget"])])[-1]
-        return out
 
     @staticmethod
     def _record(p: Problem, strategy: str, budget: int, s: PoolSample, tokens, critical, wall, index=0,
@@ -685,7 +367,8 @@ class EvalRun:
                 for p in graded:
                     ss = pool[p.id]
                     plain[1].add(np.mean([s.correct for s in ss]), np.mean([s.tokens for s in ss]),
-                                 np.mean([s.tokens for s in ss]), np.mean([s.latency_s for s in ss]), *_rates(ss))
+                                 np.mean([s.tokens for s in ss]), np.mean([s.latency_s for s in ss]),
+                                 *outcome_rates(ss))
             # A strategy that fails (its engine errs, its fusor is unreachable) is reported, and every other
             # strategy's results are still written.
             failed_strategies: dict[str, str] = {}
@@ -724,7 +407,7 @@ class EvalRun:
         if failed_strategies:
             results["failed_strategies"] = failed_strategies
         rows = [r.to_dict() for r in records]
-        verdicts = self._compare_verdicts(rows)
+        verdicts = compare_verdicts(rows, cfg, self._grader, self.progress, self.rethink_rounds)
         if verdicts:
             results["verdicts"] = verdicts
         folder.write_rows("samples.jsonl", rows)

@@ -17,7 +17,7 @@ def decode(paths: list[str], valid: bool = True) -> DecodeResult:
 
 
 def test_shares_of_valid_forked_and_identical_branch_decodes():
-    from eval.run import format_statistics
+    from eval.decoded import format_statistics
 
     outs = [decode(["a = 1", "a = 1 "]), decode(["a = 1", "b = 2"]), decode([], valid=False),
             decode(["x", "y", "x"], valid=False)]

@@ -1,4 +1,7 @@
-"""Parallel-thinking formats: exact round trips, conversions, malformed input, token metrics."""
+"""Parallel-thinking formats, all of them: the registry, property round trips, conversions, token metrics.
+
+Each format's own cases are in tests/test_formats_<format>.py.
+"""
 from __future__ import annotations
 
 from collections import Counter
@@ -11,8 +14,8 @@ from reasoning.formats import (
     FORMATS, Block, Branch, FormatError, Text, Trace, convert, get_format, parallel_r1, parathinker, threadweaver,
     trace_metrics,
 )
-from reasoning.formats.metrics import approx_tokens, text_metrics
 from reasoning.formats.tags import ALL_TAGS, PARALLEL_R1, PARATHINKER, THINK, THREADWEAVER
+
 
 NAMES = sorted(FORMATS)
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -138,7 +141,7 @@ def test_registry_and_module_surface():
         get_format("multiverse")
 
 
-# ---- round trips ---------------------------------------------------------------------------------
+# ---- round trips -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt", NAMES)
 @FAST
@@ -174,40 +177,6 @@ def test_valid_text_round_trips_byte_for_byte(fmt, data):
         assert text[br.span[0]:br.span[1]].count(br.text) >= 1
 
 
-def test_parallel_r1_accepts_summary_with_and_without_newline():
-    for sep in ("", "\n"):
-        text = f"<Parallel><Path>a</Path><Path>b</Path></Parallel>{sep}<Summary>s</Summary>\nFinal Answer: 1"
-        assert parallel_r1.serialize(parallel_r1.parse(text)) == text
-    tree = parallel_r1.parse(text)
-    tree.blocks[0].branches.reverse()  # edited content: layout reused where it still fits
-    assert parallel_r1.serialize(tree) == text.replace("<Path>a</Path><Path>b</Path>", "<Path>b</Path><Path>a</Path>")
-
-
-def test_threadweaver_tree_fields_and_reference_layout():
-    text = ("<think>\nFirst.\n<Parallel>\n<Outlines>\n<Outline>1: add</Outline>\n<Outline>1: dup</Outline>\n"
-            "<Outline>1.2: check</Outline>\n</Outlines>\n<Thread>\n1: 2+2=4\n</Thread><Thread>\n1.2: ok\n</Thread>\n"
-            "<Conclusion>\nboth agree\n</Conclusion>\n</Parallel>\nSo 4.\n</think>\n\\boxed{4}")
-    trace = threadweaver.parse(text)
-    (blk,) = trace.blocks
-    assert [(b.label, b.outline, b.text) for b in blk.branches] == [("1", "add", "2+2=4"), ("1.2", "check", "ok")]
-    assert blk.join == "both agree" and blk.head == ""
-    assert threadweaver.serialize(trace) == text
-    # a tree from elsewhere gets the orchestrator's layout and generic outlines
-    fresh = Trace([Block([Branch("x"), Branch("y")])], "parallel_r1")
-    assert threadweaver.serialize(fresh) == (
-        "<Parallel>\n<Outlines>\n<Outline>1: path 1</Outline>\n<Outline>2: path 2</Outline>\n</Outlines>\n"
-        "<Thread>\n1: x\n</Thread><Thread>\n2: y\n</Thread>\n</Parallel>")
-
-
-def test_parathinker_keeps_pads_out_of_content():
-    text = "<think>\n<think1>a</think1><vllm_pad><vllm_pad>\n<think2>\nb\n</think2><vllm_pad><summary>s</summary>"
-    trace = parathinker.parse(text)
-    assert [b.text for b in trace.blocks[0].branches] == ["a", "b"]
-    assert [b.label for b in trace.blocks[0].branches] == ["1", "2"]
-    assert trace.segments[0] == Text("<think>\n")
-    assert parathinker.serialize(trace) == text
-
-
 # ---- conversions -------------------------------------------------------------------------------
 
 def _fits_parathinker(tree: Trace) -> bool:
@@ -240,19 +209,6 @@ def test_conversion_keeps_branches_joins_and_text(src, dst, data):
         assert out == text
 
 
-def test_parathinker_refuses_multi_block_and_leading_text():
-    two = "a<Parallel><Path>x</Path><Path>y</Path></Parallel><Summary>s</Summary>" * 2
-    with pytest.raises(FormatError, match="exactly one parallel block.*has 2") as e:
-        convert("<Parallel><Path>x</Path><Path>y</Path></Parallel><Summary>s</Summary>" * 2, "parallel_r1",
-                "parathinker")
-    assert e.value.offset == len("<Parallel><Path>x</Path><Path>y</Path></Parallel><Summary>s</Summary>")
-    with pytest.raises(FormatError, match="text before its block"):
-        convert(two[:len(two) // 2], "parallel_r1", "parathinker")
-    with pytest.raises(FormatError, match="no place"):
-        convert("<Parallel>plan<Path>x</Path><Path>y</Path></Parallel><Summary>s</Summary>", "parallel_r1",
-                "parathinker")
-
-
 def test_conversion_round_trip_through_threadweaver_outlines():
     r1 = ("Hi\n<Parallel><Path>one</Path><Path>two</Path><Path>three</Path></Parallel>\n<Summary>ok</Summary>"
           "\nFinal Answer: 3")
@@ -275,185 +231,7 @@ def test_serializer_refuses_content_holding_its_tags():
         parathinker.serialize(Trace([Block([Branch(str(i)) for i in range(9)], join="")], "parathinker"))
 
 
-# ---- malformed input ---------------------------------------------------------------------------
-
-def _only(fmt: str, text: str, **kw) -> FormatError:
-    errors = get_format(fmt).validate(text, **kw)
-    assert errors, text
-    with pytest.raises(FormatError) as raised:
-        get_format(fmt).parse(text, **kw)
-    assert raised.value.offset == errors[0].offset and str(raised.value) == str(errors[0])
-    return errors[0]
-
-
-def _loc(text: str, at) -> int:
-    """An offset given as a number, or as (needle, n): the start of the n-th occurrence of needle (1-based)."""
-    if isinstance(at, int):
-        return at
-    needle, nth = at
-    pos = -1
-    for _ in range(nth):
-        pos = text.index(needle, pos + 1)
-    return pos
-
-
-def _check(err: FormatError, tag: str, offset: int, *words: str) -> None:
-    assert err.tag == tag, err
-    assert err.offset == offset, err
-    msg = str(err)
-    assert tag in msg and f"offset {offset}" in msg, msg
-    for w in words:
-        assert w in msg, msg
-
-
-P2 = "<Path>a</Path><Path>b</Path>"
-FA = "\nFinal Answer: 7"
-
-
-@pytest.mark.parametrize("text, tag, at, words", [
-    ("x<Parallel>" + P2 + "<Summary>s</Summary>" + FA, "<Parallel>", ("<Parallel>", 1), ["unclosed <Parallel>"]),
-    ("x<Parallel><Path>a</Path><Path>b" + FA, "<Parallel>", ("<Parallel>", 1), ["unclosed <Parallel>"]),
-    ("<Parallel>" + P2 + "</Parallel><Summary>s" + FA, "<Summary>", ("<Summary>", 1), ["unclosed <Summary>"]),
-    ("intro <Summary>s</Summary>" + FA, "<Summary>", ("<Summary>", 1), ["does not follow a </Parallel>"]),
-    ("<Parallel><Path>a<Parallel><Path>b</Path></Path></Parallel><Summary>s</Summary>" + FA, "<Parallel>", 0,
-     ["at least 2"]),
-    ("<Parallel><Path>a</Path><Path>b<Path>c</Path></Path></Parallel><Summary>s</Summary>" + FA, "<Path>",
-     ("<Path>", 3), ["nested <Path>"]),
-    ("<Parallel><Path>only</Path></Parallel>\n<Summary>s</Summary>" + FA, "<Parallel>", 0, ["1 <Path>", "at least 2"]),
-    ("ab<Parallel>" + P2 + "</Parallel>\nso<Summary>s</Summary>" + FA, "</Parallel>", ("so<", 1),
-     ["followed by <Summary>"]),
-    ("ab<Parallel>" + P2 + "</Parallel>\n<Parallel>" + P2 + "</Parallel><Summary>s</Summary>" + FA, "</Parallel>",
-     ("</Parallel>", 1), ["not followed by <Summary>", "next tag is <Parallel>"]),
-    ("<Parallel>" + P2 + "</Parallel>" + FA, "</Parallel>", ("</Parallel>", 1),
-     ["not followed by <Summary>", "text ends"]),
-    ("<Path>a</Path>" + FA, "<Path>", 0, ["outside any <Parallel>"]),
-    ("<Parallel><Path>a</Path>note<Path>b</Path></Parallel><Summary>s</Summary>" + FA, "<Path>", ("note", 1),
-     ["between the <Path>s"]),
-    ("<Parallel>" + P2 + "</Parallel><Summary>s</Summary></Summary>" + FA, "</Summary>", ("</Summary>", 2),
-     ["unexpected </Summary>", "no <Summary> is open"]),
-])
-def test_parallel_r1_malformed(text, tag, at, words):
-    _check(_only("parallel_r1", text), tag, _loc(text, at), *words)
-
-
-def test_parallel_r1_nested_block_is_named():
-    text = "<Parallel><Path>a<Parallel></Path><Path>b</Path></Parallel><Summary>s</Summary>" + FA
-    (err,) = parallel_r1.validate(text)
-    _check(err, "<Parallel>", 17, "nested <Parallel>", "do not nest")
-
-
-def test_parallel_r1_final_answer_switch():
-    body = "<Parallel>" + P2 + "</Parallel>\n<Summary>s</Summary>\nso it is 7"
-    err = _only("parallel_r1", body)
-    _check(err, "Final Answer:", body.rindex("\n") + 1, "must end with")
-    assert parallel_r1.validate(body, require_final_answer=False) == []
-    assert parallel_r1.validate(body + "\nfinal answer: 7\n") == []
-    inside = "<Parallel>" + P2 + "</Parallel>\n<Summary>Final Answer: 7</Summary>"
-    _check(_only("parallel_r1", inside), "Final Answer:", _loc(inside, ("<Summary>", 1)), "outside any block")
-
-
-OUT2 = "<Outlines>\n<Outline>1: a</Outline>\n<Outline>2: b</Outline>\n</Outlines>\n"
-TH = "<Thread>\n1: x\n</Thread><Thread>\n2: y\n</Thread>\n"
-
-
-@pytest.mark.parametrize("text, tag, at, words", [
-    ("<Parallel>\n" + OUT2 + TH, "<Parallel>", 0, ["unclosed <Parallel>"]),
-    ("x<Parallel>\n" + OUT2 + "<Thread>\n1: x\n</Parallel>", "<Thread>", ("<Thread>", 1),
-     ["unclosed <Thread>", "</Parallel>"]),
-    ("<Parallel>\n" + OUT2 + "<Thread>\n1: x\n</Thread>\n</Parallel>", "</Parallel>", ("</Parallel>", 1),
-     ["1 <Thread>", "2 outlines"]),
-    ("<Parallel>\n" + OUT2 + TH + "<Thread>\n3: z\n</Thread></Parallel>", "<Thread>", ("<Thread>", 3),
-     ["has no outline", "lists 2 outlines"]),
-    ("<Parallel>\n" + OUT2 + "<Thread>\n2: x\n</Thread><Thread>\n1: y\n</Thread>\n</Parallel>", "<Thread>",
-     ("<Thread>", 1), ["numbered '2'", "numbered '1'"]),
-    ("<Parallel>\n" + OUT2 + "<Thread>\nx\n</Thread><Thread>\n2: y\n</Thread>\n</Parallel>", "<Thread>",
-     ("<Thread>", 1), ["does not start with its outline number '1:'"]),
-    ("<Parallel>\n" + OUT2 + "<Thread>\n1: <Parallel>\n</Thread><Thread>\n2: y\n</Thread>\n</Parallel>",
-     "<Parallel>", ("<Parallel>", 2), ["nested <Parallel>", "do not nest"]),
-    ("<Parallel>\n<Outlines><Outline>1: a</Outline></Outlines><Thread>1: x</Thread></Parallel>", "<Parallel>", 0,
-     ["1 <Thread>", "at least 2"]),
-    ("<Parallel>\n<Outlines><Outline>first</Outline><Outline>2: b</Outline></Outlines></Parallel>", "<Outline>",
-     ("<Outline>", 1), ["does not start with a number"]),
-    ("<Parallel>\n" + TH + "</Parallel>", "<Thread>", ("<Thread>", 1), ["before any <Outlines>"]),
-    ("intro <Thread>1: x</Thread>", "<Thread>", ("<Thread>", 1), ["outside any <Parallel>"]),
-    ("<think>a</think><Parallel>\n" + OUT2 + TH + "</Parallel>", "<Parallel>", ("<Parallel>", 1), ["after </think>"]),
-    ("<think>a<think>", "<think>", ("<think>", 2), ["second <think>"]),
-    ("<Parallel>\n" + OUT2 + TH + "<Conclusion>c</Conclusion>\n<Thread>\n3: z\n</Thread></Parallel>", "<Thread>",
-     ("<Thread>", 3), ["unexpected <Thread>", "expected </Parallel>"]),
-    ("<Parallel>\n" + OUT2 + "<Thread>\n1: x\n</Thread> and <Thread>\n2: y\n</Thread>\n</Parallel>", "<Thread>",
-     ("and", 1), ["between the <Thread>s"]),
-    ("<Parallel>\n" + OUT2 + "<Thread>\n1: x\n</Thread><Conclusion>c", "<Parallel>", 0,
-     ["unclosed <Parallel>"]),
-])
-def test_threadweaver_malformed(text, tag, at, words):
-    _check(_only("threadweaver", text), tag, _loc(text, at), *words)
-
-
-def test_threadweaver_duplicate_outline_numbers_are_dropped():
-    text = ("<Parallel>\n<Outlines>\n<Outline>1: a</Outline>\n<Outline>1: a again</Outline>\n</Outlines>\n"
-            "<Thread>\n1: x\n</Thread><Thread>\n1: y\n</Thread>\n</Parallel>")
-    _check(_only("threadweaver", text), "<Thread>", text.rindex("<Thread>"), "has no outline", "lists 1 outline")
-
-
-def _paths(*nums: int) -> str:
-    return "".join(f"<think{n}>p{n}</think{n}>" for n in nums)
-
-
-@pytest.mark.parametrize("text, tag, at, words", [
-    (_paths(1, 3) + "<summary>s</summary>", "<think3>", ("<think3>", 1), ["out of order", "expected <think2>"]),
-    (_paths(2, 1) + "<summary>s</summary>", "<think2>", 0, ["out of order", "expected <think1>"]),
-    (_paths(*range(1, 10)) + "<summary>s</summary>", "<think9>", ("<think9>", 1), ["at most 8"]),
-    ("<think>\n" + _paths(1, 2), "<summary>", ("</think2>", 1), ["missing <summary>", "</think2>"]),
-    (_paths(1, 2) + "<summary>s", "<summary>", ("<summary>", 1), ["unclosed <summary>"]),
-    ("<think1>p1</think1><think2>p2<summary>s</summary>", "<think2>", ("<think2>", 1), ["unclosed <think2>"]),
-    ("<summary>s</summary>", "<summary>", 0, ["before any path"]),
-    ("hello " + _paths(1, 2) + "<summary>s</summary>", "<think1>", 0, ["before the first path"]),
-    ("<think>\n<vllm_pad> hi" + _paths(1, 2) + "<summary>s</summary>", "<think1>", ("hi<", 1),
-     ["before the first path"]),
-    (_paths(1, 2) + "<summary>s</summary>\n" + _paths(1, 2) + "<summary>t</summary>", "<think1>", ("<think1>", 2),
-     ["second parallel block"]),
-    (_paths(1) + "<summary>s</summary>", "<think1>", 0, ["at least 2"]),
-    ("<think1>p1<think2>p2</think2></think1><summary>s</summary>", "<think2>", ("<think2>", 1), ["nested <think2>"]),
-    ("<think1>p1</think2><think2>p2</think2><summary>s</summary>", "</think2>", ("</think2>", 1),
-     ["does not close <think1>"]),
-    (_paths(1, 2) + "and<summary>s</summary>", "</think2>", ("and", 1), ["between </think2>"]),
-    ("<think>\n  ", "<think1>", 10, ["no paths"]),
-    ("<think>\nlet me see", "<think1>", ("let", 1), ["no paths"]),
-])
-def test_parathinker_malformed(text, tag, at, words):
-    _check(_only("parathinker", text), tag, _loc(text, at), *words)
-
-
-def test_validate_reports_every_problem_sorted():
-    text = "<Summary>a</Summary><Parallel><Path>x</Path></Parallel>"
-    errors = parallel_r1.validate(text)
-    assert [e.tag for e in errors] == ["<Summary>", "Final Answer:", "</Summary>", "<Parallel>", "</Parallel>"]
-    assert [e.offset for e in errors] == sorted(e.offset for e in errors)
-    assert all(isinstance(e, FormatError) and isinstance(e, ValueError) for e in errors)
-
-
 # ---- metrics -----------------------------------------------------------------------------------
-
-def test_metrics_hand_computed_default_counter():
-    text = ("ab cd<Parallel><Path>x y z</Path><Path>w</Path></Parallel>\n<Summary>s t</Summary>so it is")
-    m = text_metrics(text, "parallel_r1")
-    # outside: "ab cd" (2) + "so it is" (3); block: 8 tags + "s t" (2); branches 3 and 1
-    assert (m.sequential_tokens, m.block_tokens, m.branch_tokens) == (5, [10], [[3, 1]])
-    assert m.total_tokens == 5 + 10 + 4 and m.critical_path_tokens == 5 + 10 + 3
-    assert m.blocks == 1 and m.widths == [2]
-    assert m.speedup == pytest.approx(19 / 18) and m.acceleration_ratio == pytest.approx(1 - 18 / 19)
-    assert m.parallel_token_share == pytest.approx(14 / 19) and m.has_parallel
-    assert approx_tokens("<Parallel>") == 1 and approx_tokens("abcdefgh ijklm") == 2 + 2
-
-
-def test_metrics_threadweaver_counts_outlines_and_conclusion_as_block_text():
-    text = ("go<Parallel>\n<Outlines>\n<Outline>1: aa</Outline>\n<Outline>2: bb</Outline>\n</Outlines>\n"
-            "<Thread>\n1: q r s t\n</Thread><Thread>\n2: u\n</Thread>\n<Conclusion>\nvv\n</Conclusion>\n</Parallel>ok")
-    m = text_metrics(text, "threadweaver")
-    # block: 14 tags + "1: aa" (2) + "2: bb" (2) + "vv" (1); branches: "1: q r s t" (5), "2: u" (2)
-    assert m.block_tokens == [14 + 5] and m.branch_tokens == [[5, 2]] and m.sequential_tokens == 2
-    assert (m.total_tokens, m.critical_path_tokens) == (2 + 19 + 7, 2 + 19 + 5)
-
 
 def test_metrics_with_character_counter_and_several_blocks():
     trace = Trace([Text("abc"), Block([Branch("1234"), Branch("12"), Branch("123456")], join="jj"), Text("d"),
@@ -517,102 +295,3 @@ def test_tokenizer_metrics_on_random_traces(fmt, tok, data):
     assert m.critical_path_tokens == m.total_tokens - sum(map(sum, m.branch_tokens)) + sum(
         max(b) for b in m.branch_tokens)
     assert m.critical_path_tokens <= m.total_tokens and m.speedup >= 1.0
-
-
-def test_parsed_tree_equals_the_tree_it_came_from():
-    tree = Trace([Text("a "), Block([Branch("x", outline="do x", label="1"), Branch("y", outline="do y", label="2")],
-                                    head="plan", join="xy"), Text(" b")], "threadweaver")
-    back = threadweaver.parse(threadweaver.serialize(tree))
-    assert back == tree  # equality is on content; the layout kept in `raw` and `span` is ignored
-    assert back.blocks[0].branches[0].span is not None and back.blocks[0].raw
-
-
-# ---- validator modes: strict (eval) and reference (the authors' own checks) ---------------------------
-
-R1_OK = "<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>s</Summary>\nFinal Answer: 7"
-
-# (text, strict valid, reference valid): the reference checker's rules, one case each
-R1_CASES = [
-    (R1_OK, True, True),
-    # 1. text between </Path> and <Path>, and between </Parallel> and <Summary>: ignored by the reference
-    ("<Parallel><Path>a</Path> so <Path>b</Path></Parallel> then <Summary>s</Summary>\nFinal Answer: 7", False, True),
-    # 2. a well-formed nested block inside a path
-    ("<Parallel><Path><Parallel><Path>x</Path><Path>y</Path></Parallel><Summary>t</Summary></Path><Path>b</Path>"
-     "</Parallel><Summary>s</Summary>\nFinal Answer: 7", False, True),
-    # 3. a <Path> outside any block
-    ("<Path>a</Path>\nFinal Answer: 7", False, True),
-    # 4. an unclosed <Summary> (the runtime's cut after </Parallel>\n<Summary>)
-    ("<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>", False, True),
-    # 5. no Final Answer line / bold Final Answer
-    ("<Parallel><Path>a</Path><Path>b</Path></Parallel><Summary>s</Summary> **Final Answer:** 7", False, True),
-    # still wrong for the reference: one path, a summary with no block, a block never summarized, open tags
-    ("<Parallel><Path>a</Path></Parallel><Summary>s</Summary>", False, False),
-    ("<Summary>s</Summary>", False, False),
-    ("<Parallel><Path>a</Path><Path>b</Path></Parallel> done", False, False),
-    ("<Parallel><Path>a</Path><Path>b", False, False),
-    # a <Path> between </Parallel> and <Summary> keeps the summary pending (only <Parallel> clears it)
-    ("<Parallel><Path>a</Path><Path>b</Path></Parallel><Path>c</Path><Summary>s</Summary>", False, True),
-    ("<Parallel><Path>a</Path><Path>b</Path></Parallel><Parallel><Summary>", False, False),
-]
-
-
-@pytest.mark.parametrize("text,strict,reference", R1_CASES)
-def test_parallel_r1_modes(text, strict, reference):
-    assert (parallel_r1.validate(text) == []) is strict
-    assert (parallel_r1.validate(text, mode="reference") == []) is reference
-    with pytest.raises(ValueError, match="unknown validation mode"):
-        parallel_r1.validate(text, mode="loose")
-
-
-def test_parallel_r1_boxed_prompt_needs_no_final_answer_line():
-    boxed = "<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>s</Summary>\nSo \\boxed{7}."
-    assert parallel_r1.validate(boxed) and parallel_r1.validate(boxed, require_final_answer=False) == []
-
-
-TW_OK = ("<Parallel>\n<Outlines>\n<Outline>1: a</Outline>\n<Outline>2: b</Outline>\n</Outlines>\n"
-         "<Thread>\n1: x\n</Thread><Thread>\n2: y\n</Thread>\n<Conclusion>\nz\n</Conclusion>\n</Parallel>")
-
-TW_CASES = [
-    (TW_OK, True, True),
-    (TW_OK.replace("2: b", "2.1: b").replace("2: y", "2.1: y"), True, False),  # integers only
-    (TW_OK.replace("2: b", "3: b").replace("2: y", "3: y"), True, False),  # numbered 1..k
-    (TW_OK.replace("<Parallel>\n<Outlines>", "<Parallel>\nplan\n<Outlines>"), True, False),  # no head text
-    (TW_OK.replace("1: a<", "1: <").replace("1: a", "1:"), True, False),  # non-empty outline
-    (TW_OK.replace("<Conclusion>\nz\n</Conclusion>\n", ""), True, False),  # one conclusion
-    (TW_OK.replace("</Thread><Thread>", "</Thread>\n<Thread>"), True, True),  # whitespace: the pipeline allowed it
-]
-
-
-@pytest.mark.parametrize("text,strict,reference", TW_CASES)
-def test_threadweaver_modes(text, strict, reference):
-    assert (threadweaver.validate(text) == []) is strict
-    assert (threadweaver.validate(text, mode="reference") == []) is reference
-
-
-def test_threadweaver_reference_switches():
-    spaced = TW_OK.replace("</Thread><Thread>", "</Thread>\n<Thread>")
-    assert threadweaver.validate(spaced, mode="reference", allow_whitespace_between_threads=False)
-    bare = TW_OK.replace("<Conclusion>\nz\n</Conclusion>\n", "")
-    assert threadweaver.validate(bare, mode="reference", skip_conclusion_check=True) == []
-
-
-PT_CUT = "<think1>a b</think1><vllm_pad><think2>c d<think3>e f<summary>S</summary>"
-PT_STRAY = "<think1>a b</think1><think2>c <think1> d</think2><summary>S</summary>"
-
-
-def test_parathinker_first_finish_and_reference_modes_round_trip():
-    assert parathinker.validate(PT_CUT), "strict without first_finish: cut paths are unclosed"
-    assert parathinker.validate(PT_CUT, first_finish=True) == []
-    assert parathinker.validate(PT_STRAY, first_finish=True), "a stray <think1> is still nested for strict"
-    for text in (PT_CUT, PT_STRAY):
-        assert parathinker.validate(text, mode="reference") == []
-        trace = parathinker.parse(text, mode="reference")
-        assert parathinker.serialize(trace) == text
-    trace = parathinker.parse(PT_CUT, first_finish=True)
-    assert trace.blocks[0].raw["cut"] == [1, 2] and [b.text for b in trace.blocks[0].branches] == ["a b", "c d", "e f"]
-    # converted elsewhere, the cut paths get their end tags (the other format has no cut paths)
-    rebuilt = Trace(trace.segments, "parallel_r1")
-    assert parathinker.serialize(rebuilt).count("</think") == 3
-    # still errors in both modes: a path left open at the end, a missing summary
-    assert parathinker.validate("<think1>a</think1><think2>b", mode="reference")
-    assert parathinker.validate("<think1>a</think1><think2>b</think2>", mode="reference")

@@ -300,7 +300,7 @@ def test_speedup_is_a_per_problem_ratio_averaged_over_problems():
 
 
 def test_format_statistics_report_the_papers_parallelism_metrics():
-    from eval.run import format_statistics
+    from eval.decoded import format_statistics
     from reasoning.decoders.base import DecodeResult
 
     def out(blocks, response, critical, parallel):

@@ -1,7 +1,9 @@
-"""Fusion-of-N data (`synthesis.fusion_data`, `parafuse synth fusion`).
+"""Fusion-of-N data (`synthesis.fusion_data`, `parafuse synth fusion`): the pipeline.
 
 Scripted engines decide every candidate and every fused answer, so the rows, the grading and
 the statistics below follow from the test's own script; one CLI test runs the real tiny model.
+Teacher specs and engines are in tests/test_fusion_data_teachers.py, best-of-N and the fusion
+templates in tests/test_fusion_data_bon_templates.py.
 """
 from __future__ import annotations
 
@@ -9,195 +11,25 @@ import dataclasses
 import json
 import re
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
+from fusion_pool import (
+    Pool, cli_base, is_fusor_request, majority_score, read_jsonl, rows_by_prompt, run_cli, run_pool, sum_rows,
+    words, write_jsonl,
+)
 
 from eval.config import EvalConfig
-from parafuse.cli import main
 from prompts import default_library
+from reasoning.engines.scripted import question_of
 from reasoning.fusion import fusion_request
 from reasoning.inputs import derive_seed
-from reasoning.types import InputError, SamplingParams
-from reasoning.engines.scripted import ScriptedEngine, question_of
+from reasoning.types import SamplingParams
 from synthesis.config import FusionDataConfig
-from synthesis.fusion_data import TeacherSpec, parse_teacher, synthesize_fusion_data
-from reasoning.settings import from_dict
-
-# ---------------------------------------------------------------------------- helpers
-
-
-def write_jsonl(path: Path, rows) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def is_fusor_request(req) -> bool:
-    return "--- Candidate 1 ---" in req.messages[-1]["content"]
-
-
-class Pool:
-    """Two scripted teachers (n=2 and n=1) and a scripted fusor that answer from `script`.
-
-    script[question] = ([answer of candidate 1, 2, 3], fused answer[, fused finish reason]).
-    A question in `broken` makes teacher B raise for it.
-    """
-
-    def __init__(self, script: dict[str, tuple]):
-        self.script = script
-        self.broken: set[str] = set()
-        self.a = ScriptedEngine("teacher-a", policy=self._teacher_a)
-        self.b = ScriptedEngine("teacher-b", policy=self._teacher_b)
-        self.fusor = ScriptedEngine("fusor-model", policy=self._fuse)
-
-    @staticmethod
-    def candidate_text(model: str, j: int, question: str, answer: str | None) -> str:
-        if answer is None:  # a candidate that never states an answer
-            return f"{model} sample {j} on [{question}]: I ran out of ideas."
-        return f"{model} sample {j} on [{question}]: adding up gives \\boxed{{{answer}}}."
-
-    def expected_candidates(self, question: str) -> list[str]:
-        answers = self.script[question][0]
-        return [self.candidate_text("teacher-a", 0, question, answers[0]),
-                self.candidate_text("teacher-a", 1, question, answers[1]),
-                self.candidate_text("teacher-b", 0, question, answers[2])]
-
-    @staticmethod
-    def fused_text(question: str, answer: str) -> str:
-        return f"Having read every candidate for [{question}], the result is \\boxed{{{answer}}}."
-
-    def _teacher_a(self, req, j):
-        q = question_of(req)
-        return self.candidate_text("teacher-a", j, q, self.script[q][0][j]), "stop"
-
-    def _teacher_b(self, req, j):
-        q = question_of(req)
-        if q in self.broken:
-            raise RuntimeError(f"teacher-b crashed on {q}")
-        return self.candidate_text("teacher-b", j, q, self.script[q][0][2]), "stop"
-
-    def _fuse(self, req, j):
-        q = question_of(req)
-        entry = self.script[q]
-        finish = entry[2] if len(entry) > 2 else "stop"
-        return self.fused_text(q, entry[1]), finish
-
-    @property
-    def engines(self):
-        return [self.a, self.b, self.fusor]
-
-    def calls(self) -> int:
-        return sum(len(e.calls) for e in self.engines)
-
-
-def run_pool(pool: Pool, data: Path, out: Path, **cfg_kw) -> dict:
-    cfg = from_dict(FusionDataConfig, dict(input=str(data), teachers=("scripted:teacher-a*2", "scripted:teacher-b"),
-                                           **cfg_kw))
-    logs: list[str] = []
-    st = synthesize_fusion_data(cfg, [(pool.a, 2), (pool.b, 1)], pool.fusor, out, progress=False, log=logs.append)
-    return st
-
-
-def rows_by_prompt(out: Path) -> dict[str, dict]:
-    return {r["prompt"]: r for r in read_jsonl(out / "data" / "train.jsonl")}
-
-
-def words(text: str, finish: str = "stop") -> int:
-    """The scripted engine's token count: whitespace words, plus one for the EOS that ended the text."""
-    return len(text.split()) + (finish == "stop")
-
-
-def majority_score(answers: list[str | None], gold: str) -> float:
-    """maj@k with ties split fairly: the mean correctness over the tied largest vote groups
-    (a candidate without an answer casts no vote)."""
-    counts = Counter(a for a in answers if a is not None)
-    top = max(counts.values())
-    tied = [a for a, c in counts.items() if c == top]
-    return sum(a == gold for a in tied) / len(tied)
-
-
-# ---------------------------------------------------------------------------- parse_teacher
-
-
-def test_teacher_spec_reads_engine_model_urls_and_sample_count():
-    assert parse_teacher("openai:Qwen/Qwen3-8B@http://h:8000/v1*2") == TeacherSpec(
-        "openai", "Qwen/Qwen3-8B", ("http://h:8000/v1",), 2)
-    assert parse_teacher("hf:/some/path") == TeacherSpec("hf", "/some/path", None, 1)
-    assert parse_teacher("  vllm:meta-llama/Llama-3.1-8B-Instruct*3 ") == TeacherSpec(
-        "vllm", "meta-llama/Llama-3.1-8B-Instruct", None, 3)
-
-
-def test_teacher_spec_splits_several_comma_separated_urls():
-    t = parse_teacher("openai:m@http://a:8000/v1,http://b:8001/v1*4")
-    assert t.engine == "openai" and t.model == "m"
-    assert t.base_url == ("http://a:8000/v1", "http://b:8001/v1")
-    assert t.n == 4
-
-
-@pytest.mark.parametrize("spec", [
-    "bogus:some-model",  # unknown engine
-    "bogus",  # no engine at all
-    "hf:",  # missing model
-    "openai:@http://h:8000/v1",  # missing model before the URL
-    "hf:/some/path*0",  # zero samples
-    "openai:Qwen/Qwen3-8B",  # openai needs a server
-    "openai:Qwen/Qwen3-8B*2",
-])
-def test_bad_teacher_spec_is_an_input_error_naming_the_spec(spec):
-    with pytest.raises(InputError) as e:
-        parse_teacher(spec)
-    assert repr(spec) in str(e.value)
-
-
-def test_zero_sample_count_error_says_what_is_wrong():
-    with pytest.raises(InputError, match=r">= 1"):
-        parse_teacher("hf:/some/path*0")
-
-
-@pytest.mark.parametrize("spec", ["openai:Qwen/Qwen3-8B", "openai:Qwen/Qwen3-8B*2"])
-def test_openai_teacher_without_url_suggests_a_spec_that_parses(spec):
-    with pytest.raises(InputError) as e:
-        parse_teacher(spec)
-    suggestion = re.search(r"e\.g\. (\S+)", str(e.value))
-    assert suggestion, str(e.value)
-    fixed = parse_teacher(suggestion.group(1))  # the fix the message offers must be a valid spec
-    assert fixed.model == "Qwen/Qwen3-8B" and fixed.base_url == ("http://host:8000/v1",)
-    assert fixed.n == (2 if spec.endswith("*2") else 1), "the fix keeps the sample count"
-
-
-def test_teacher_spec_carries_engine_options_of_its_own():
-    t = parse_teacher("vllm:Qwen/Qwen3-8B*2,max-model-len=8192,tensor_parallel_size=2,enforce-eager=true")
-    assert (t.engine, t.model, t.n) == ("vllm", "Qwen/Qwen3-8B", 2)
-    assert dict(t.options) == {"max_model_len": 8192, "tensor_parallel_size": 2, "enforce_eager": True}
-    t = parse_teacher("openai:m@http://a:8000/v1,http://b:8001/v1,max-concurrency=8")
-    assert t.base_url == ("http://a:8000/v1", "http://b:8001/v1") and dict(t.options) == {"max_concurrency": 8}
-    assert parse_teacher("symbolic:arith-teacher:plain:0.3").options == ()
-
-
-@pytest.mark.parametrize("spec, message", [
-    ("vllm:M,max-model-len=lots", "invalid int value"),
-    ("vllm:M,no-such-option=1", "'no-such-option' is not an engine option"),
-    ("vllm:M,base-url=http://h:8000/v1", "its server goes after '@'"),
-    ("vllm:M,enforce-eager=maybe", "true or false"),
-])
-def test_a_bad_teacher_option_is_an_input_error_naming_the_spec(spec, message):
-    with pytest.raises(InputError) as e:
-        parse_teacher(spec)
-    assert repr(spec) in str(e.value) and message in str(e.value)
 
 
 # ---------------------------------------------------------------------------- the scripted pool
 
-SUMS = [(5, 7), (20, 22), (9, 30)]
-
-
-def sum_rows():
-    return [{"question": f"What is {a} + {b}?", "answer": str(a + b)} for a, b in SUMS]
 
 
 def test_each_row_holds_the_pool_in_teacher_order_and_the_fusor_reply(tmp_path):
@@ -471,11 +303,6 @@ def test_a_teacher_failure_keeps_the_other_teachers_finished_answers(tmp_path):
 # ---------------------------------------------------------------------------- the CLI
 
 
-def run_cli(capsys, *argv) -> tuple[int, str]:
-    code = main([str(a) for a in argv])
-    return code, capsys.readouterr().err
-
-
 def test_cli_runs_a_real_pool_end_to_end(tmp_path, tiny_model, capsys):
     data = write_jsonl(tmp_path / "sums.jsonl", sum_rows())
     out = tmp_path / "out"
@@ -498,75 +325,11 @@ def test_cli_runs_a_real_pool_end_to_end(tmp_path, tiny_model, capsys):
     assert "3 prompts: 3 rows" in err
 
 
-def cli_base(tmp_path, tiny_model, data):
-    return ["synth", "fusion", "--input", data, "--engine", "hf", "--model", tiny_model, "--out", tmp_path / "o",
-            "--no-progress"]
-
-
-def counting_factory(monkeypatch) -> list[dict]:
-    """Replace the engine factory with one that records each engine it builds and answers from a script."""
-    built = []
-
-    def factory(kind, model, **options):
-        engine = ScriptedEngine(model, policy=lambda req, j: (f"sample {j}: \\boxed{{12}}", "stop"))
-        record = {"kind": kind, "model": model, "options": options, "closed": 0}
-        engine.close = lambda: record.update(closed=record["closed"] + 1)
-        built.append(record)
-        return engine
-
-    monkeypatch.setattr("reasoning.engines.make_engine", factory)
-    return built
-
-
-def test_cli_builds_one_engine_for_a_model_that_teaches_and_fuses(tmp_path, tiny_model, monkeypatch, capsys):
-    """`--teacher vllm:M*2 --engine vllm --model M` loads M once, and the teacher gets --max-model-len."""
-    built = counting_factory(monkeypatch)
-    data = write_jsonl(tmp_path / "in.jsonl", sum_rows()[:1])
-    code, err = run_cli(capsys, "synth", "fusion", "--input", data, "--teacher", f"vllm:{tiny_model}*2",
-                        "--engine", "vllm", "--model", tiny_model, "--max-model-len", 1024, "--out", tmp_path / "o",
-                        "--no-progress")
-    assert code == 0, err
-    [engine] = built
-    assert engine["kind"] == "vllm" and engine["options"]["max_model_len"] == 1024
-    assert engine["closed"] == 1
-    [row] = read_jsonl(tmp_path / "o" / "data" / "train.jsonl")
-    assert len(row["candidates"]) == 2 and row["fused"].endswith("\\boxed{12}")
-
-
-def test_cli_teacher_options_override_the_commands_and_make_another_engine(tmp_path, tiny_model, monkeypatch,
-                                                                           capsys):
-    built = counting_factory(monkeypatch)
-    data = write_jsonl(tmp_path / "in.jsonl", sum_rows()[:1])
-    code, err = run_cli(capsys, "synth", "fusion", "--input", data,
-                        "--teacher", f"vllm:{tiny_model}*2,max-model-len=512", "--teacher", f"vllm:{tiny_model}",
-                        "--teacher", "symbolic:arith-teacher",
-                        "--engine", "vllm", "--model", tiny_model, "--max-model-len", 1024, "--dtype", "float32",
-                        "--out", tmp_path / "o", "--no-progress")
-    assert code == 0, err
-    by_len = {(e["kind"], e["options"]["max_model_len"]): e for e in built}
-    assert sorted(by_len) == [("symbolic", 1024), ("vllm", 512), ("vllm", 1024)]  # the 2nd teacher is the fusor's
-    assert all(e["options"]["dtype"] == "float32" for e in built) and all(e["closed"] == 1 for e in built)
-    [row] = read_jsonl(tmp_path / "o" / "data" / "train.jsonl")
-    assert len(row["candidates"]) == 4
-
-
 def test_cli_names_file_and_line_of_a_malformed_record(tmp_path, tiny_model, capsys):
     data = write_jsonl(tmp_path / "in.jsonl", [{"question": "What is 1 + 1?", "answer": "2"}, "{not json"])
     code, err = run_cli(capsys, *cli_base(tmp_path, tiny_model, data), "--teacher", f"hf:{tiny_model}")
     assert code == 2
     assert re.search(r"in\.jsonl:2\b", err), err
-
-
-def test_cli_refuses_a_bad_teacher_spec(tmp_path, tiny_model, capsys):
-    data = write_jsonl(tmp_path / "in.jsonl", sum_rows())
-    code, err = run_cli(capsys, *cli_base(tmp_path, tiny_model, data), "--teacher", "bogus")
-    assert code == 2 and "'bogus'" in err
-
-
-def test_cli_requires_a_teacher(tmp_path, tiny_model, capsys):
-    data = write_jsonl(tmp_path / "in.jsonl", sum_rows())
-    code, err = run_cli(capsys, *cli_base(tmp_path, tiny_model, data))
-    assert code == 2 and "--teacher" in err
 
 
 def test_cli_config_with_an_unknown_key_names_it(tmp_path, tiny_model, capsys):
@@ -591,48 +354,3 @@ def test_cli_runs_from_a_yaml_recipe(tmp_path, tiny_model, capsys):
     assert len(rows) == 1 and len(rows[0]["candidates"]) == 3
     assert json.loads((out / "config.json").read_text())["teachers"] == teachers
     assert rows[0]["fused_correct"] is None
-
-
-def test_open_ended_prompts_are_fused_with_the_general_template(tmp_path):
-    prompt = "Write two sentences about autumn in Lisbon."
-    data = write_jsonl(tmp_path / "prompts.jsonl", [{"question": prompt, "answer": None}])
-    teacher = ScriptedEngine("teacher-a", policy=lambda req, j: (f"Autumn draft {j}.", "stop"))
-    fusor = ScriptedEngine("fusor-model", policy=lambda req, j: ("Lisbon in autumn is golden. It is mild.", "stop"))
-    cfg = from_dict(FusionDataConfig, dict(input=str(data), teachers=("scripted:teacher-a*2",),
-                                           template="generic/user"))
-    synthesize_fusion_data(cfg, [(teacher, 2)], fusor, tmp_path / "out", progress=False, log=lambda m: None)
-    assert [r.messages[-1]["content"] for r in teacher.calls] == [prompt], "generic/user sends the text as is"
-    text = fusor.calls[0].messages[-1]["content"]
-    assert f"Request: {prompt}" in text and "--- Response 1 ---\nAutumn draft 0." in text
-    assert "--- Response 2 ---\nAutumn draft 1." in text and "boxed" not in text
-    row = read_jsonl(tmp_path / "out" / "data" / "train.jsonl")[0]
-    assert row["fusion_template"].startswith("fusion/fuse_general@")
-    # a name given explicitly is kept, whatever the teacher template
-    cfg = from_dict(FusionDataConfig, dict(input=str(data), teachers=("scripted:teacher-a",), template="generic/user",
-                                           fusion_template="fusion/fuse"))
-    cfg.check()
-    assert cfg.fusion_template == "fusion/fuse"
-
-
-def test_bon_scorer_writes_the_best_of_n_pick_beside_the_fusion_with_both_rm_scores(tmp_path):
-    from tests.fake_pooling_server import FakePoolingServer
-
-    rows = sum_rows()
-    script = {r["question"]: ([r["answer"], str(int(r["answer"]) + 1), r["answer"]], r["answer"]) for r in rows}
-    pool = Pool(script)
-
-    def reward(body):  # the served RM prefers teacher-a's second sample, and rates the fusion by its length
-        text = body["messages"][1]["content"]
-        return 5.0 if text.startswith("teacher-a sample 1") else (1.0 if "Having read" in text else 0.5)
-
-    with FakePoolingServer(scores=reward) as server:
-        run_pool(pool, write_jsonl(tmp_path / "sums.jsonl", rows), tmp_path / "out",
-                 bon_scorer=f"reward-endpoint:{server.root}")
-    got = rows_by_prompt(tmp_path / "out")
-    for q, r in got.items():
-        assert r["bon"] == pool.expected_candidates(q)[1] and r["bon_index"] == 1 and r["bon_model"] == "teacher-a"
-        assert r["bon_score"] == 5.0 and r["fused_score"] == 1.0
-        assert r["bon_scorer"] == f"reward-endpoint:{server.root}"
-    assert len(server.calls) == len(rows) * 4, "three candidates and the fusion, each scored once"
-    with pytest.raises(InputError, match="unknown option"):
-        from_dict(FusionDataConfig, dict(input="x", teachers=("scripted:a",), bon_scorer="reward:m,bad=1")).check()
