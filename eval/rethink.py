@@ -65,6 +65,7 @@ class RethinkStrategy:
             for (p, j), q, res, c, g in zip(jobs, reqs, results, completions, grades):
                 rounds[(p.id, j)].append(PoolSample(c.text, g.answer, g.extractor, g.correct, g.reason, c.tokens,
                                                     res.latency_s, q.params.seed, c.finish_reason))
+        self.rethink_rounds.update({key: [x.text for x in chain] for key, chain in rounds.items()})
         scored = {}
         for r in cfg.rethink_budgets():
             s = scored[r] = Scored(axis="rounds", estimator=f"mean of {chains} rethinking chains per problem "

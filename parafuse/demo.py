@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasoning.settings import build, flatten, nested, read_yaml, setting, to_dict
+from reasoning.settings import build, flatten, nested, read_recipe, setting, to_dict
 from reasoning.types import InputError
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -105,8 +105,11 @@ class DemoEval:
 
     limit: int = setting(100, "test problems")
     n: int = setting(16, "samples per problem: majority vote and Fusion-of-N at N = 1, 2, 4, ..., n")
-    strategies: tuple[str, ...] = setting(("plain", "majority", "fusion", "rethink"), "sequential strategies run "
-                                                                                      "on every model")
+    strategies: tuple[str, ...] = setting(("plain", "majority", "fusion", "rethink"), "the strategies of the "
+                                                                                      "sequential model (the "
+                                                                                      "others: plain and majority, "
+                                                                                      "the parallel ones also their "
+                                                                                      "decoder)")
     temperature: float = setting(1.0, "sampling temperature of the pool")
     max_tokens: int = setting(256, "cap per sample")
     rethink_rounds: int = setting(4, "rethinking rounds (rethink strategy)")
@@ -125,19 +128,11 @@ class DemoConfig:
 
 def load_config(recipe: str | None, variant: str | None) -> DemoConfig:
     """The bundled demo recipe (or a YAML file) with a variant (smoke) merged in."""
-    from rl.cli import merge
-
     path = Path(recipe) if recipe else RECIPES_DIR / "demo.yaml"
     if not path.is_file():
         raise InputError(f"--recipe {recipe}: no such file")
-    data = read_yaml(path)
-    variants = data.pop("variants", {}) or {}
-    data.pop("description", None)
-    if variant:
-        if variant not in variants:
-            raise InputError(f"{path}: no variant {variant!r}; it has: {', '.join(variants) or 'none'}")
-        data = merge(data, variants[variant])
-    found, _ = flatten(data, DemoConfig, str(path))
+    data, where = read_recipe(path, variant)
+    found, _ = flatten(data, DemoConfig, where)
     return build(DemoConfig, found)
 
 
@@ -203,7 +198,12 @@ def plan(cfg: DemoConfig) -> list[Stage]:
               (parallel, f"models/{parallel}/merged"), (grpo, f"models/{grpo}/merged")]
     benchmark = ["--benchmark", "arith", "--level", str(d.arith_level)] if arith else ["--data", seed]
     for label, model in models:
-        strategies = list(e.strategies) + ([t.parallel_format] if label != "sft-plain" else [])
+        # Fusion-of-N and rethinking read long prompts of earlier samples: run them where they mean something
+        # (the sequential model), plain and majority everywhere, the parallel decoder on the parallel models.
+        if label == "sft-plain":
+            strategies = list(e.strategies)
+        else:
+            strategies = ["plain", "majority"] + ([t.parallel_format] if label != "untrained" else [])
         stages.append(Stage(f"eval-{label}", f"evaluate {label}: {', '.join(strategies)}",
                             ["eval", "run", *benchmark, "--limit", str(e.limit), "--engine", cfg.model.engine,
                              "--model", model, "-n", str(e.n), "--temperature", str(e.temperature),

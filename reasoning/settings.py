@@ -29,6 +29,7 @@ every `--help`, and their errors do not name the recipe's line. `rl/` still hand
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import types
 import typing
@@ -382,6 +383,30 @@ def from_dict(cls, data: Mapping[str, Any], where: str = "settings"):
     """Build `cls` from a plain dict (the inverse of `to_dict`; flat aliases accepted)."""
     found, _ = flatten(data, cls, where)
     return build(cls, found)
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` laid over `base`, nested mappings merged key by key (a recipe's variant over the recipe)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_recipe(path: str | Path, variant: str | None = None) -> tuple[dict[str, Any], str]:
+    """A YAML recipe with its variant (from its `variants:` block) merged in, without its `description`,
+    and a name for error messages (the file, and the variant)."""
+    data = read_yaml(path)
+    variants = data.pop("variants", {}) or {}
+    data.pop("description", None)
+    if variant:
+        if variant not in variants:
+            raise InputError(f"{path}: no variant {variant!r}; it has: {', '.join(variants) or 'none'}")
+        data = merge(data, variants[variant])
+    return data, f"{path}" + (f" (variant {variant})" if variant else "")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -12,14 +12,13 @@ show learning on a CPU); `--variant` merges one over the recipe. Flags override 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
-from reasoning.settings import add_config_args, build, flatten, given_flags, read_yaml
+from reasoning.settings import add_config_args, build, flatten, given_flags, read_recipe, read_yaml
 from reasoning.types import InputError
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -98,27 +97,9 @@ def recipe_path(name: str) -> Path:
                      f"{', '.join(sorted(p.stem for p in RECIPES_DIR.glob('*.yaml')))}")
 
 
-def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def recipe_values(name: str, variant: str | None) -> tuple[dict[str, Any], str]:
     """The recipe mapping with the variant merged in, and a name for error messages."""
-    path = recipe_path(name)
-    data = read_yaml(path)
-    variants = data.pop("variants", {}) or {}
-    data.pop("description", None)
-    if variant:
-        if variant not in variants:
-            raise InputError(f"{path}: no variant {variant!r}; it has: {', '.join(variants) or 'none'}")
-        data = merge(data, variants[variant])
-    return data, f"{path}" + (f" (variant {variant})" if variant else "")
+    return read_recipe(recipe_path(name), variant)
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:

@@ -147,7 +147,7 @@ def _stage_entries(curriculum: Path, data: Mapping[str, Any]) -> list[dict[str, 
 def _apply_variant(curriculum: Path, data: dict[str, Any], variant: str) -> dict[str, Any]:
     """The curriculum with one of its variants merged in. A variant's `stages:` maps stage names to what
     changes in that stage (a list could not say which stage an override belongs to)."""
-    from rl.cli import merge
+    from reasoning.settings import merge
 
     variants = data.pop("variants", None) or {}
     if variant not in variants:

@@ -1,0 +1,69 @@
+"""`parafuse demo`: the plan's commands are real `parafuse` commands, and a stopped demo resumes where it stopped.
+
+The end-to-end smoke run (and its learning assertions) is not here yet: the demo's sizes are still being
+measured on this CPU. These tests hold the stage runner to its promises.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from parafuse.cli import build_parser
+from parafuse.demo import load_config, plan, run_demo
+from reasoning.types import InputError
+
+
+@pytest.mark.parametrize("variant", [None, "smoke"])
+def test_every_stage_is_a_command_the_cli_accepts(variant):
+    parser = build_parser()
+    stages = plan(load_config(None, variant))
+    names = [s.name for s in stages]
+    assert names[0] == "model" and names[-1] == "report"
+    assert {"sft-plain", "sft-threadweaver", "grpo-threadweaver", "eval-untrained",
+            "eval-grpo-threadweaver"} <= set(names)
+    for stage in stages:
+        try:
+            args = parser.parse_args(stage.command)
+        except SystemExit:
+            pytest.fail(f"stage {stage.name}: `parafuse {' '.join(stage.command)}` is not a valid command")
+        assert callable(args.func)
+    # the GRPO stage starts from the parallel SFT model; the report reads every evaluation
+    grpo = next(s for s in stages if s.name == "grpo-threadweaver").command
+    assert grpo[grpo.index("--model-name") + 1] == "models/sft-threadweaver/merged"
+    report = next(s for s in stages if s.name == "report").command
+    assert [a for a in report if a.startswith("eval/")] == [s.writes for s in stages if s.name.startswith("eval-")]
+
+
+def test_a_stopped_demo_resumes_at_the_stage_that_failed(tmp_path, monkeypatch):
+    import parafuse.demo as demo
+
+    cfg = load_config(None, "smoke")
+    ran, failing = [], {"sft-plain"}
+
+    def fake_stage(stage, out, log_dir):
+        ran.append(stage.name)
+        if stage.name in failing:
+            raise InputError(f"demo stage {stage.name} failed")
+        return 0.5
+
+    monkeypatch.setattr(demo, "run_stage", fake_stage)
+    with pytest.raises(InputError, match="sft-plain"):
+        run_demo(cfg, tmp_path, echo=lambda line: None)
+    state = json.loads((tmp_path / "demo.json").read_text())
+    assert state["stages"]["sft-plain"]["status"] == "running"
+    before = ran.index("sft-plain")
+    assert all(state["stages"][name]["status"] == "done" for name in ran[:before])
+
+    failing.clear()
+    ran.clear()
+    lines = []
+    run_demo(cfg, tmp_path, echo=lines.append)
+    assert ran[0] == "sft-plain" and ran[-1] == "report"  # the finished stages are not run again
+    assert sum("skipped" in line for line in lines) == before
+    readme = (tmp_path / "README.md").read_text()
+    assert all(f"| {s.name} |" in readme for s in plan(cfg))  # every stage and its command, to reproduce it
+
+    other = load_config(None, None)  # the full-size settings on the smoke run's folder
+    with pytest.raises(InputError, match="other settings"):
+        run_demo(other, tmp_path, echo=lambda line: None)
