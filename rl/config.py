@@ -350,9 +350,18 @@ class GRPORecipe:
             raise InputError(f"recipe: rewards.weights has {len(self.rewards.weights)} values for "
                              f"{len(self.rewards.use)} rewards ({', '.join(self.rewards.use)})")
         rollout = self.rollout
-        if rollout.structure == "parallel_r1_unseen" and "parallel_r1" not in (self.format, rollout.decoder):
-            raise InputError("rollout.structure parallel_r1_unseen scores Parallel-R1 traces: set format (and "
-                             "rollout.decoder) to parallel_r1")
+        if rollout.structure == "parallel_r1_unseen" and rollout.decoder != "parallel_r1":
+            raise InputError("rollout.structure parallel_r1_unseen scores paths that were sampled apart: set "
+                             "rollout.decoder parallel_r1 (TRL's own sampling writes path 2 after path 1, which "
+                             "Unseen scoring would treat as unseen)")
+        if rollout.structure != "causal" and self.model.attn_implementation == "flash_attention_2":
+            raise InputError(f"rollout.structure {rollout.structure} needs a 4-D mask: flash_attention_2 cannot "
+                             "take one; use model.attn_implementation sdpa or eager")
+        if rollout.decoder != "none" and self.sampling.top_k:
+            raise InputError("sampling.top_k: the decoder rollouts sample from the whole distribution (top_k 0); "
+                             "a top_k would make TRL's loss score tokens another way than they were sampled")
+        if rollout.policy_gap and rollout.decoder == "none":
+            raise InputError("rollout.policy_gap measures decoder rollouts per segment: set rollout.decoder")
         if rollout.unseen_sampling and (rollout.structure != "parallel_r1_unseen" or rollout.decoder != "parallel_r1"):
             raise InputError("rollout.unseen_sampling needs rollout.decoder parallel_r1 and rollout.structure "
                              "parallel_r1_unseen")
@@ -370,6 +379,16 @@ class GRPORecipe:
         if rollout.decoder != "none" and self.vllm.mode == "colocate" and self.vllm.tensor_parallel_size != 1:
             raise InputError("decoder rollouts drive a colocated vLLM engine per process: "
                              "vllm.tensor_parallel_size must be 1 (use vllm.mode server for larger models)")
+        if "parallel_r1_alternating" in self.rewards.use:
+            # The schedule counts rollout batches from optimizer steps; it must agree with how often TRL generates.
+            t = self.training
+            per_batch = (t.steps_per_generation or t.gradient_accumulation_steps) * t.num_iterations
+            expected = per_batch / t.gradient_accumulation_steps
+            given = self.rewards.parallel_r1_alternating.schedule.steps_per_batch
+            if given != expected:
+                raise InputError(f"rewards.parallel_r1_alternating.schedule.steps_per_batch is {given}, but this "
+                                 f"recipe takes {expected:g} optimizer steps per rollout batch (steps_per_generation "
+                                 f"x num_iterations / gradient_accumulation_steps); set it to {expected:g}")
         g = self.sampling.num_generations
         if g < 2:
             raise InputError("sampling.num_generations must be at least 2 (the group mean is the baseline)")

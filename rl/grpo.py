@@ -102,6 +102,9 @@ def decoder_config(recipe: GRPORecipe):
         options[key.strip()] = yaml.safe_load(value)
     options.setdefault("max_total_tokens", rollout.max_total_tokens or recipe.sampling.max_completion_length)
     options.setdefault("force_open", rollout.force_open)
+    if rollout.decoder == "parallel_r1":
+        # paths at the run's temperature (TRL's loss divides by it); the reference's forced 1.0 is an option
+        options.setdefault("path_temperature", None)
     try:
         return config_class.from_dict(options)
     except InputError as e:

@@ -14,8 +14,9 @@
   path2, summary, ...) is logged as `policy_gap/SEGMENT`. The decoders' paths are separate
   requests, so a causal (Seen) trainer scores path 2 as if it had seen path 1; the Unseen
   override makes the paths exact, and the summary then matches only when it was sampled under
-  the same mask (`rollout.unseen_sampling`). Log-probs are compared at temperature 1 only (the
-  engine reports the model's own distribution; TRL divides the logits by the temperature).
+  the same mask (`rollout.unseen_sampling`), up to re-tokenization (`rollout/retokenized`) and
+  precision. Log-probs are compared at temperature 1 only (the hf engine reports the model's own
+  distribution; TRL divides the logits by the temperature).
 """
 from __future__ import annotations
 
@@ -102,6 +103,9 @@ class ParafuseGRPOTrainer(GRPOTrainer):
         self.trace_format = trace_format
         self.unseen = unseen
         self.policy_gap = policy_gap
+        if unseen is not None and getattr(self, "aux_loss_enabled", False):
+            raise ValueError("the Unseen structure does not compute a mixture-of-experts router loss; train this "
+                             "model with rollout.structure causal, or turn its router aux loss off")
         self._keeper = TagKeeper(self.processing_class)
         self._gap_warned = False
 
@@ -165,7 +169,8 @@ class ParafuseGRPOTrainer(GRPOTrainer):
         mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
         keep = output["completion_ids"].size(1)
         with torch.no_grad():
-            rescored, _, _ = self._get_per_token_logps_and_entropies(self.model, ids, mask, keep)
+            rescored, _, _ = self._get_per_token_logps_and_entropies(
+                self.model, ids, mask, keep, batch_size=self.args.per_device_train_batch_size)
         gaps: dict[str, float] = defaultdict(float)
         difference = (rescored - sampled).abs().tolist()
         for row, stitched in enumerate(rows):

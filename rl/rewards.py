@@ -53,6 +53,7 @@ from reasoning.types import InputError
 
 FORMATS = ("parallel_r1", "threadweaver", "parathinker")
 ROLLOUT_TEXT = "rollout_text"  # the kwarg `rl.rollout` fills with each decoded response
+ROLLOUT_FAILED = "rollout_failed"  # ... and with whether each decode failed (no score then)
 MODES = ("reference", "strict")
 
 
@@ -192,9 +193,15 @@ class GradedReward:
         return verdicts
 
     def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (),
-                 **kwargs: Any) -> list[float]:
+                 **kwargs: Any) -> list[float | None]:
         texts = self.texts(completions, kwargs)
-        return [float(r) for r in self.score(texts, kwargs)]
+        scores = [float(r) for r in self.score(texts, kwargs)]
+        # A rollout whose decode failed has no score: TRL leaves a row every reward gives None out of its
+        # group's baseline and gives it no advantage (rather than a -1 that would lift its group's others).
+        if kwargs.get(ROLLOUT_FAILED) is not None:
+            scores = [None if bad else r for r, bad in zip(scores, column(kwargs, ROLLOUT_FAILED, len(scores),
+                                                                          self.name))]
+        return scores
 
     def score(self, texts: list[str], kwargs: dict[str, Any]) -> list[float]:
         raise NotImplementedError

@@ -18,8 +18,10 @@ the orchestrator writes) tokenized. What TRL receives:
   rollout_failed                         whole response (inserted tokens included, ThreadWeaver's
                                          reward counts them so), the forked blocks, a failed decode
 
-A decode that fails (e.g. a ThreadWeaver outline that cannot be forked) becomes one EOS token with
-no loss and an empty text, which every reward grades as wrong.
+A decode that raises (an engine error) becomes one EOS token with no loss and no text; the rewards
+give it no score (None), so TRL leaves it out of its group's baseline and gives it no advantage. A
+round where every decode failed stops the run; otherwise the failures are counted and the first is
+printed. (A ThreadWeaver outline that cannot be forked is not a failure: it is a finished decode.)
 
 ThreadWeaver's released trainer makes each generation call of a rollout its own training row with
 one shared advantage. Here one rollout is one row: TRL's advantages are per row and its groups are
@@ -31,6 +33,7 @@ override (`rl.grpo_trainer`) makes exact for Parallel-R1's paths.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -83,15 +86,25 @@ def stitch(result: DecodeResult, tokenizer, keeper, train_inserted: bool = False
     logprobs: list[float | None] = []
     mask: list[int] = []
     roles: list[str] = []
-    for segment in result.segments:
-        if segment.source == GENERATED and segment.token_ids is not None:
+    eos = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+    last_generated = max((i for i, seg in enumerate(result.segments) if seg.source == GENERATED), default=-1)
+    for at, segment in enumerate(result.segments):
+        if segment.source == GENERATED:
+            if segment.token_ids is None:
+                raise InputError("a rollout request came back without its sampled token ids, so it cannot be "
+                                 "trained; use the hf or vllm engine, or a vLLM server (which returns them)")
             piece, piece_logprobs = sampled_ids(segment, keeper)
+            if at != last_generated:
+                # A path or thread that ended on EOS: the decoder wrote its close and went on, and every later
+                # request read the text without that EOS, so the trained row must not hold it either.
+                while piece and piece[-1] in eos:
+                    piece, piece_logprobs = piece[:-1], piece_logprobs[:-1]
             role = request_role(result, segment.request)
             ids += piece
             logprobs += piece_logprobs
             mask += [1] * len(piece)
             roles += [role] * len(piece)
-        else:  # inserted text (or an old generated segment without ids): tokenized as the next request read it
+        else:  # inserted text: tokenized as the next request read it
             piece = tokenizer.encode(segment.text, add_special_tokens=False)
             ids += piece
             logprobs += [None] * len(piece)
@@ -192,8 +205,9 @@ class DecoderRollout:
 
     `config` is the decoder's config (its own phase caps and switches); the request sampling is
     replaced by the recipe's (temperature, top_p, seed), with log-probs asked for. Every rollout
-    gets its own key (the global step, the mode and its row), so the `num_generations` copies of a
-    prompt sample differently and a resumed run samples what the first run would have."""
+    gets its own key (`round_keys`), so the `num_generations` copies of a prompt sample differently.
+    The in-process engine seeds each batch from its requests' seeds, and which requests share a batch
+    depends on timing, so a resumed run samples from the same distribution, not the same tokens."""
 
     def __init__(self, method: str, config: DecoderConfig, *, temperature: float, top_p: float, seed: int,
                  train_inserted: bool = False, concurrency: int = 64, batch_size: int = 64,
@@ -213,7 +227,9 @@ class DecoderRollout:
             raise InputError("rollout.unseen_sampling is for the parallel_r1 decoder")
         self.structure_options = dict(structure_options or {})
         self.server_model = server_model
-        self.last: list[Stitched] = []  # the latest round's rollouts (the trainer reads their roles)
+        self.last: list[Stitched] = []
+        self._step: tuple[str, int] | None = None  # (mode, global step) of the latest round, and its number there
+        self._round = 0  # the latest round's rollouts (the trainer reads their roles)
         self.__name__ = f"{method}_rollout"
 
     @staticmethod
@@ -260,15 +276,21 @@ class DecoderRollout:
                 return run_decodes(engine, self.method, jobs, concurrency=self.concurrency)
             finally:
                 model.train(was_training)
-        sleeping = mode == "colocate" and getattr(trainer.vllm_generation, "enable_sleep_mode", False)
-        if sleeping:  # TRL woke the weights to sync them; the KV cache wakes for the rollout, as TRL's own does
-            trainer.vllm_generation.llm.wake_up(tags=["kv_cache"])
+        generation = getattr(trainer, "vllm_generation", None)
+        sleeping = mode == "colocate" and getattr(generation, "enable_sleep_mode", False)
+        if sleeping:
+            # TRL syncs (and so wakes) the weights only when the step moved on; a second round at the same step
+            # (accumulation, evaluation) finds them asleep and must sync them again, as TRL's own generate does.
+            if getattr(generation, "_llm_weights_sleeping", False):
+                generation.sync_weights()
+            generation.llm.wake_up(tags=["kv_cache"])
         try:
             return run_decodes(engine, self.method, jobs, concurrency=self.concurrency)
         finally:
             engine.close()
             if sleeping:
-                trainer.vllm_generation.llm.sleep(level=2)
+                generation.llm.sleep(level=2)
+                generation._llm_weights_sleeping = True
 
     def decode_on_main(self, trainer, keys: list[str], texts: list[str]) -> list[DecodeResult | BaseException]:
         """Server mode with several processes: only the main process talks to the server (as TRL's own
@@ -276,19 +298,36 @@ class DecoderRollout:
         from accelerate.utils import broadcast_object_list, gather_object
 
         accelerator = trainer.accelerator
-        all_keys = gather_object([f"rank{accelerator.process_index}-{k}" for k in keys])
+        all_keys = gather_object(keys)  # each key names its rank
         all_texts = gather_object(texts)
-        box = [self.decode(trainer, all_keys, all_texts) if accelerator.is_main_process else None]
+        box: list[Any] = [None]
+        if accelerator.is_main_process:
+            try:
+                box[0] = self.decode(trainer, all_keys, all_texts)
+            except Exception as e:  # noqa: BLE001 - every rank must learn of it, or the others wait forever
+                box[0] = e
         broadcast_object_list(box, from_process=0)
+        if isinstance(box[0], BaseException):
+            raise box[0]
         start = accelerator.process_index * len(texts)
         return box[0][start:start + len(texts)]
+
+    def round_keys(self, trainer, mode: str, n: int) -> list[str]:
+        """Each rollout's decode key, which its requests' seeds derive from: the mode, the global step, the
+        round within that step (accumulation and evaluation run several), the process and the row, so no two
+        rollouts of a run share a random stream. Keys hold no "/": a request id is KEY/role/block/index and
+        the Unseen sampler reads KEY back."""
+        step = trainer.state.global_step
+        if self._step != (mode, step):
+            self._step, self._round = (mode, step), 0
+        self._round += 1
+        rank = getattr(trainer.accelerator, "process_index", 0)
+        return [f"{mode}-step{step}-round{self._round}-rank{rank}-row{i}" for i in range(n)]
 
     def __call__(self, prompts: list[Any], trainer) -> dict[str, Any]:
         tokenizer = trainer.processing_class
         mode = "train" if trainer.model.training else "eval"
-        step = trainer.state.global_step
-        # Keys without "/": a request id is KEY/role/block/index, and the Unseen sampler reads KEY back.
-        keys = [f"{mode}-step{step}-row{i}" for i in range(len(prompts))]
+        keys = self.round_keys(trainer, mode, len(prompts))
         texts_in = [p if isinstance(p, str) else tokenizer.apply_chat_template(p, tokenize=False,
                                                                                add_generation_prompt=True)
                     for p in prompts]
@@ -301,6 +340,7 @@ class DecoderRollout:
         keeper = TagKeeper(tokenizer)
         prompt_ids, rows, texts = [], [], []
         critical, total, blocks, failed = [], [], [], []
+        errors: list[BaseException] = []
         for text, result in zip(texts_in, results):
             prompt_ids.append(tokenizer.encode(text, add_special_tokens=False))
             if isinstance(result, DecodeResult):
@@ -311,12 +351,19 @@ class DecoderRollout:
                 blocks.append(result.blocks)
                 failed.append(False)
             else:
+                errors.append(result)
                 rows.append(failed_rollout(tokenizer))
                 texts.append("")
                 critical.append(0)
                 total.append(0)
                 blocks.append(0)
                 failed.append(True)
+        if errors and len(errors) == len(rows):
+            raise RuntimeError(f"every rollout of this round failed; the first: {type(errors[0]).__name__}: "
+                               f"{errors[0]}") from errors[0]
+        if errors:
+            print(f"{len(errors)} of {len(rows)} rollouts failed (left out of the group baselines); the first: "
+                  f"{type(errors[0]).__name__}: {errors[0]}", file=sys.stderr)
         self.last = rows
         log_round(trainer, rows, blocks, failed, texts)
         return {"prompt_ids": prompt_ids, "completion_ids": [r.ids for r in rows],
@@ -338,7 +385,11 @@ def log_round(trainer, rows: list[Stitched], blocks: list[int], failed: list[boo
     n = len(rows)
     tokenizer = trainer.processing_class
     eos = {tokenizer.eos_token_id, tokenizer.pad_token_id}
-    drift = sum(text != "" and [t for t in r.ids if t not in eos] != tokenizer.encode(text, add_special_tokens=False)
+
+    def body(ids: list[int]) -> list[int]:  # the row without the EOS that ends it
+        return ids[:-1] if ids and ids[-1] in eos else ids
+
+    drift = sum(text != "" and body(r.ids) != tokenizer.encode(text, add_special_tokens=False)
                 for r, text in zip(rows, texts))
     log("rollout/retokenized", drift / n)
     log("rollout/inserted_tokens", sum(role == "inserted" for r in rows for role in r.roles) / n)

@@ -82,6 +82,59 @@ def test_a_stop_string_the_trace_replaced_is_not_trained(engine):
     assert claimed == ids
 
 
+def test_an_eos_that_ended_a_path_is_not_in_the_middle_of_the_trained_row(engine):
+    """The decoder closed the path itself and every later request read the text without that EOS."""
+    tokenizer = engine.tokenizer
+    eos = tokenizer.eos_token_id
+    ids = tokenizer.encode("2 + 3 = 5", add_special_tokens=False)
+    summary = tokenizer.encode("5", add_special_tokens=False)
+    requests = [{"role": "path", "index": 0}, {"role": "summary", "index": 0}]
+    result = DecodeResult(text="<Parallel><Path>2 + 3 = 5</Path></Parallel>\n<Summary>5", format="parallel_r1",
+                          requests=requests, segments=[
+                              Segment("<Parallel><Path>", INSERTED), Segment("2 + 3 = 5", GENERATED, 0, ids + [eos]),
+                              Segment("</Path></Parallel>\n<Summary>", INSERTED),
+                              Segment("5", GENERATED, 1, summary + [eos])])
+    row = stitch(result, tokenizer, engine.tag_keeper)
+    assert row.ids.count(eos) == 1 and row.ids[-1] == eos  # only the response's own end
+    assert engine.tag_keeper.decode(row.ids) == result.text
+    # a generated piece without its sampled ids cannot be trained: said, not silently masked
+    result.segments[1] = Segment("2 + 3 = 5", GENERATED, 0, None)
+    with pytest.raises(InputError, match="token ids"):
+        stitch(result, tokenizer, engine.tag_keeper)
+
+
+def test_every_rollout_of_a_run_has_its_own_key(engine):
+    from types import SimpleNamespace
+
+    from rl.rollout import DecoderRollout
+
+    rollout = DecoderRollout("parallel_r1", ParallelR1Config(), temperature=1.0, top_p=1.0, seed=0)
+
+    def trainer(step, rank):
+        return SimpleNamespace(state=SimpleNamespace(global_step=step), accelerator=SimpleNamespace(process_index=rank))
+
+    keys = [rollout.round_keys(trainer(step, rank), "train", 3) for step in (0, 0, 1) for rank in (0, 1)]
+    flat = [k for ks in keys for k in ks]
+    assert len(set(flat)) == len(flat)  # two rounds at step 0, two ranks, three rows: all distinct
+    assert all("/" not in k for k in flat)
+
+
+def test_a_failed_rollout_has_no_score():
+    from rl.rewards import FormatReward
+
+    reward = FormatReward()
+    scores = reward(completions=["", "<Parallel><Path>a</Path></Parallel>"], rollout_text=["", "plain text"],
+                    rollout_failed=[True, False])
+    assert scores[0] is None and scores[1] is not None
+
+
+def test_the_unseen_mask_is_built_where_the_batch_lives():
+    from rl.structure import additive_mask
+
+    allowed = torch.ones(3, 3, dtype=torch.bool, device="meta").tril()
+    assert additive_mask(allowed).device.type == "meta"  # a CUDA batch gets a CUDA mask, no host round trip
+
+
 def test_batching_engine_answers_concurrent_requests_in_few_generate_calls(engine):
     calls = []
 
@@ -258,6 +311,14 @@ def test_unseen_sampler_samples_with_the_log_probs_the_unseen_trainer_scores(tin
     ({"unseen_sampling": True, "decoder": "parallel_r1"}, "unseen_sampling"),
     ({"decoder": "parallel_r1", "options": ("num_paths",)}, "KEY=VALUE"),
     ({"decoder": "parallel_r1", "options": ("num_pathz=2",)}, "num_pathz"),
+    ({"structure": "parallel_r1_unseen", "decoder": "none"}, "sampled apart"),
+    ({"policy_gap": True, "decoder": "none"}, "policy_gap"),
+    ({"decoder": "parallel_r1", "structure": "parallel_r1_unseen", "model.attn_implementation": "flash_attention_2"},
+     "4-D mask"),
+    ({"decoder": "parallel_r1", "sampling.top_k": 20}, "top_k"),
+    ({"decoder": "parallel_r1", "rewards.use": ("parallel_r1_alternating",), "rewards.weights": (),
+      "training.steps_per_generation": 2},
+     "steps_per_batch is 1.*set it to 2"),
 ])
 def test_bad_rollout_settings_say_what_to_change(change, message, tiny_model, tmp_path):
     from rl.grpo import make_rollout
@@ -265,8 +326,12 @@ def test_bad_rollout_settings_say_what_to_change(change, message, tiny_model, tm
     recipe = recipe_for(tiny_model, tmp_path, "parallel_r1")
     recipe.rollout.force_open = False
     for key, value in change.items():
-        setattr(recipe.rollout, key, value)
-    recipe.rewards.format.check.format = recipe.rollout.decoder
+        block, _, name = key.rpartition(".")
+        target = recipe
+        for part in ("rollout." + key if not block else key).split(".")[:-1]:
+            target = getattr(target, part)
+        setattr(target, name, value)
+    recipe.rewards.format.check.format = "parallel_r1" if recipe.rollout.decoder == "none" else recipe.rollout.decoder
     with pytest.raises(InputError, match=message):
         recipe.check()
         make_rollout(recipe)
