@@ -29,7 +29,7 @@ import torch
 from trl import GRPOTrainer
 
 from reasoning.engines.special_tokens import TagKeeper
-from rl.rewards import BLOCK_OPENER
+from rl.rewards import BLOCK_OPENER, ROLLOUT_TEXT
 from rl.structure import additive_mask, tag_ids
 from rl.structure.parallel_r1 import TAGS as PARALLEL_R1_TAGS
 from rl.structure.parallel_r1 import unseen
@@ -94,8 +94,8 @@ def trace_figures(texts: list[str], ids: list[list[int]], fmt: str, tokenizer,
 
 class ParafuseGRPOTrainer(GRPOTrainer):
     """See the module docstring. `trace_format`: the format whose figures are logged (None: none);
-    `unseen`: an `UnseenStructure` (None: causal log-probs); `rollout`: the `DecoderRollout`, whose
-    latest rows name each token's segment for `policy_gap`."""
+    `unseen`: an `UnseenStructure` (None: causal log-probs); `policy_gap`: log the on-policy gap, per
+    segment as the rollout (`rollout_func.last`) names each token's."""
 
     def __init__(self, *args, trace_format: str | None = None, unseen: UnseenStructure | None = None,
                  policy_gap: bool = False, **kwargs):
@@ -114,7 +114,7 @@ class ParafuseGRPOTrainer(GRPOTrainer):
         out = super()._generate(prompts)
         if self.trace_format is not None:
             completion_ids, extra = out[1], out[5]
-            texts = extra.get("rollout_text") or [self._keeper.decode(list(ids)) for ids in completion_ids]
+            texts = extra.get(ROLLOUT_TEXT) or [self._keeper.decode(list(ids)) for ids in completion_ids]
             for name, value in trace_figures(texts, completion_ids, self.trace_format, self.processing_class,
                                              extra).items():
                 self._log_metric(name, value)

@@ -41,6 +41,7 @@ from typing import Any
 from reasoning.decoders import run_decodes
 from reasoning.decoders.base import BRANCH_ROLES, GENERATED, DecodeResult, DecoderConfig
 from reasoning.types import InputError
+from rl.rewards import ROLLOUT_FAILED, ROLLOUT_TEXT
 
 DECODERS = ("none", "parallel_r1", "threadweaver", "parathinker")
 
@@ -227,9 +228,9 @@ class DecoderRollout:
             raise InputError("rollout.unseen_sampling is for the parallel_r1 decoder")
         self.structure_options = dict(structure_options or {})
         self.server_model = server_model
-        self.last: list[Stitched] = []
+        self.last: list[Stitched] = []  # the latest round's rollouts (the trainer reads their roles)
         self._step: tuple[str, int] | None = None  # (mode, global step) of the latest round, and its number there
-        self._round = 0  # the latest round's rollouts (the trainer reads their roles)
+        self._round = 0
         self.__name__ = f"{method}_rollout"
 
     @staticmethod
@@ -368,8 +369,8 @@ class DecoderRollout:
         log_round(trainer, rows, blocks, failed, texts)
         return {"prompt_ids": prompt_ids, "completion_ids": [r.ids for r in rows],
                 "logprobs": [r.logprobs for r in rows], "env_mask": [r.mask for r in rows],
-                "rollout_text": texts, "critical_path_len": critical, "total_len": total,
-                "parallel_blocks": blocks, "rollout_failed": failed}
+                ROLLOUT_TEXT: texts, "critical_path_len": critical, "total_len": total,
+                "parallel_blocks": blocks, ROLLOUT_FAILED: failed}
 
 
 def log_round(trainer, rows: list[Stitched], blocks: list[int], failed: list[bool], texts: list[str]) -> None:

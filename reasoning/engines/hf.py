@@ -74,6 +74,12 @@ class HFEngine(Engine):
             self.lm = load_causal_lm(model, dtype=dtype).to(self.device).eval()
         except OSError as e:
             raise InputError(f"cannot load model {model!r} with transformers: {e}") from None
+        self._setup(batch_size, exact_seeds)
+
+    def _setup(self, batch_size: int | None, exact_seeds: bool | None) -> None:
+        """What every engine over a loaded `self.lm` holds: eos ids, the tag keeper, the batching settings."""
+        import torch
+
         self._torch = torch
         self.eos_ids = self._eos_ids()
         # Tags stay in the text even where the tokenizer holds them as special tokens (the released
@@ -90,19 +96,12 @@ class HFEngine(Engine):
                     exact_seeds: bool = False) -> HFEngine:
         """An engine over a model already in memory (a trainer's policy: GRPO rollouts sample from the
         weights being trained). The caller owns the model: its train/eval mode and device are left as they are."""
-        import torch
-
         engine = cls.__new__(cls)
         Engine.__init__(engine, name)
         engine._tokenizer = tokenizer
         engine.lm = lm
         engine.device = next(lm.parameters()).device
-        engine._torch = torch
-        engine.eos_ids = engine._eos_ids()
-        engine.tag_keeper = TagKeeper(tokenizer)
-        engine.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
-        engine.exact_seeds = bool(exact_seeds)
-        engine._on_cancel = cancel_criteria(engine, torch)
+        engine._setup(batch_size, exact_seeds)
         return engine
 
     def _eos_ids(self) -> set[int]:

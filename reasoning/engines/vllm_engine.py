@@ -83,6 +83,10 @@ class VLLMEngine(Engine):
         self.llm = vllm.LLM(model=model, tokenizer=tokenizer or model, **kwargs)
         self._vllm = vllm
         self._tokenizer = self.llm.get_tokenizer()
+        self._setup()
+
+    def _setup(self) -> None:
+        """The tag keeper and the driver thread's state, for an engine over `self.llm`."""
         self.tag_keeper = TagKeeper(self.tokenizer)
         self._next_id = 0
         self._driver: threading.Thread | None = None
@@ -103,12 +107,7 @@ class VLLMEngine(Engine):
         engine._borrowed = True
         engine._vllm = vllm
         engine._tokenizer = llm.get_tokenizer()
-        engine.tag_keeper = TagKeeper(engine._tokenizer)
-        engine._next_id = 0
-        engine._driver = None
-        engine._driver_lock = threading.Lock()
-        engine._inbox = queue.Queue()
-        engine._fatal = None
+        engine._setup()
         return engine
 
     def describe(self) -> dict[str, Any]:
