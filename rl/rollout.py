@@ -32,6 +32,7 @@ override (`rl.grpo_trainer`) makes exact for Parallel-R1's paths.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -237,7 +238,7 @@ class DecoderRollout:
     def vllm_mode(trainer) -> str:
         return getattr(trainer, "vllm_mode", "none") if getattr(trainer, "use_vllm", False) else "none"
 
-    def engine(self, trainer, bases: dict[str, str]):
+    def engine(self, trainer, bases: dict[str, str], model=None):
         """Where the decoder's requests go: TRL's colocated vLLM, the vLLM server (through its OpenAI API),
         or the in-process policy (batched; under the Unseen sampler when asked)."""
         mode = self.vllm_mode(trainer)
@@ -258,25 +259,43 @@ class DecoderRollout:
         from rl.structure import tag_ids
         from rl.structure.parallel_r1 import TAGS
 
-        model = trainer.accelerator.unwrap_model(trainer.model)
+        model = model if model is not None else trainer.accelerator.unwrap_model(trainer.model)
         engine = BatchingEngine(HFEngine.from_loaded(model, trainer.processing_class, batch_size=self.batch_size))
         if self.unseen_sampling:
             return UnseenSampler(engine, bases, tag_ids(trainer.processing_class, TAGS), **self.structure_options)
         return engine
 
+    @staticmethod
+    @contextlib.contextmanager
+    def whole_policy(trainer):
+        """The policy with all its weights on this process while it samples, as TRL's own generation holds it:
+        ZeRO-3 parameters gathered once (no per-layer collectives that ranks decoding different lengths would
+        never match), FSDP parameters summoned."""
+        from trl.models.utils import unwrap_model_for_generation
+
+        wrapped = getattr(trainer, "model_wrapped", trainer.model)
+        summon = getattr(getattr(trainer, "_dist", None), "summon_full_params", None)
+        with unwrap_model_for_generation(wrapped, trainer.accelerator,
+                                         gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+                                         gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs
+                                         ) as model, \
+                (summon(wrapped, recurse=False) if summon is not None else contextlib.nullcontext()):
+            yield model
+
     def decode(self, trainer, keys: list[str], texts: list[str]) -> list[DecodeResult | BaseException]:
         """Every prompt decoded on the engine of `engine()`."""
-        engine = self.engine(trainer, dict(zip(keys, texts)))
         jobs = [(key, text, self.config) for key, text in zip(keys, texts)]
         mode = self.vllm_mode(trainer)
         if mode == "none":
-            model = engine.lm
-            was_training = model.training
-            model.eval()  # no dropout while sampling; the trainer's mode is restored below
-            try:
-                return run_decodes(engine, self.method, jobs, concurrency=self.concurrency)
-            finally:
-                model.train(was_training)
+            with self.whole_policy(trainer) as model:
+                engine = self.engine(trainer, dict(zip(keys, texts)), model)
+                was_training = model.training
+                model.eval()  # no dropout while sampling; the trainer's mode is restored below
+                try:
+                    return run_decodes(engine, self.method, jobs, concurrency=self.concurrency)
+                finally:
+                    model.train(was_training)
+        engine = self.engine(trainer, dict(zip(keys, texts)))
         generation = getattr(trainer, "vllm_generation", None)
         sleeping = mode == "colocate" and getattr(generation, "enable_sleep_mode", False)
         if sleeping:
