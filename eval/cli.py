@@ -74,6 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     task.add_argument("--count", type=int, default=1000, help="problems to write (default 1000)")
     task.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     task.add_argument("--out", required=True, help="JSONL file to write")
+    task.add_argument("--solutions", action="store_true",
+                      help="also write each problem's worked solution (the symbolic teacher's chain, ending in "
+                           "\\boxed{}) as `solution`, e.g. for `synth mathfusion --include-originals "
+                           "--solution-field solution`")
     task.set_defaults(func=cmd_task)
 
     rep = esub.add_parser("report", help="write report.md and a self-contained report.html with plots",
@@ -200,7 +204,13 @@ def cmd_task(args: argparse.Namespace) -> int:
     from reasoning.tasks.arith import generate
 
     problems = generate(args.level, args.count, args.split, args.seed)
-    write_jsonl_atomic(args.out, [p.to_record() for p in problems])
+    records = [p.to_record() for p in problems]
+    if args.solutions:
+        from reasoning.engines.symbolic import sequential_solution
+
+        for record, problem in zip(records, problems):
+            record["solution"] = sequential_solution(problem, problem.answer, "boxed")
+    write_jsonl_atomic(args.out, records)
     independent = sum(p.independent for p in problems)
     print(f"wrote {len(problems)} arith level-{args.level} {args.split} problems to {args.out} "
           f"({independent} with independent parts)", file=sys.stderr)

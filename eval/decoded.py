@@ -135,7 +135,14 @@ class DecodedStrategy:
         jobs = [(f"{p.id}/{i}", self._messages(p, own.template), settings(i, p)) for p in problems
                 for i in range(cfg.n)]
         log(decoder_line(own, jobs[0][2] if jobs else None))
-        cached = CachedEngine(self.engine, store)
+        # An in-process engine answers one call at a time; a decoder's branches and the decodes in flight are
+        # many concurrent calls, so they are collected into batched `generate` calls (the servers batch their own).
+        engine = self.engine
+        if getattr(engine, "kind", None) == "hf":
+            from reasoning.engines.batching import BatchingEngine
+
+            engine = BatchingEngine(engine)
+        cached = CachedEngine(engine, store)
         outs = run_decodes(cached, strategy, jobs, concurrency=DECODE_CONCURRENCY, progress=self.progress,
                            desc=strategy)
         # A decode that failed (an engine error, a prompt past the context length) is that sample's failure:

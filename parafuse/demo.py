@@ -53,25 +53,33 @@ class DemoModel:
                                       "DIR/models/base) or a model folder / Hub id")
     engine: str = setting("hf", "the engine that evaluates the models: hf (in-process) or vllm",
                           choices=("hf", "vllm"))
+    engine_set: tuple[str, ...] = setting((), "extra `eval run` engine flags, e.g. --tensor-parallel-size 8",
+                                          csv=False)
 
 
 @dataclass
 class DemoData:
     """The seed problems and the teacher that writes the training data."""
 
-    seed: str = setting("arith", "arith (the task's train split, written to DIR/data/seed.jsonl) or a JSONL file "
-                                 "of problems (question, answer)")
-    arith_level: int = setting(2, "arith: difficulty level of the seed problems and of the test set")
+    seed: str = setting("arith", "arith (the task's train split, written to DIR/data/seed.jsonl), a seed pool "
+                                 "(gsm8k-train, math-train) or a JSONL file of problems (question, answer)")
+    data_dir: str | None = setting(None, "local copy of the seed pools and benchmarks (laid out like parafuse's "
+                                         "data folder); without it they come from the Hub")
+    solution_field: str | None = setting("solution", "a JSONL seed's worked-solution field: MathFusion writes "
+                                                     "those problems next to their fusions (none: fusions only)")
+    arith_level: int = setting(1, "arith: difficulty level of the seed problems and of the test set")
     arith_count: int = setting(6000, "arith: seed problems to generate")
     teacher_engine: str = setting("symbolic", "the teacher's engine: symbolic (the exact arith teacher), vllm, "
                                               "openai", choices=("symbolic", "vllm", "openai", "hf"))
     teacher_model: str = setting("arith-teacher", "the teacher model (for openai: its served name)")
-    teacher_base_url: str | None = setting(None, "openai teacher: the server URL")
-    mathfusion_limit: int = setting(1500, "seed problems paired and fused by MathFusion")
+    teacher_base_url: tuple[str, ...] = setting((), "openai teacher: the server URL(s), one per replica",
+                                                csv=False)
+    mathfusion_limit: int = setting(1500, "seed problems paired and fused by MathFusion (each also kept with "
+                                          "its own solution)")
     traces_limit: int = setting(6000, "seed problems sent to the trace teacher, per format (the format's filters "
                                       "keep a share of them)")
-    trace_formats: tuple[str, ...] = setting(("parallel_r1", "threadweaver"), "the parallel-thinking formats whose "
-                                                                              "traces are synthesized")
+    trace_formats: tuple[str, ...] = setting(("parallel_r1", "parathinker"), "the parallel-thinking formats whose "
+                                                                             "traces are synthesized")
 
 
 @dataclass
@@ -81,28 +89,31 @@ class DemoTraining:
     plain_recipe: str = setting("mathfusion-sft", "the sequential SFT recipe (trained on plain solutions and "
                                                   "MathFusion fusions)")
     plain_steps: int = setting(1200, "its optimizer steps")
-    parallel_recipe: str = setting("threadweaver-sft", "the parallel-thinking SFT recipe (trained on its "
-                                                       "format's traces)")
-    parallel_format: str = setting("threadweaver", "that recipe's trace format", choices=("parallel_r1",
-                                                                                          "threadweaver"))
-    parallel_steps: int = setting(1200, "its optimizer steps")
+    parallel_recipe: str = setting("parallel-r1-coldstart-seen", "the parallel-thinking SFT recipe (trained on "
+                                                                 "its format's traces)")
+    parallel_format: str = setting("parallel_r1", "that recipe's trace format (one of data.trace_formats)",
+                                   choices=("parallel_r1", "threadweaver", "parathinker"))
+    parallel_steps: int = setting(600, "its optimizer steps")
     variant: str | None = setting("arith", "the variant of both SFT recipes (arith: the arith model's sizes; "
                                            "none: the paper's settings)")
-    learning_rate: float = setting(3e-3, "SFT learning rate")
-    grpo_recipe: str = setting("threadweaver-pgrpo", "the GRPO recipe that follows the parallel model")
-    grpo_steps: int = setting(30, "GRPO optimizer steps")
-    grpo_set: tuple[str, ...] = setting(
-        ("--learning-rate", "3e-5", "--per-device-train-batch-size", "32", "--sampling-num-generations", "8",
-         "--sampling-max-completion-length", "256", "--rollout-max-total-tokens", "256",
-         "--rollout-options", "max_thread_tokens=96", "--model-dtype", "float32", "--no-lora-enabled",
-         "--no-bf16", "--no-gradient-checkpointing", "--use-cpu", "--logging-steps", "1", "--save-steps", "10"),
-        "extra `train grpo` flags (the arith model's GRPO sizes)", csv=False)
+    learning_rate: float | None = setting(3e-3, "SFT learning rate (none: the recipe's)")
+    sft_set: tuple[str, ...] = setting((), "extra `train sft` flags for both SFT stages", csv=False)
+    grpo_recipe: str = setting("parallel-r1-seen", "the GRPO recipe that follows the parallel model")
+    grpo_steps: int = setting(20, "GRPO optimizer steps")
+    grpo_data: str | None = setting(None, "GRPO prompts (none: arith:FORMAT on an arith seed, else the recipe's "
+                                          "own data)")
+    grpo_set: tuple[str, ...] = setting((), "extra `train grpo` flags (the arith model's GRPO sizes live in the "
+                                            "recipe)", csv=False)
+    launcher: tuple[str, ...] = setting((), "the training stages' launcher, e.g. `accelerate launch "
+                                            "--config_file zero3.yaml` (none: this Python)", csv=False)
 
 
 @dataclass
 class DemoEval:
     """The evaluation of every model."""
 
+    benchmark: str = setting("arith", "arith (its test split at data.arith_level) or a benchmark name (gsm8k, "
+                                      "math500, ...; from data.data_dir or the Hub)")
     limit: int = setting(100, "test problems")
     n: int = setting(16, "samples per problem: majority vote and Fusion-of-N at N = 1, 2, 4, ..., n")
     strategies: tuple[str, ...] = setting(("plain", "majority", "fusion", "rethink"), "the strategies of the "
@@ -110,9 +121,11 @@ class DemoEval:
                                                                                       "others: plain and majority, "
                                                                                       "the parallel ones also their "
                                                                                       "decoder)")
-    temperature: float = setting(1.0, "sampling temperature of the pool")
-    max_tokens: int = setting(256, "cap per sample")
+    temperature: float = setting(0.7, "sampling temperature of the pool")
+    max_tokens: int = setting(192, "cap per sample")
     rethink_rounds: int = setting(4, "rethinking rounds (rethink strategy)")
+    fusion_subsets: int = setting(1, "Fusion-of-N: seeded subsets fused per problem and N (each one fusor call "
+                                     "over a prompt of N earlier samples, the costliest requests of the run)")
 
 
 @dataclass
@@ -127,13 +140,21 @@ class DemoConfig:
 
 
 def load_config(recipe: str | None, variant: str | None) -> DemoConfig:
-    """The bundled demo recipe (or a YAML file) with a variant (smoke) merged in."""
+    """The bundled demo recipe (or a YAML file: a path, or a bundled name such as `real`) with a variant
+    (smoke) merged in."""
     path = Path(recipe) if recipe else RECIPES_DIR / "demo.yaml"
+    if recipe and not path.is_file() and (RECIPES_DIR / f"{recipe}.yaml").is_file():
+        path = RECIPES_DIR / f"{recipe}.yaml"
     if not path.is_file():
-        raise InputError(f"--recipe {recipe}: no such file")
+        bundled = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
+        raise InputError(f"--recipe {recipe}: no such file (bundled demo recipes: {bundled})")
     data, where = read_recipe(path, variant)
     found, _ = flatten(data, DemoConfig, where)
-    return build(DemoConfig, found)
+    cfg = build(DemoConfig, found)
+    if cfg.training.parallel_format not in cfg.data.trace_formats:
+        raise InputError(f"{where}: training.parallel_format {cfg.training.parallel_format} is not among "
+                         f"data.trace_formats ({', '.join(cfg.data.trace_formats)}): its traces would not exist")
+    return cfg
 
 
 # ---------------------------------------------------------------------------- the stages
@@ -145,6 +166,7 @@ class Stage:
     what: str  # one line: what the stage does
     command: list[str]  # the parafuse command (without `parafuse`)
     writes: str  # the folder or file it writes, relative to DIR
+    launcher: tuple[str, ...] = ()  # runs `LAUNCHER -m parafuse COMMAND` instead of this Python's
 
 
 def plan(cfg: DemoConfig) -> list[Stage]:
@@ -153,50 +175,63 @@ def plan(cfg: DemoConfig) -> list[Stage]:
     stages: list[Stage] = []
     arith = d.seed == "arith"
     base = "models/base" if cfg.model.name == "tiny:arith" else cfg.model.name
+    data_dir = ["--data-dir", d.data_dir] if d.data_dir else []
     if cfg.model.name == "tiny:arith":
         stages.append(Stage("model", "build the ~1M-parameter arith model (random weights)",
                             ["model", "tiny", "models/base", "--preset", "arith"], "models/base"))
+
+    # 1. the seed problems and the teacher's data
     seed = "data/seed.jsonl" if arith else d.seed
     if arith:
-        stages.append(Stage("task", f"write {d.arith_count} arith level-{d.arith_level} training problems",
+        stages.append(Stage("task", f"write {d.arith_count} arith level-{d.arith_level} training problems with "
+                                    "their worked solutions",
                             ["eval", "task", "arith", "--level", str(d.arith_level), "--split", "train", "--count",
-                             str(d.arith_count), "--out", "data/seed.jsonl"], "data/seed.jsonl"))
+                             str(d.arith_count), "--solutions", "--out", "data/seed.jsonl"], "data/seed.jsonl"))
     teacher = ["--engine", d.teacher_engine, "--model", d.teacher_model]
     if d.teacher_base_url:
-        teacher += ["--base-url", d.teacher_base_url]
-    stages.append(Stage("synth-mathfusion", "plain solutions and MathFusion fusions (sequential, parallel, "
-                                            "conditional) of paired seed problems, from the teacher",
-                        ["synth", "mathfusion", "--input", seed, "--limit", str(d.mathfusion_limit), *teacher,
-                         "--embedder", "tfidf", "--no-decontaminate", "--out", "data/mathfusion", "--no-progress"],
-                        "data/mathfusion"))
+        teacher += ["--base-url", *d.teacher_base_url]
+    # MathFusionQA trains on the seed problems next to their fusions (arXiv 2503.16212 §3.3)
+    originals = ["--include-originals"] + (["--solution-field", d.solution_field] if d.solution_field else [])
+    stages.append(Stage("synth-mathfusion", "MathFusion: pair similar seed problems, fuse each pair three ways "
+                                            "(sequential, parallel, conditional), solve and filter; the seed "
+                                            "problems kept with their own solutions",
+                        ["synth", "mathfusion", "--input", seed, *data_dir, "--limit", str(d.mathfusion_limit),
+                         *originals, *teacher, "--embedder", "tfidf", "--no-decontaminate", "--out",
+                         "data/mathfusion", "--no-progress"], "data/mathfusion"))
     for fmt in d.trace_formats:
         stages.append(Stage(f"synth-traces-{fmt}", f"{fmt} traces from the teacher, kept by the format's filters",
-                            ["synth", "traces", "--method", fmt, "--input", seed, "--limit", str(d.traces_limit),
-                             *teacher, "--out", f"data/traces-{fmt}", "--no-progress"], f"data/traces-{fmt}"))
+                            ["synth", "traces", "--method", fmt, "--input", seed, *data_dir, "--limit",
+                             str(d.traces_limit), *teacher, "--out", f"data/traces-{fmt}", "--no-progress"],
+                            f"data/traces-{fmt}"))
+
+    # 2. SFT: one sequential model, one parallel thinker, then GRPO from the parallel one
     variant = ["--variant", t.variant] if t.variant else []
-    sft = ["--model-name", base, "--learning-rate", str(t.learning_rate), "--save-steps", "200",
-           "--logging-steps", "50", "--resume"]
-    stages.append(Stage("sft-plain", f"{t.plain_recipe}: SFT on the plain solutions and fusions",
+    sft = ["--model-name", base, *(["--learning-rate", str(t.learning_rate)] if t.learning_rate else []),
+           "--save-steps", "200", "--logging-steps", "50", *t.sft_set, "--resume"]
+    stages.append(Stage("sft-plain", f"{t.plain_recipe}: SFT on the seed solutions and their fusions",
                         ["train", "sft", t.plain_recipe, *variant, "--data-source", "data/mathfusion",
                          "--data-arith-template", "math/question", "--output-dir", "models/sft-plain",
-                         "--max-steps", str(t.plain_steps), *sft], "models/sft-plain"))
+                         "--max-steps", str(t.plain_steps), *sft], "models/sft-plain", t.launcher))
     parallel = f"sft-{t.parallel_format}"
     stages.append(Stage(parallel, f"{t.parallel_recipe}: SFT on the {t.parallel_format} traces",
                         ["train", "sft", t.parallel_recipe, *variant, "--data-source",
                          f"data/traces-{t.parallel_format}", "--output-dir", f"models/{parallel}",
-                         "--max-steps", str(t.parallel_steps), *sft], f"models/{parallel}"))
+                         "--max-steps", str(t.parallel_steps), *sft], f"models/{parallel}", t.launcher))
     grpo = f"grpo-{t.parallel_format}"
-    prompts = f"arith:{t.parallel_format}" if arith else seed
+    prompts = t.grpo_data or (f"arith:{t.parallel_format}" if arith else None)
+    data = (["--data-source", prompts] if prompts else []) + (
+        ["--data-arith-level", str(d.arith_level), "--data-arith-template", "math/question"] if arith else [])
     stages.append(Stage(grpo, f"{t.grpo_recipe}: GRPO from the {t.parallel_format} model, rollouts through its "
                               "decoder, the paper's reward",
-                        ["train", "grpo", t.grpo_recipe, "--model-name", f"models/{parallel}/merged",
-                         "--data-source", prompts, "--data-arith-level", str(d.arith_level),
-                         "--data-arith-template", "math/question", "--data-answer-field", "answer",
-                         "--rewards-threadweaver-answer-field", "answer", "--output-dir", f"models/{grpo}",
-                         "--max-steps", str(t.grpo_steps), *t.grpo_set, "--resume"], f"models/{grpo}"))
+                        ["train", "grpo", t.grpo_recipe, *variant, "--model-name", f"models/{parallel}/merged", *data,
+                         "--output-dir", f"models/{grpo}", "--max-steps", str(t.grpo_steps), *t.grpo_set,
+                         "--resume"], f"models/{grpo}", t.launcher))
+
+    # 3. every model under the same pool settings, then one report
     models = [("untrained", base), ("sft-plain", "models/sft-plain/merged"),
               (parallel, f"models/{parallel}/merged"), (grpo, f"models/{grpo}/merged")]
-    benchmark = ["--benchmark", "arith", "--level", str(d.arith_level)] if arith else ["--data", seed]
+    benchmark = (["--benchmark", "arith", "--level", str(d.arith_level)] if e.benchmark == "arith"
+                 else ["--benchmark", e.benchmark, *data_dir])
     for label, model in models:
         # Fusion-of-N and rethinking read long prompts of earlier samples: run them where they mean something
         # (the sequential model), plain and majority everywhere, the parallel decoder on the parallel models.
@@ -204,12 +239,13 @@ def plan(cfg: DemoConfig) -> list[Stage]:
             strategies = list(e.strategies)
         else:
             strategies = ["plain", "majority"] + ([t.parallel_format] if label != "untrained" else [])
+        extra = ["--fusion-subsets", str(e.fusion_subsets)] if "fusion" in strategies else []
         stages.append(Stage(f"eval-{label}", f"evaluate {label}: {', '.join(strategies)}",
                             ["eval", "run", *benchmark, "--limit", str(e.limit), "--engine", cfg.model.engine,
-                             "--model", model, "-n", str(e.n), "--temperature", str(e.temperature),
-                             "--max-tokens", str(e.max_tokens), "--strategy", ",".join(strategies),
-                             "--template", "math/question", "--decoder-template", "run",
-                             "--rethink-rounds", str(e.rethink_rounds), "--label", label,
+                             *cfg.model.engine_set, "--model", model, "-n", str(e.n), "--temperature",
+                             str(e.temperature), "--max-tokens", str(e.max_tokens), "--strategy",
+                             ",".join(strategies), "--template", "math/question", "--decoder-template", "run",
+                             "--rethink-rounds", str(e.rethink_rounds), *extra, "--label", label,
                              "--out", f"eval/{label}", "--no-progress"], f"eval/{label}"))
     stages.append(Stage("report", "one report over every model: frontiers, saturation fit, tables",
                         ["eval", "report", *[f"eval/{label}" for label, _ in models], "--out", "report",
@@ -239,7 +275,8 @@ def run_stage(stage: Stage, out: Path, log_dir: Path) -> float:
     log = log_dir / f"{stage.name}.log"
     started = time.perf_counter()
     with log.open("w") as f:
-        code = subprocess.run([sys.executable, "-m", "parafuse", *stage.command], cwd=out, stdout=f,
+        launcher = list(stage.launcher) if stage.launcher else [sys.executable]
+        code = subprocess.run([*launcher, "-m", "parafuse", *stage.command], cwd=out, stdout=f,
                               stderr=subprocess.STDOUT, env=env).returncode
     seconds = time.perf_counter() - started
     if code != 0:

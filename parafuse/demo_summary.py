@@ -14,8 +14,11 @@ from typing import Any
 
 
 def point(run, strategy: str, budget: int | None = None) -> dict[str, Any] | None:
-    """The run's point for `strategy` at `budget` (None: its largest N on the samples axis)."""
-    rows = [p for p in run.points if p.get("strategy") == strategy and p.get("axis", "samples") == "samples"]
+    """The run's point for `strategy` at `budget` (None: its largest). Sampled strategies are read on the
+    samples axis; a decoder has its own axis (decodes per problem) and is read on it."""
+    rows = [p for p in run.points if p.get("strategy") == strategy]
+    if any(p.get("axis", "samples") == "samples" for p in rows):
+        rows = [p for p in rows if p.get("axis", "samples") == "samples"]
     if budget is not None:
         rows = [p for p in rows if p.get("budget") == budget]
     return max(rows, key=lambda p: p.get("budget", 0)) if rows else None
@@ -37,7 +40,7 @@ def model_row(label: str, run, parallel: str) -> dict[str, Any]:
 
 def training_row(out: Path, name: str) -> dict[str, Any]:
     record = out / "models" / name / "final" / "parafuse_training.json"
-    summary = json.loads(record.read_text()).get("summary", {}) if record.exists() else {}
+    summary = json.loads(record.read_text()) if record.exists() else {}
     log = out / "models" / name / "train_log.jsonl"
     rewards = []
     if log.exists():

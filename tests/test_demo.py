@@ -14,14 +14,15 @@ from parafuse.demo import load_config, plan, run_demo
 from reasoning.types import InputError
 
 
-@pytest.mark.parametrize("variant", [None, "smoke"])
-def test_every_stage_is_a_command_the_cli_accepts(variant):
+@pytest.mark.parametrize("recipe,variant", [(None, None), (None, "smoke"), ("real", None)])
+def test_every_stage_is_a_command_the_cli_accepts(recipe, variant):
     parser = build_parser()
-    stages = plan(load_config(None, variant))
+    cfg = load_config(recipe, variant)
+    stages = plan(cfg)
     names = [s.name for s in stages]
-    assert names[0] == "model" and names[-1] == "report"
-    assert {"sft-plain", "sft-threadweaver", "grpo-threadweaver", "eval-untrained",
-            "eval-grpo-threadweaver"} <= set(names)
+    assert names[-1] == "report" and (names[0] == "model") == (cfg.model.name == "tiny:arith")
+    assert {"sft-plain", "sft-parallel_r1", "grpo-parallel_r1", "eval-untrained",
+            "eval-grpo-parallel_r1"} <= set(names)
     for stage in stages:
         try:
             args = parser.parse_args(stage.command)
@@ -29,10 +30,25 @@ def test_every_stage_is_a_command_the_cli_accepts(variant):
             pytest.fail(f"stage {stage.name}: `parafuse {' '.join(stage.command)}` is not a valid command")
         assert callable(args.func)
     # the GRPO stage starts from the parallel SFT model; the report reads every evaluation
-    grpo = next(s for s in stages if s.name == "grpo-threadweaver").command
-    assert grpo[grpo.index("--model-name") + 1] == "models/sft-threadweaver/merged"
+    grpo = next(s for s in stages if s.name == "grpo-parallel_r1").command
+    assert grpo[grpo.index("--model-name") + 1] == "models/sft-parallel_r1/merged"
     report = next(s for s in stages if s.name == "report").command
     assert [a for a in report if a.startswith("eval/")] == [s.writes for s in stages if s.name.startswith("eval-")]
+    # the SFT data holds the seed problems next to their fusions (MathFusionQA's mix)
+    fusion = next(s for s in stages if s.name == "synth-mathfusion").command
+    assert "--include-originals" in fusion
+    if recipe == "real":  # the real recipe trains under its launcher and evaluates on the benchmark
+        assert all(s.launcher[:2] == ("accelerate", "launch") for s in stages if s.command[0] == "train")
+        untrained = next(s for s in stages if s.name == "eval-untrained").command
+        assert untrained[untrained.index("--benchmark") + 1] == "gsm8k"
+        assert untrained[untrained.index("--model") + 1] == cfg.model.name
+
+
+def test_a_parallel_format_without_traces_is_refused(tmp_path):
+    recipe = tmp_path / "demo.yaml"
+    recipe.write_text("data: {trace_formats: [parathinker]}\ntraining: {parallel_format: parallel_r1}\n")
+    with pytest.raises(InputError, match="parallel_format parallel_r1 is not among data.trace_formats"):
+        load_config(str(recipe), None)
 
 
 def test_a_stopped_demo_resumes_at_the_stage_that_failed(tmp_path, monkeypatch):
