@@ -32,7 +32,8 @@ EXAMPLES = """examples:
   accelerate launch --config_file zero3.yaml -m parafuse train sft threadweaver-sft ...   # multi-GPU (README)
 
 Outputs: OUTPUT/final (adapter or weights, tokenizer, parafuse_training.json), OUTPUT/merged (a plain model
-folder: `parafuse eval run --engine hf|vllm --model OUTPUT/merged`), OUTPUT/checkpoint-N (--resume)."""
+folder: `parafuse eval run --engine hf|vllm --model OUTPUT/merged`), OUTPUT/checkpoint-N (--resume),
+OUTPUT/train_log.jsonl (every logged step: loss, learning rate, grad norm, ...)."""
 
 GRPO_EXAMPLES = """examples:
   parafuse train grpo arith-grpo --variant smoke --output-dir runs/smoke-grpo       # tiny model, seconds

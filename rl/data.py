@@ -47,18 +47,81 @@ def arith_rows(style: str, level: int, count: int, seed: int, template: str = "m
     return rows
 
 
+LOCAL_KINDS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+
+
+def _read_local(files: list[Path]):
+    """The rows of local data files as one in-memory `datasets.Dataset`, read afresh on every call.
+
+    `datasets.load_dataset(FOLDER)` caches a folder's rows under the folder's name and a hash of its
+    layout, not of its contents (datasets 4): a second synthesis folder of the same name (a rerun of
+    `parafuse demo`, `runs/a/mathfusion` after `runs/b/mathfusion`) came back with the first one's
+    rows. Reading the files here has no cache to go stale."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    tables = []
+    for file in files:
+        kind = LOCAL_KINDS[file.suffix]
+        if kind == "parquet":
+            tables.append(pyarrow.parquet.read_table(file))
+        elif kind == "csv":
+            tables.append(pyarrow.csv.read_csv(file))
+        else:
+            rows = _json_rows(file)
+            # every row gets every column (None where it has none): pyarrow takes the columns of the first row
+            columns = list(dict.fromkeys(key for row in rows for key in row))
+            tables.append(pa.Table.from_pylist([{key: row.get(key) for key in columns} for row in rows]))
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+    return datasets.Dataset(table)
+
+
+def _json_rows(file: Path) -> list[dict[str, Any]]:
+    import json
+
+    text = file.read_text()
+    if file.suffix == ".json" and text.lstrip().startswith("["):
+        return json.loads(text)
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise InputError(f"{file} line {number}: not JSON ({e.msg}); fix or remove the line") from None
+    return rows
+
+
+def _folder_files(path: Path, split: str) -> list[Path]:
+    """A local folder's files of `split`: the layout every `parafuse synth` command writes
+    (data/SPLIT.parquet next to its JSONL twin), else SPLIT-named data files anywhere below it."""
+    for pattern in (f"data/{split}.parquet", f"data/{split}-*.parquet", f"data/{split}.jsonl"):
+        found = sorted(path.glob(pattern))
+        if found:
+            return found
+    found = sorted(f for f in path.rglob(f"{split}*") if f.suffix in LOCAL_KINDS)
+    parquet = [f for f in found if f.suffix == ".parquet"]
+    return parquet or found
+
+
 def _load_table(data: DataSettings | PromptDataSettings):
     import datasets
 
     source = data.source
     path = Path(source)
     if path.is_dir():
-        return datasets.load_dataset(str(path), split=data.split)
+        files = _folder_files(path, data.split)
+        if not files:
+            raise InputError(f"data.source {source}: no {data.split} data files in this folder (expected "
+                             f"data/{data.split}.parquet as `parafuse synth` writes, or {data.split}*.jsonl); "
+                             f"set data.split or point at the file")
+        return _read_local(files)
     if path.is_file():
-        kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}.get(path.suffix)
-        if kind is None:
+        if path.suffix not in LOCAL_KINDS:
             raise InputError(f"data.source {source}: unknown file type; use .jsonl, .json, .parquet or .csv")
-        return datasets.load_dataset(kind, data_files=str(path), split="train")
+        return _read_local([path])
     try:
         return datasets.load_dataset(source, data.subset, split=data.split)
     except Exception as e:  # the Hub's errors vary; say what was asked for

@@ -10,6 +10,7 @@ train (resuming from the last checkpoint with `resume`), and write
     OUTPUT/checkpoint-N/       Trainer checkpoints (--resume starts from the last one)
     OUTPUT/final/              the adapter (LoRA) or the full weights, the tokenizer, parafuse_training.json
     OUTPUT/merged/             a plain model folder (adapter folded in) that hf and vllm load
+    OUTPUT/train_log.jsonl     every logged step (loss, learning rate, grad norm, ...), one JSON line each
 
 Every structured collator emits a float 4-D mask, so TRL's `packing` / `padding_free` stay off
 (TRL refuses a custom collator there, and its packing reads position resets the structures use)

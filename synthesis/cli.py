@@ -59,7 +59,8 @@ examples:
 
   # Parallel-R1 cold-start data from GSM8K with a served teacher, strict format check, written as ThreadWeaver
   parafuse synth traces --method parallel_r1 --input gsm8k-train --data-dir ../shared/data --limit 1000 \\
-      --engine openai --base-url http://localhost:8000/v1 --model Qwen/Qwen3-32B --format-mode strict --out runs/pr1
+      --engine openai --base-url http://localhost:8000/v1 --model Qwen/Qwen3-32B --format-mode strict \\
+      --output-format threadweaver --out runs/pr1
 
 Rerun the same command after a crash or Ctrl-C: finished requests come from DIR/store.jsonl.
 Changing a filter setting and rerunning regenerates nothing.

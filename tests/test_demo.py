@@ -1,7 +1,7 @@
 """`parafuse demo`: the plan's commands are real `parafuse` commands, and a stopped demo resumes where it stopped.
 
-The end-to-end smoke run (and its learning assertions) is not here yet: the demo's sizes are still being
-measured on this CPU. These tests hold the stage runner to its promises.
+These tests hold the stage runner to its promises without running a stage; `test_demo_learning.py` runs
+the whole smoke demo and asserts that it learns.
 """
 from __future__ import annotations
 

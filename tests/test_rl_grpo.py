@@ -170,3 +170,30 @@ def test_cli_smoke_run_resumes_from_its_last_checkpoint(tiny_model, tmp_path):
     assert summary["resumed_from"].endswith("checkpoint-2") and summary["steps"] == 3
     assert summary["rewards"] == ["accuracy", "format"] and summary["format_last"] is not None
     assert (out / "final" / "adapter_model.safetensors").exists() and not (out / "merged").exists()
+
+
+def test_same_named_synthesis_folders_give_their_own_rows(tmp_path):
+    """Two `synth` output folders of one name (a demo rerun, runs/a/mathfusion then runs/b/mathfusion):
+    each gives its own rows. `datasets.load_dataset(FOLDER)` caches by the folder's name and layout, so
+    the second came back with the first one's rows."""
+    import datasets
+
+    from rl.config import DataSettings
+    from rl.data import load_rows
+    from synthesis.output import write_card, write_dataset
+
+    features = datasets.Features({"messages": [{"role": datasets.Value("string"),
+                                                "content": datasets.Value("string")}],
+                                  "answer": datasets.Value("string")})
+    got = {}
+    for name, count in (("a", 3), ("b", 5)):
+        folder = tmp_path / name / "mathfusion"
+        rows = [{"messages": [{"role": "user", "content": f"{name} {i}?"},
+                              {"role": "assistant", "content": str(i)}], "answer": str(i)} for i in range(count)]
+        write_dataset(folder, rows, features)
+        write_card(folder, "MathFusion data", "rows", ["synthetic"], {})
+        got[name] = load_rows(DataSettings(source=str(folder), shuffle=False), seed=0)
+    assert [r["messages"][0]["content"] for r in got["a"]] == ["a 0?", "a 1?", "a 2?"]
+    assert [r["messages"][0]["content"] for r in got["b"]] == [f"b {i}?" for i in range(5)]
+    with pytest.raises(InputError, match="no test data files"):
+        load_rows(DataSettings(source=str(tmp_path / "a" / "mathfusion"), split="test"), seed=0)

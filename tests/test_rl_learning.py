@@ -1,15 +1,13 @@
 """Learning is visible on a CPU: the arith recipes lift the arith model from nothing to something.
 
-Two short full-fine-tuning runs of the ~1M-parameter arith model from its random initialisation,
-then `parafuse eval run` on held-out arith problems with the hf engine, greedy:
+A short full-fine-tuning run of the ~1M-parameter arith model from its random initialisation,
+`parallel-r1-coldstart-seen --variant arith` on Parallel-R1 traces, then `parafuse eval run` on
+held-out arith problems with the hf engine, greedy: the outputs are valid Parallel-R1 traces
+(`reasoning.formats.parallel_r1.validate`) at the rate asserted; then GRPO from that model raises
+its mean reward. Plain SFT's learning is asserted on the smoke demo (`test_demo_learning.py`).
 
-  - `mathfusion-sft --variant arith` (plain solutions): greedy accuracy goes from 0 (the random
-    model writes no answer) to a share that chance cannot reach;
-  - `parallel-r1-coldstart-seen --variant arith` (Parallel-R1 traces): the greedy outputs are
-    valid Parallel-R1 traces (`reasoning.formats.parallel_r1.validate`) at the rate asserted.
-
-The budgets are sized for CI (about three and two minutes of training, one thread); the README
-quotes what longer runs reach.
+The budgets are sized for CI (about a minute of SFT, one thread); the README quotes what longer runs
+reach.
 """
 from __future__ import annotations
 
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-STEPS = {"mathfusion-sft": 800, "parallel-r1-coldstart-seen": 250}
+STEPS = {"parallel-r1-coldstart-seen": 250}
 PROBLEMS = 60
 
 
@@ -51,17 +49,6 @@ def untrained(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("untrained")
     return train_and_eval("", out, 0, model=str(build_tiny_model(out / "model", preset="arith")), problems=10)
-
-
-def test_plain_sft_lifts_greedy_accuracy_from_zero(tmp_path, untrained):
-    before = sum(s["correct"] for s in untrained) / len(untrained)
-    samples = train_and_eval("mathfusion-sft", tmp_path / "plain", STEPS["mathfusion-sft"])
-    after = sum(s["correct"] for s in samples) / len(samples)
-    assert before == 0.0
-    # measured: 15% of 100 held-out answers after 800 steps (9% after 400, 11% after 600); 5 of 60 right is
-    # out of reach of the untrained model (no answers at all) and of one that learned only the format
-    assert after >= 0.08, f"accuracy {after:.3f} after {STEPS['mathfusion-sft']} steps"
-    assert all(s["extractor"] == "boxed" for s in samples)  # every answer in the trained form
 
 
 @pytest.fixture(scope="module")

@@ -115,7 +115,7 @@ class DecodeResult:
     # summaries forced_close (the decoder wrote the closing tag because the model did not).
     requests: list[dict[str, Any]] = field(default_factory=list)
     total_tokens: int = 0  # generated tokens over all requests
-    critical_path_tokens: int = 0  # sequential requests + the longest branch of each block
+    critical_path_tokens: int = 0  # the response's trace metrics (prompt-inserted tags included); see the module doc
     wall_s: float = 0.0
     blocks: int = 0  # parallel blocks that were forked
     stop_reason: str = ""  # why decoding ended: eos | length | block_limit | iteration_cap | token_budget | ...

@@ -140,6 +140,9 @@ def synthesize_mathfusion(cfg: MathFusionConfig, engine: Engine, out_dir: Path, 
     for pool in pools:
         pairs, name = pair_pool(pool, cfg, out_dir / "pairs" / f"{_safe(pool.name)}.jsonl", embedder, log, progress)
         embedders.add(name)
+        if cfg.max_pairs is not None:  # the budget is shared by the pools, first come first served
+            taken = len(jobs) // len(cfg.strategies)
+            pairs = pairs[:max(0, cfg.max_pairs - taken)]
         jobs += make_jobs(pool.problems, pairs, cfg.strategies)
     log(f"{len(jobs)} fusion jobs ({len(cfg.strategies)} strategies x {len(jobs) // len(cfg.strategies)} pairs)")
     # Long-lived objects (modules, pools, pairs) need no garbage-collector passes: freezing them
