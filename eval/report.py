@@ -174,9 +174,10 @@ def _protocol_table(runs: list[Run]) -> Table:
     rows = []
     for r in runs:
         c = r.config
+        pool = c.get("pool") or c  # the pool's sampling block (results written before it was nested: flat keys)
         versions = ", ".join(f"{k} {v}" for k, v in r.versions.items()) or "–"
         rows.append([r.label, str(c.get("engine", "–")), r.model, r.benchmark, _fmt(c.get("n")),
-                     _fmt(c.get("temperature")), _fmt(c.get("top_p")), _fmt(c.get("max_tokens")),
+                     _fmt(pool.get("temperature")), _fmt(pool.get("top_p")), _fmt(pool.get("max_tokens")),
                      str(c.get("template", "–")), versions, str(r.path)])
     return header, rows
 

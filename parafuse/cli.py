@@ -32,12 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 DEMO_EXAMPLES = """examples:
-  parafuse demo --out runs/demo                 # the whole loop on this CPU (make demo)
-  parafuse demo --out runs/demo-smoke --smoke   # the same stages at CI sizes
+  parafuse demo --out runs/demo                 # the whole loop on a CPU, about 12 min on 2 cores (make demo)
+  parafuse demo --out runs/demo-smoke --smoke   # the same stages at CI sizes, under 5 min
   parafuse demo --out runs/demo --print-plan    # every stage's command, nothing run
-  parafuse demo --out runs/real --recipe real.yaml   # your model, engine and data
+  parafuse demo --out runs/real --recipe real   # Qwen3-4B-Base, GSM8K seeds, a served teacher, vLLM, accelerate
+  parafuse demo --out runs/mine --recipe my-demo.yaml   # your own sizes (same keys as parafuse/recipes/demo.yaml)
 
-A rerun with the same --out resumes: finished stages are skipped, the running one continues."""
+Output: DIR/README.md (what each model reached, each stage's time and command), DIR/report/ (report.html
+with the Pareto frontiers and saturation fits, report.md), DIR/models/, DIR/data/, DIR/eval/, DIR/logs/.
+A rerun with the same --out resumes: finished stages are skipped, the running one continues. Sizes and
+how they were measured: docs/demo.md."""
 
 
 def register_demo(sub) -> None:
@@ -49,7 +53,8 @@ def register_demo(sub) -> None:
                                       "and write one report, all into one folder.")
     demo.add_argument("--out", required=True, help="the run folder (rerun to resume)")
     demo.add_argument("--smoke", action="store_true", help="the recipe's smoke variant (CI sizes)")
-    demo.add_argument("--recipe", default=None, help="a demo recipe YAML (default: the bundled demo.yaml)")
+    demo.add_argument("--recipe", default=None,
+                      help="a demo recipe: a YAML file, or a bundled name (demo, real; default: demo)")
     demo.add_argument("--print-plan", action="store_true", help="print every stage's command and exit")
     demo.set_defaults(func=cmd_demo)
 

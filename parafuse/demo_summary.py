@@ -1,8 +1,10 @@
 """The demo run folder's README.md: what each stage did and changed, and how to reproduce each number.
 
-The table reads every model's eval `results.json` (`eval.report_data.load_run`): single-sample
-accuracy, majority vote at the largest N, the parallel decoder's accuracy with its total and
-critical-path tokens, and the share of its traces that are valid. The training rows read each
+The tables read every model's eval `results.json` (`eval.report_data.load_run`): single-sample
+accuracy, majority vote and Fusion-of-N at the largest N, the last rethinking round, the parallel
+decoder's accuracy with its total and critical-path tokens, and the share of its traces that are
+valid; then each trained model against the one it started from, with whether each change exceeds
+twice its standard error. The training rows read each
 run's `parafuse_training.json` and its `train_log.jsonl` (first and last logged reward).
 """
 from __future__ import annotations
@@ -27,15 +29,52 @@ def point(run, strategy: str, budget: int | None = None) -> dict[str, Any] | Non
 def model_row(label: str, run, parallel: str) -> dict[str, Any]:
     plain = point(run, "plain", 1)
     majority = point(run, "majority")
+    fusion, rethink = point(run, "fusion"), point(run, "rethink")
     decoded = point(run, parallel)
     fmt = run.format_stats.get(parallel, {})
     return {"model": label,
             "accuracy@1": plain and plain["accuracy"],
             "majority@N": majority and majority["accuracy"], "N": majority and majority["budget"],
+            "fusion@N": fusion and fusion["accuracy"],
+            "rethink (last round)": rethink and rethink["accuracy"],
             f"{parallel} accuracy": decoded and decoded["accuracy"],
             f"{parallel} tokens": decoded and decoded["tokens"],
             f"{parallel} critical tokens": decoded and decoded.get("critical_path_tokens"),
             "valid traces": fmt.get("valid_format"), "forked": fmt.get("parallel_response_rate")}
+
+
+# What each trained stage is compared with, and the figures compared.
+CHANGES = (("accuracy@1", "plain", 1), ("majority@N", "majority", None))
+
+
+def moved(before, after) -> str:
+    """`a -> b`, and whether the change is beyond twice its standard error (the two runs' errors combined)."""
+    if before is None or after is None:
+        return "-"
+    delta = after["accuracy"] - before["accuracy"]
+    se = (before.get("accuracy_se", 0.0) ** 2 + after.get("accuracy_se", 0.0) ** 2) ** 0.5
+    verdict = "beyond noise" if abs(delta) > 2 * se else "within noise"
+    return f"{before['accuracy']:.3f} -> {after['accuracy']:.3f} ({delta:+.3f}, 2 se {2 * se:.3f}: {verdict})"
+
+
+def change_rows(runs: dict[str, Any], parallel: str) -> list[dict[str, Any]]:
+    """One row per trained model against the model it started from: accuracy (one sample, majority, the
+    parallel decoder) and the decoder's critical-path tokens."""
+    grpo, sft = f"grpo-{parallel}", f"sft-{parallel}"
+    pairs = [("sft-plain", "untrained"), (sft, "untrained"), (grpo, sft)]
+    rows = []
+    for after, before in pairs:
+        if after not in runs or before not in runs:
+            continue
+        row = {"stage": after, "compared with": before}
+        for name, strategy, budget in CHANGES:
+            row[name] = moved(point(runs[before], strategy, budget), point(runs[after], strategy, budget))
+        row[f"{parallel} accuracy"] = moved(point(runs[before], parallel), point(runs[after], parallel))
+        old, new = point(runs[before], parallel), point(runs[after], parallel)
+        row[f"{parallel} critical tokens"] = (f"{old['critical_path_tokens']:.1f} -> {new['critical_path_tokens']:.1f}"
+                                              if old and new else "-")
+        rows.append(row)
+    return rows
 
 
 def training_row(out: Path, name: str) -> dict[str, Any]:
@@ -70,10 +109,10 @@ def write_summary(out: Path, cfg, stages, state: dict[str, Any]) -> dict[str, An
     from eval.report_data import load_run
 
     parallel = cfg.training.parallel_format
-    models = []
-    for stage in stages:
-        if stage.name.startswith("eval-") and (out / stage.writes / "results.json").exists():
-            models.append(model_row(stage.name[len("eval-"):], load_run(out / stage.writes), parallel))
+    runs = {stage.name[len("eval-"):]: load_run(out / stage.writes) for stage in stages
+            if stage.name.startswith("eval-") and (out / stage.writes / "results.json").exists()}
+    models = [model_row(label, run, parallel) for label, run in runs.items()]
+    changes = change_rows(runs, parallel)
     trained = [training_row(out, s.writes.split("/", 1)[1]) for s in stages
                if s.name.startswith(("sft-", "grpo-")) and s.writes.startswith("models/")]
     lines = [f"# {cfg.title}", "",
@@ -84,7 +123,14 @@ def write_summary(out: Path, cfg, stages, state: dict[str, Any]) -> dict[str, An
              table(models), "",
              "accuracy@1: one sample at the pool's temperature; majority@N: majority vote over N samples; the "
              f"{parallel} columns: the parallel decoder's accuracy, its total tokens and its critical path (the "
-             "tokens on the longest chain of dependent requests).", "",
+             "tokens on the longest chain of dependent requests). fusion@N: the model fusing N of its own "
+             "samples (Fusion-of-N with itself as the fusor, a task it was never trained on); rethink: its last "
+             "rethinking round.", "",
+             "## What each stage changed", "",
+             table(changes) or "No trained model was evaluated.", "",
+             "Each trained model against the one it started from, under the same pool (problems, seeds, "
+             "temperature). A change is called beyond noise when it exceeds twice the standard error of the "
+             "difference; anything else did not move on this many problems.", "",
              "## Training", "", table(trained), "",
              "## Stages", "",
              "| stage | seconds | command |", "|---|---|---|"]
@@ -93,7 +139,7 @@ def write_summary(out: Path, cfg, stages, state: dict[str, Any]) -> dict[str, An
         lines.append(f"| {stage.name} | {done.get('seconds', '-')} | `parafuse {shlex.join(stage.command)}` |")
     lines += ["", "The report: `report/report.html` (plots) and `report/report.md`.", ""]
     (out / "README.md").write_text("\n".join(lines))
-    return {"models": models, "training": trained}
+    return {"models": models, "changes": changes, "training": trained}
 
 
 __all__ = ["write_summary"]

@@ -76,7 +76,8 @@ def make_run_dir(path: Path, *, label: str, model: str, benchmark: str = "gsm8k"
     avg = correct.mean(1)
     results = {
         "config": {"benchmark": benchmark, "model": model, "engine": "hf", "n": n, "strategies": list(strategies),
-                   "temperature": 0.6, "top_p": 0.95, "max_tokens": 2048, "template": "qwen-boxed"},
+                   "pool": {"temperature": 0.6, "top_p": 0.95, "max_tokens": 2048, "seed": None},
+                   "template": "qwen-boxed"},
         "label": label,
         "versions": {"parafuse": "0.1.0", "torch": "2.8.0", "transformers": "5.16.0"},
         "grader": {"name": "math_verify", "version": "0.8.0", "timeout_s": 5},
@@ -147,6 +148,11 @@ def test_markdown_tables_and_pngs(two_runs: list[Path], tmp_path: Path):
         assert row["pass@1 %"] == f"{100 * m['pass@k'][0]:.1f}"
         assert row["pass@k % (max k)"] == f"{100 * m['pass@k'][-1]:.1f} (k=16)"
         assert row["maj@k % (max k)"] == f"{100 * m['maj@k'][-1]:.1f} (k=16)"
+    # the protocol table shows each run's pool sampling (eval run writes it as the nested `pool` block)
+    protocol = next(t for t in tables if t[0][:2] == ["run", "engine"])
+    for row in protocol[1:]:
+        assert dict(zip(protocol[0], row))["temperature"] == "0.6"
+        assert dict(zip(protocol[0], row))["max_tokens"] == "2048"
     # the fits table has one row per (run, strategy with >= 2 budgets)
     fits = next(t for t in tables if t[0][:3] == ["run", "benchmark", "strategy"])
     assert sorted((r[0], r[2]) for r in fits[1:]) == sorted(
