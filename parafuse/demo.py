@@ -95,6 +95,9 @@ class DemoTraining:
     parallel_format: str = setting("parallel_r1", "that recipe's trace format (one of data.trace_formats)",
                                    choices=("parallel_r1", "threadweaver", "parathinker"))
     parallel_steps: int = setting(600, "its optimizer steps")
+    parallel_start: str = setting("plain", "the parallel recipe's starting model: plain (the sequential SFT model: "
+                                           "Parallel-R1's cold start teaches the format to a model that already "
+                                           "reasons, arXiv 2509.07980 §3) or base", choices=("plain", "base"))
     variant: str | None = setting("arith", "the variant of both SFT recipes (arith: the arith model's sizes; "
                                            "none: the paper's settings)")
     learning_rate: float | None = setting(3e-3, "SFT learning rate (none: the recipe's)")
@@ -208,17 +211,21 @@ def plan(cfg: DemoConfig) -> list[Stage]:
 
     # 2. SFT: one sequential model, one parallel thinker, then GRPO from the parallel one
     variant = ["--variant", t.variant] if t.variant else []
-    sft = ["--model-name", base, *(["--learning-rate", str(t.learning_rate)] if t.learning_rate else []),
+    sft = [*(["--learning-rate", str(t.learning_rate)] if t.learning_rate else []),
            "--save-steps", "200", "--logging-steps", "50", *t.sft_set, "--resume"]
     stages.append(Stage("sft-plain", f"{t.plain_recipe}: SFT on the seed solutions and their fusions",
                         ["train", "sft", t.plain_recipe, *variant, "--data-source", "data/mathfusion",
                          "--data-arith-template", "math/question", "--output-dir", "models/sft-plain",
-                         "--max-steps", str(t.plain_steps), *sft], "models/sft-plain", t.launcher))
+                         "--max-steps", str(t.plain_steps), "--model-name", base, *sft], "models/sft-plain",
+                        t.launcher))
     parallel = f"sft-{t.parallel_format}"
-    stages.append(Stage(parallel, f"{t.parallel_recipe}: SFT on the {t.parallel_format} traces",
+    start = "models/sft-plain/merged" if t.parallel_start == "plain" else base
+    stages.append(Stage(parallel, f"{t.parallel_recipe}: SFT on the {t.parallel_format} traces, from "
+                                  f"{'the sequential model' if t.parallel_start == 'plain' else 'the base model'}",
                         ["train", "sft", t.parallel_recipe, *variant, "--data-source",
                          f"data/traces-{t.parallel_format}", "--output-dir", f"models/{parallel}",
-                         "--max-steps", str(t.parallel_steps), *sft], f"models/{parallel}", t.launcher))
+                         "--max-steps", str(t.parallel_steps), "--model-name", start, *sft],
+                        f"models/{parallel}", t.launcher))
     grpo = f"grpo-{t.parallel_format}"
     prompts = t.grpo_data or (f"arith:{t.parallel_format}" if arith else None)
     data = (["--data-source", prompts] if prompts else []) + (

@@ -57,11 +57,12 @@ def moved(before, after) -> str:
     return f"{before['accuracy']:.3f} -> {after['accuracy']:.3f} ({delta:+.3f}, 2 se {2 * se:.3f}: {verdict})"
 
 
-def change_rows(runs: dict[str, Any], parallel: str) -> list[dict[str, Any]]:
+def change_rows(runs: dict[str, Any], parallel: str, parallel_start: str) -> list[dict[str, Any]]:
     """One row per trained model against the model it started from: accuracy (one sample, majority, the
     parallel decoder) and the decoder's critical-path tokens."""
     grpo, sft = f"grpo-{parallel}", f"sft-{parallel}"
-    pairs = [("sft-plain", "untrained"), (sft, "untrained"), (grpo, sft)]
+    pairs = [("sft-plain", "untrained"), (sft, "sft-plain" if parallel_start == "plain" else "untrained"),
+             (grpo, sft)]
     rows = []
     for after, before in pairs:
         if after not in runs or before not in runs:
@@ -112,7 +113,7 @@ def write_summary(out: Path, cfg, stages, state: dict[str, Any]) -> dict[str, An
     runs = {stage.name[len("eval-"):]: load_run(out / stage.writes) for stage in stages
             if stage.name.startswith("eval-") and (out / stage.writes / "results.json").exists()}
     models = [model_row(label, run, parallel) for label, run in runs.items()]
-    changes = change_rows(runs, parallel)
+    changes = change_rows(runs, parallel, cfg.training.parallel_start)
     trained = [training_row(out, s.writes.split("/", 1)[1]) for s in stages
                if s.name.startswith(("sft-", "grpo-")) and s.writes.startswith("models/")]
     lines = [f"# {cfg.title}", "",

@@ -32,6 +32,13 @@ def test_every_stage_is_a_command_the_cli_accepts(recipe, variant):
     # the GRPO stage starts from the parallel SFT model; the report reads every evaluation
     grpo = next(s for s in stages if s.name == "grpo-parallel_r1").command
     assert grpo[grpo.index("--model-name") + 1] == "models/sft-parallel_r1/merged"
+    # the parallel cold start begins at the sequential model (the demo) or the base model (the real recipe)
+    for name in ("sft-plain", "sft-parallel_r1"):
+        command = next(s for s in stages if s.name == name).command
+        assert command.count("--model-name") == 1
+    start = next(s for s in stages if s.name == "sft-parallel_r1").command
+    assert start[start.index("--model-name") + 1] == ("models/sft-plain/merged" if recipe is None
+                                                       else cfg.model.name)
     report = next(s for s in stages if s.name == "report").command
     assert [a for a in report if a.startswith("eval/")] == [s.writes for s in stages if s.name.startswith("eval-")]
     # the SFT data holds the seed problems next to their fusions (MathFusionQA's mix)
