@@ -77,7 +77,7 @@ class DemoData:
     mathfusion_pairs: int | None = setting(None, "pairs MathFusion fuses (each three ways); every seed problem is "
                                                  "paired and kept with its own solution, so this sets the share "
                                                  "of fused rows (none: all pairs)")
-    traces_limit: int = setting(6000, "seed problems sent to the trace teacher, per format (the format's filters "
+    traces_limit: int = setting(4000, "seed problems sent to the trace teacher, per format (the format's filters "
                                       "keep a share of them)")
     trace_formats: tuple[str, ...] = setting(("parallel_r1", "parathinker"), "the parallel-thinking formats whose "
                                                                              "traces are synthesized")
@@ -89,12 +89,12 @@ class DemoTraining:
 
     plain_recipe: str = setting("mathfusion-sft", "the sequential SFT recipe (trained on plain solutions and "
                                                   "MathFusion fusions)")
-    plain_steps: int = setting(1200, "its optimizer steps")
+    plain_steps: int = setting(2000, "its optimizer steps")
     parallel_recipe: str = setting("parallel-r1-coldstart-seen", "the parallel-thinking SFT recipe (trained on "
                                                                  "its format's traces)")
     parallel_format: str = setting("parallel_r1", "that recipe's trace format (one of data.trace_formats)",
                                    choices=("parallel_r1", "threadweaver", "parathinker"))
-    parallel_steps: int = setting(600, "its optimizer steps")
+    parallel_steps: int = setting(400, "its optimizer steps")
     parallel_start: str = setting("plain", "the parallel recipe's starting model: plain (the sequential SFT model: "
                                            "Parallel-R1's cold start teaches the format to a model that already "
                                            "reasons, arXiv 2509.07980 §3) or base", choices=("plain", "base"))
@@ -103,7 +103,7 @@ class DemoTraining:
     learning_rate: float | None = setting(3e-3, "SFT learning rate (none: the recipe's)")
     sft_set: tuple[str, ...] = setting((), "extra `train sft` flags for both SFT stages", csv=False)
     grpo_recipe: str = setting("parallel-r1-seen", "the GRPO recipe that follows the parallel model")
-    grpo_steps: int = setting(20, "GRPO optimizer steps")
+    grpo_steps: int = setting(30, "GRPO optimizer steps")
     grpo_data: str | None = setting(None, "GRPO prompts (none: arith:FORMAT on an arith seed, else the recipe's "
                                           "own data)")
     grpo_set: tuple[str, ...] = setting((), "extra `train grpo` flags (the arith model's GRPO sizes live in the "
@@ -118,16 +118,17 @@ class DemoEval:
 
     benchmark: str = setting("arith", "arith (its test split at data.arith_level) or a benchmark name (gsm8k, "
                                       "math500, ...; from data.data_dir or the Hub)")
-    limit: int = setting(100, "test problems")
+    limit: int = setting(80, "test problems")
     n: int = setting(16, "samples per problem: majority vote and Fusion-of-N at N = 1, 2, 4, ..., n")
     strategies: tuple[str, ...] = setting(("plain", "majority", "fusion", "rethink"), "the strategies of the "
                                                                                       "sequential model (the "
                                                                                       "others: plain and majority, "
                                                                                       "the parallel ones also their "
                                                                                       "decoder)")
-    temperature: float = setting(0.7, "sampling temperature of the pool")
-    max_tokens: int = setting(192, "cap per sample")
-    rethink_rounds: int = setting(4, "rethinking rounds (rethink strategy)")
+    temperature: float = setting(1.0, "sampling temperature of the pool (1.0: the spread majority vote needs "
+                                      "from a small model)")
+    max_tokens: int = setting(160, "cap per sample (a Parallel-R1 arith trace is ~110 tokens)")
+    rethink_rounds: int = setting(2, "rethinking rounds (rethink strategy)")
     fusion_subsets: int = setting(1, "Fusion-of-N: seeded subsets fused per problem and N (each one fusor call "
                                      "over a prompt of N earlier samples, the costliest requests of the run)")
 
