@@ -54,7 +54,7 @@ def _read_local(files: list[Path]):
     """The rows of local data files as one in-memory `datasets.Dataset`, read afresh on every call.
 
     `datasets.load_dataset(FOLDER)` caches a folder's rows under the folder's name and a hash of its
-    layout, not of its contents (datasets 4): a second synthesis folder of the same name (a rerun of
+    layout, not of its contents (datasets 5): a second synthesis folder of the same name (a rerun of
     `parafuse demo`, `runs/a/mathfusion` after `runs/b/mathfusion`) came back with the first one's
     rows. Reading the files here has no cache to go stale."""
     import datasets

@@ -418,3 +418,30 @@ def test_first_pick_keeps_the_first_sample_and_its_own_answer(tmp_path):
     kept = jsonl(tmp_path / "out" / "data" / "train.jsonl")
     assert kept and all(r["answer"] == "3" and "\\boxed{3}" in r["solution"] for r in kept)
     assert all(r["majority_share"] == 0.75 and r["answers"] == ["3", "8", "8", "8"] for r in kept)
+
+
+def test_max_pairs_fuses_that_many_pairs_and_still_writes_every_original(tmp_path):
+    rows = [dict(r, solution=f"Worked solution {i}. #### {r['answer'].split()[-1]}") for i, r in enumerate(POOL)]
+    cfg = config(write_pool(tmp_path / "pool.jsonl", rows), include_originals=True, solution_field="solution",
+                 max_pairs=2, check_conditional=False)
+    run(cfg, teacher(), tmp_path / "out")
+    data = jsonl(tmp_path / "out" / "data" / "train.jsonl")
+    originals = [r for r in data if r["strategy"] == "original"]
+    fused = [r for r in data if r["strategy"] != "original"]
+    assert len(originals) == len(POOL)  # every seed problem, paired or not
+    pairs = {(r["problem_a_id"], r["problem_b_id"]) for r in fused}
+    assert len(pairs) == 2 and len(fused) == 2 * 3  # two pairs, each fused three ways
+    with pytest.raises(InputError, match="--max-pairs must be >= 1"):
+        config(write_pool(tmp_path / "p2.jsonl", rows), max_pairs=0).check()
+
+
+def test_arith_seed_solutions_feed_the_originals(tmp_path):
+    """`eval task arith --solutions` writes each problem's worked solution, ending in its boxed answer, which
+    `--include-originals --solution-field solution` keeps."""
+    from parafuse.cli import main
+
+    seed = tmp_path / "seed.jsonl"
+    assert main(["eval", "task", "arith", "--level", "1", "--count", "5", "--solutions", "--out", str(seed)]) == 0
+    for record in jsonl(seed):
+        assert record["solution"].rstrip().endswith(f"\\boxed{{{record['answer']}}}.")
+        assert record["solution"].count("\n") >= 2  # the worked steps before the answer line
