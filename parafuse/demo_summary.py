@@ -70,10 +70,10 @@ def change_rows(runs: dict[str, Any], parallel: str, parallel_start: str) -> lis
         row = {"stage": after, "compared with": before}
         for name, strategy, budget in CHANGES:
             row[name] = moved(point(runs[before], strategy, budget), point(runs[after], strategy, budget))
-        row[f"{parallel} accuracy"] = moved(point(runs[before], parallel), point(runs[after], parallel))
-        old, new = point(runs[before], parallel), point(runs[after], parallel)
-        row[f"{parallel} critical tokens"] = (f"{old['critical_path_tokens']:.1f} -> {new['critical_path_tokens']:.1f}"
-                                              if old and new else "-")
+        was, now = point(runs[before], parallel), point(runs[after], parallel)
+        row[f"{parallel} accuracy"] = moved(was, now)
+        row[f"{parallel} critical tokens"] = (f"{was['critical_path_tokens']:.1f} -> {now['critical_path_tokens']:.1f}"
+                                              if was and now else "-")
         rows.append(row)
     return rows
 
