@@ -40,7 +40,9 @@ def read_jsonl(path: str | os.PathLike, repair_tail: bool = False) -> list[dict[
 def parse_jsonl(text: str, path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; a bad line is an error naming `path` and the line."""
     rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # split on "\n" only: str.splitlines also breaks at \x1c, \x85, \u2028 ..., which a row written with
+    # ensure_ascii=False (a model's raw text) may hold inside a string
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:

@@ -81,17 +81,13 @@ def _read_local(files: list[Path]):
 def _json_rows(file: Path) -> list[dict[str, Any]]:
     import json
 
-    text = file.read_text()
-    if file.suffix == ".json" and text.lstrip().startswith("["):
-        return json.loads(text)
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise InputError(f"{file} line {number}: not JSON ({e.msg}); fix or remove the line") from None
-    return rows
+    from reasoning.jsonl import read_jsonl
+
+    if file.suffix == ".json":
+        text = file.read_text()
+        if text.lstrip().startswith("["):
+            return json.loads(text)
+    return read_jsonl(file)
 
 
 def _folder_files(path: Path, split: str) -> list[Path]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from parafuse.demo import load_config, plan
+from reasoning.jsonl import read_jsonl
 
 
 def demo(out: Path) -> subprocess.CompletedProcess:
@@ -34,8 +35,7 @@ def run(tmp_path_factory) -> Path:
 
 
 def samples(run: Path, model: str, strategy: str) -> list[dict]:
-    # split on newlines only: a sample of the untrained model may hold other line-break characters
-    rows = [json.loads(line) for line in (run / "eval" / model / "samples.jsonl").read_text().split("\n") if line]
+    rows = read_jsonl(run / "eval" / model / "samples.jsonl")
     return [r for r in rows if r["strategy"] == strategy]
 
 

@@ -72,3 +72,12 @@ def test_a_file_that_is_not_a_store_is_refused(tmp_path):
     path.write_text('{"prompt": "hi"}\n')
     with pytest.raises(InputError, match="not a generation-store row"):
         GenerationStore(path)
+
+
+def test_jsonl_rows_holding_unicode_line_breaks_read_back_whole(tmp_path):
+    """A row written with ensure_ascii=False may hold \\u2028, \\x85 or \\x1c in a string (a random model's
+    text does); only "\\n" ends a JSONL line."""
+    rows = [{"text": "a\u2028b\x85c\x1cd"}, {"text": "second"}]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert read_jsonl(path) == rows
