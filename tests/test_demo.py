@@ -64,7 +64,7 @@ def test_a_stopped_demo_resumes_at_the_stage_that_failed(tmp_path, monkeypatch):
     cfg = load_config(None, "smoke")
     ran, failing = [], {"sft-plain"}
 
-    def fake_stage(stage, out, log_dir):
+    def fake_stage(stage, out, log_dir, runner):
         ran.append(stage.name)
         if stage.name in failing:
             raise InputError(f"demo stage {stage.name} failed")
@@ -90,3 +90,48 @@ def test_a_stopped_demo_resumes_at_the_stage_that_failed(tmp_path, monkeypatch):
     other = load_config(None, None)  # the full-size settings on the smoke run's folder
     with pytest.raises(InputError, match="other settings"):
         run_demo(other, tmp_path, echo=lambda line: None)
+
+
+def test_a_forked_stage_writes_what_a_fresh_python_writes(tmp_path):
+    import parafuse.demo as demo
+
+    outputs = {}
+    for runner in ("fork", "subprocess"):
+        out = tmp_path / runner
+        (out / "logs").mkdir(parents=True)
+        stage = demo.Stage("task", "a few arith problems", ["eval", "task", "arith", "--level", "1", "--split",
+                                                            "train", "--count", "4", "--solutions", "--out",
+                                                            "data/seed.jsonl"], "data/seed.jsonl")
+        seconds = demo.run_stage(stage, out, out / "logs", runner=runner)
+        assert seconds > 0
+        assert (out / "logs" / "task.log").exists()  # the stage's output lands in its log, not on the screen
+        outputs[runner] = (out / "data" / "seed.jsonl").read_text()  # relative paths: run in the run folder
+    assert outputs["fork"] == outputs["subprocess"] and outputs["fork"].count("\n") == 4
+
+
+@pytest.mark.parametrize("runner", ["fork", "subprocess"])
+def test_a_failing_stage_names_its_exit_code_and_shows_its_log(tmp_path, runner):
+    import parafuse.demo as demo
+
+    (tmp_path / "logs").mkdir()
+    stage = demo.Stage("task", "a flag the command lacks",
+                       ["eval", "task", "arith", "--out", "x.jsonl", "--no-such-flag"], "x")
+    with pytest.raises(InputError, match=r"(?s)demo stage task failed \(exit 2\).*--no-such-flag.*rerun"):
+        demo.run_stage(stage, tmp_path, tmp_path / "logs", runner=runner)
+
+
+def test_a_crash_inside_a_forked_stage_is_that_stage_s_failure(tmp_path, monkeypatch):
+    import parafuse.cli
+    import parafuse.demo as demo
+
+    def crash(argv):
+        raise RuntimeError("the stage crashed")
+
+    monkeypatch.setattr(parafuse.cli, "main", crash)  # the child is a fork: it runs the patched main
+    (tmp_path / "logs").mkdir()
+    stage = demo.Stage("task", "a crash", ["eval", "task", "arith"], "x")
+    with pytest.raises(InputError, match=r"(?s)failed \(exit 1\).*RuntimeError: the stage crashed"):
+        demo.run_stage(stage, tmp_path, tmp_path / "logs", runner="fork")
+    assert (tmp_path / "logs").is_dir()  # this process goes on after its child's crash
+    with pytest.raises(InputError, match="stage runner 'threads'"):
+        run_demo(load_config(None, "smoke"), tmp_path / "other", echo=lambda line: None, runner="threads")
