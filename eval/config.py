@@ -119,6 +119,10 @@ class EvalConfig:
                                      "4, ... and at this value")
     rethink_samples: int = setting(2, "rethink: chains per problem; chain j continues pool sample j (at most n)")
     rethink_template: str = setting("eval/rethink", "rethink: the continuation cue written after each round")
+    decoder_samples: int | None = setting(None, "decodes per problem of each parallel-thinking decoder (parallel_r1, "
+                                                "threadweaver, parathinker), each with its own seed; none: n. Their "
+                                                "point is the mean over these decodes, so fewer cost less and only "
+                                                "widen its spread")
 
     def resolve(self) -> None:
         """Fill in what defaults to the other settings, and check what from_dict cannot."""
@@ -129,9 +133,16 @@ class EvalConfig:
         self.fusion_template = resolve_fusion_template(self.fusion_template, self.template)
         if self.fusion_subsets < 1:
             raise InputError(f"fusion_subsets must be at least 1, got {self.fusion_subsets}")
+        if self.decoder_samples is not None and self.decoder_samples < 1:
+            raise InputError(f"--decoder-samples must be at least 1 (or unset: n={self.n}), got "
+                             f"{self.decoder_samples}")
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
+
+    def decodes_per_problem(self) -> int:
+        """How many decodes each decoded strategy makes per problem (`decoder_samples`, else n)."""
+        return self.decoder_samples or self.n
 
     def parallel_budgets(self) -> list[int]:
         if self.budgets:

@@ -105,7 +105,8 @@ class DecodedStrategy:
     `_messages`, `_grader`, `_grade_pool` and `_record`."""
 
     def _decoded(self, strategy: str, problems, store, records: list[Sample]) -> dict[int, Scored]:
-        """n decodes per problem with a parallel-thinking decoder, as one point at budget 1.
+        """n decodes per problem (`decoder_samples` where set) with a parallel-thinking decoder, as one point
+        at budget 1.
 
         Every request samples as the pool does (its temperature and top_p: a method whose reference
         fixes another temperature for some phase, Parallel-R1's paths at 1.0, is told to follow
@@ -124,6 +125,7 @@ class DecodedStrategy:
         from eval.run import log  # eval.run imports this module, so its log is looked up once a run is going
 
         cfg, method = self.cfg, get_method(strategy)
+        count = cfg.decodes_per_problem()
         base = cfg.pool.base_seed(cfg.seed)
         own = decoder_settings(cfg, strategy)
         grader = self._grader(own.grader)
@@ -133,7 +135,7 @@ class DecodedStrategy:
             return method.config_for_run(sample, max_total_tokens=own.max_total_tokens, **own.overrides)
 
         jobs = [(f"{p.id}/{i}", self._messages(p, own.template), settings(i, p)) for p in problems
-                for i in range(cfg.n)]
+                for i in range(count)]
         log(decoder_line(own, jobs[0][2] if jobs else None))
         # An in-process engine answers one call at a time; a decoder's branches and the decodes in flight are
         # many concurrent calls, so they are collected into batched `generate` calls (the servers batch their own).
@@ -158,7 +160,7 @@ class DecodedStrategy:
                 f"them (finished requests are kept in {store.path})")
         outs = [o if isinstance(o, DecodeResult) else DecodeResult(text="", format=strategy, stop_reason="failed")
                 for o in outs]
-        per = {p.id: outs[k * cfg.n:(k + 1) * cfg.n] for k, p in enumerate(problems)}
+        per = {p.id: outs[k * count:(k + 1) * count] for k, p in enumerate(problems)}
         self.format_stats[strategy] = format_statistics(
             decoded, [[o for o in per[p.id] if o.stop_reason != "failed"] for p in problems]) | {
             "failed_decodes": len(errors)}
@@ -167,13 +169,13 @@ class DecodedStrategy:
         graded = self._grade_pool(problems, [[(o.text, response_tokens(o)) for o in per[p.id]] for p in problems],
                                   [0.0] * len(problems), [None] * len(problems),
                                   [[decode_finish(o.stop_reason) for o in per[p.id]] for p in problems], grader)
-        s = Scored(axis="decodes", estimator=f"mean of {cfg.n} decodes per problem")
+        s = Scored(axis="decodes", estimator=f"mean of {count} decodes per problem")
         for k, p in enumerate(problems):
             for i, (smp, o) in enumerate(zip(graded[p.id], per[p.id])):
-                smp = dataclasses.replace(smp, latency_s=o.wall_s, seed=jobs[k * cfg.n + i][2].sampling.seed)
-                if k * cfg.n + i in errors:
+                smp = dataclasses.replace(smp, latency_s=o.wall_s, seed=jobs[k * count + i][2].sampling.seed)
+                if k * count + i in errors:
                     smp = dataclasses.replace(smp, answer=None, extractor="none", correct=False,
-                                              grade_reason=f"decode failed: {errors[k * cfg.n + i]}")
+                                              grade_reason=f"decode failed: {errors[k * count + i]}")
                 records.append(self._record(p, strategy, 1, smp, response_tokens(o), o.critical_path_tokens, o.wall_s,
                                             i))
             s.add(statistics.mean(x.correct for x in graded[p.id]),

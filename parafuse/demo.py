@@ -131,6 +131,8 @@ class DemoEval:
     rethink_rounds: int = setting(2, "rethinking rounds (rethink strategy)")
     fusion_subsets: int = setting(1, "Fusion-of-N: seeded subsets fused per problem and N (each one fusor call "
                                      "over a prompt of N earlier samples, the costliest requests of the run)")
+    decoder_samples: int | None = setting(None, "decodes per problem of the parallel decoder (none: n; the decoder's "
+                                                "point is their mean, each decode a few requests)")
 
 
 @dataclass
@@ -252,6 +254,8 @@ def plan(cfg: DemoConfig) -> list[Stage]:
         # the fusor is the model itself here: its answer gets the samples' own token cap
         extra = (["--fusion-subsets", str(e.fusion_subsets), "--fusor-max-tokens", str(e.max_tokens)]
                  if "fusion" in strategies else [])
+        if e.decoder_samples and t.parallel_format in strategies:
+            extra += ["--decoder-samples", str(e.decoder_samples)]
         stages.append(Stage(f"eval-{label}", f"evaluate {label}: {', '.join(strategies)}",
                             ["eval", "run", *benchmark, "--limit", str(e.limit), "--engine", cfg.model.engine,
                              *cfg.model.engine_set, "--model", model, "-n", str(e.n), "--temperature",

@@ -82,8 +82,10 @@ def test_majority_vote_beats_one_sample(run):
 def test_the_parallel_model_writes_valid_blocks_and_forks(run):
     from reasoning.formats import parallel_r1
 
+    smoke = load_config(None, "smoke").eval
     for model in ("sft-parallel_r1", "grpo-parallel_r1"):
         decoded = samples(run, model, "parallel_r1")
+        assert len(decoded) == smoke.limit * smoke.decoder_samples
         valid = [not parallel_r1.validate(r["text"], require_final_answer=False) for r in decoded]
         forked = [r["critical_path_tokens"] < r["tokens"] for r in decoded]  # paths ran side by side
         assert sum(valid) / len(decoded) >= 0.9, (model, decoded[0]["text"])

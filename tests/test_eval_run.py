@@ -434,3 +434,23 @@ def test_parallel_r1_on_the_tiny_model_with_its_prompt_cap_and_reference_grading
     rows = [r for r in rows_of(tmp_path) if r["strategy"] == "parallel_r1"]
     assert len(rows) == 6 and all({"reference_correct", "parafuse_correct"} <= set(r) for r in rows)
     assert "parallel_r1@1" in res["verdicts"]["by_strategy"]
+
+
+def test_decoder_samples_sets_the_decodes_per_problem_apart_from_the_pool(tmp_path):
+    engine = ScriptedEngine(r1_policy)
+    cfg = config(tmp_path, strategies=("plain", "parallel_r1"), n=4, decoder_samples=2)
+    res = EvalRun(cfg, engine, tmp_path / "run", progress=False).run()
+    rows = rows_of(tmp_path)
+    decoded = [r for r in rows if r["strategy"] == "parallel_r1"]
+    assert len([r for r in rows if r["strategy"] == "plain"]) == len(PROBLEMS) * 4  # the pool keeps its n
+    assert len(decoded) == len(PROBLEMS) * 2
+    per_problem = {}
+    for r in decoded:
+        per_problem.setdefault(r["problem_id"], set()).add(r["seed"])
+    assert all(len(seeds) == 2 for seeds in per_problem.values())  # two decodes, each its own seed
+    [pt] = [p for p in res["points"] if p["strategy"] == "parallel_r1"]
+    assert pt["estimator"] == "mean of 2 decodes per problem"
+    assert {c.id.split("/")[0] for c in engine.calls if c.prompt is not None} == {r["problem_id"] for r in decoded}
+    with pytest.raises(InputError, match="--decoder-samples must be at least 1"):
+        EvalRun(config(tmp_path, strategies=("plain", "parallel_r1"), decoder_samples=0), ScriptedEngine(r1_policy),
+                tmp_path / "r", progress=False)
