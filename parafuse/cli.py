@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 DEMO_EXAMPLES = """examples:
   parafuse demo --out runs/demo                 # the whole loop on a CPU, about 12 min on 2 cores (make demo)
-  parafuse demo --out runs/demo-smoke --smoke   # the same stages at CI sizes (about 5.5 min)
+  parafuse demo --out runs/demo-smoke --smoke   # the same stages at CI sizes (about 6.5 min)
   parafuse demo --out runs/demo --print-plan    # every stage's command, nothing run
   parafuse demo --out runs/real --recipe real   # Qwen3-4B-Base, GSM8K seeds, a served teacher, vLLM, accelerate
   parafuse demo --out runs/mine --recipe my-demo.yaml   # your own sizes (same keys as parafuse/recipes/demo.yaml)
