@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasoning.settings import build, flatten, nested, read_recipe, setting, to_dict
+from reasoning.settings import build, flatten, from_dict, nested, read_recipe, setting, to_dict
+from eval.strategies import DECODED
 from reasoning.types import InputError
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -254,7 +255,7 @@ def plan(cfg: DemoConfig) -> list[Stage]:
         # the fusor is the model itself here: its answer gets the samples' own token cap
         extra = (["--fusion-subsets", str(e.fusion_subsets), "--fusor-max-tokens", str(e.max_tokens)]
                  if "fusion" in strategies else [])
-        if e.decoder_samples and t.parallel_format in strategies:
+        if e.decoder_samples and any(s in DECODED for s in strategies):
             extra += ["--decoder-samples", str(e.decoder_samples)]
         stages.append(Stage(f"eval-{label}", f"evaluate {label}: {', '.join(strategies)}",
                             ["eval", "run", *benchmark, "--limit", str(e.limit), "--engine", cfg.model.engine,
@@ -277,6 +278,15 @@ def read_state(out: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {"stages": {}}
 
 
+def recorded_config(recorded: dict[str, Any], out: Path) -> dict[str, Any] | None:
+    """A run's recorded settings with the fields added since filled in by their defaults (None when they
+    no longer parse), so a run from before a new setting still resumes."""
+    try:
+        return to_dict(from_dict(DemoConfig, recorded, str(out / STATE)))
+    except InputError:
+        return None
+
+
 def write_state(out: Path, state: dict[str, Any]) -> None:
     tmp = out / (STATE + ".tmp")
     tmp.write_text(json.dumps(state, indent=1))
@@ -288,33 +298,95 @@ def write_state(out: Path, state: dict[str, Any]) -> None:
 # the OpenMP thread pool a forked child could not use.
 PRELOAD = ("torch", "transformers", "peft", "datasets", "trl", "rl.sft", "rl.grpo", "eval.run",
            "reasoning.engines", "synthesis.mathfusion", "synthesis.traces")
-# transformers and TRL read these when imported, so they are set before the preload
-STAGE_ENV = {"TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}
+# TRL reads this when imported, so it is set before the preload too
+STAGE_ENV = {"TRL_EXPERIMENTAL_SILENCE": "1"}
 RUNNERS = ("fork", "subprocess")
+# After Ctrl-C: how long a stage may take to save and stop, then how long after being told again
+INTERRUPT_GRACE_S = (30.0, 10.0)
 
 
 def preload() -> None:
-    """Import what the stages import, so each forked stage starts with it loaded."""
-    import contextlib
+    """Import what the stages import, so each forked stage starts with it loaded. Only a speed-up: a
+    module that fails to load here is loaded (and fails, in its log) by the stage that needs it."""
     import importlib
-    import io
     import warnings
 
     os.environ.update(STAGE_ENV)
-    # the import-time warnings (version checks, backends) belong in the stages' logs, not on the demo's screen
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \
-            contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        for name in PRELOAD:
-            try:
-                importlib.import_module(name)
-            except ImportError:  # an optional part this install lacks: the stage that needs it says so itself
-                pass
-        for module, names in (("transformers", ("AutoModelForCausalLM", "AutoTokenizer", "Trainer")),
-                              ("trl", ("SFTTrainer", "GRPOTrainer"))):
-            loaded = sys.modules.get(module)
-            for name in names:  # both packages load their classes on first access
-                getattr(loaded, name, None)
+    # The import-time chatter (version checks, backends) is silenced at the descriptors, so the libraries'
+    # log handlers, made now, keep the real sys.stderr: a forked stage's messages reach its log.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for name in PRELOAD:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # an optional part this install lacks, a broken backend
+                    pass
+            for module, names in (("transformers", ("AutoModelForCausalLM", "AutoTokenizer", "Trainer")),
+                                  ("trl", ("SFTTrainer", "GRPOTrainer"))):
+                loaded = sys.modules.get(module)
+                for name in names:  # both packages load their classes on first access
+                    try:
+                        getattr(loaded, name, None)
+                    except Exception:
+                        pass
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+
+
+def _stage_child(command: list[str], cwd: Path, log: Path) -> None:
+    """The forked child: run `parafuse COMMAND` with its output in `log`, then exit; never returns."""
+    code = 1
+    try:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        # Python's own streams write to the log too, whatever object the parent had put in their place
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)
+        os.chdir(cwd)
+        sys.argv = ["parafuse", *command]
+        from parafuse.cli import main
+
+        code = main(command)
+        code = 0 if code is None else code  # as `sys.exit(main())` would exit
+    except SystemExit as stop:  # argparse's usage errors, sys.exit inside a command
+        if isinstance(stop.code, int) or stop.code is None:
+            code = stop.code or 0
+        else:  # sys.exit("message"): what the interpreter would print
+            print(stop.code, file=sys.stderr)
+    except BaseException:  # what a subprocess would print before dying, into the stage's log
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code if isinstance(code, int) else 1)
+
+
+def _reaped(pid: int, seconds: float) -> bool:
+    """Whether child `pid` exits (and is reaped) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def run_forked(command: list[str], cwd: Path, log: Path) -> int:
@@ -322,38 +394,27 @@ def run_forked(command: list[str], cwd: Path, log: Path) -> int:
 
     The child is its own process as a subprocess would be (its memory, its crash, its exit code): only the
     interpreter start and the imports are shared."""
+    import signal
+
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
-    if pid == 0:  # the child: never returns into the demo's code
-        code = 1
-        try:
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            os.close(fd)
-            # Python's own streams write to the log too, whatever object the parent had put in their place
-            sys.stdout = open(1, "w", buffering=1, closefd=False)
-            sys.stderr = open(2, "w", buffering=1, closefd=False)
-            os.chdir(cwd)
-            sys.argv = ["parafuse", *command]
-            from parafuse.cli import main
-
-            code = main(command)
-        except SystemExit as stop:  # argparse's usage errors, sys.exit inside a command
-            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-        except BaseException:  # what a subprocess would print before dying, into the stage's log
-            import traceback
-
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+    if pid == 0:
+        _stage_child(command, cwd, log)
     try:
         _, status = os.waitpid(pid, 0)
-    except KeyboardInterrupt:  # Ctrl-C reached the child too: let it save and stop, then stop the demo
-        os.waitpid(pid, 0)
+    except KeyboardInterrupt:
+        # A terminal's Ctrl-C reached the child too and it is saving; a signal sent to the demo alone did
+        # not: after a grace period it is passed on, and a stage that still runs after that is killed.
+        for grace, then in zip(INTERRUPT_GRACE_S, (signal.SIGINT, signal.SIGKILL)):
+            try:
+                if _reaped(pid, grace):
+                    break
+            except KeyboardInterrupt:  # asked again: stop waiting
+                pass
+            os.kill(pid, then)
+        else:
+            os.waitpid(pid, 0)
         raise
     return os.waitstatus_to_exitcode(status)
 
@@ -397,7 +458,7 @@ def run_demo(cfg: DemoConfig, out: Path, echo=print, runner: str = "subprocess")
     (out / "logs").mkdir(exist_ok=True)
     stages = plan(cfg)
     state = read_state(out)
-    if state.get("config") not in (None, to_dict(cfg)):
+    if state.get("config") is not None and recorded_config(state["config"], out) != to_dict(cfg):
         raise InputError(f"{out} holds a demo run with other settings ({out / STATE}); rerun with the same "
                          "recipe and variant, or choose another --out")
     state["config"] = to_dict(cfg)

@@ -6,6 +6,7 @@ the whole smoke demo and asserts that it learns.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -135,3 +136,65 @@ def test_a_crash_inside_a_forked_stage_is_that_stage_s_failure(tmp_path, monkeyp
     assert (tmp_path / "logs").is_dir()  # this process goes on after its child's crash
     with pytest.raises(InputError, match="stage runner 'threads'"):
         run_demo(load_config(None, "smoke"), tmp_path / "other", echo=lambda line: None, runner="threads")
+
+
+def test_an_interrupt_sent_to_the_demo_alone_stops_its_forked_stage(tmp_path, monkeypatch):
+    import signal
+    import threading
+    import time
+
+    import parafuse.cli
+    import parafuse.demo as demo
+
+    def stuck(argv):  # a stage that never sees the demo's Ctrl-C (a signal sent to the demo's pid only)
+        time.sleep(60)
+        return 0
+
+    monkeypatch.setattr(parafuse.cli, "main", stuck)
+    monkeypatch.setattr(demo, "INTERRUPT_GRACE_S", (0.3, 5.0))
+    log = tmp_path / "stage.log"
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        demo.run_forked(["eval", "task"], tmp_path, log)
+    # passed on after the grace period: the stage stopped as a Ctrl-C stops it, long before its 60 s
+    assert time.monotonic() - started < 10
+    assert "KeyboardInterrupt" in log.read_text()
+
+
+def test_a_run_recorded_before_a_setting_existed_still_resumes(tmp_path, monkeypatch):
+    import parafuse.demo as demo
+
+    monkeypatch.setattr(demo, "run_stage", lambda stage, out, log_dir, runner: 0.1)
+    cfg = load_config(None, None)  # the full demo: its plan did not change when decoder_samples came
+    run_demo(cfg, tmp_path, echo=lambda line: None)
+    state = json.loads((tmp_path / "demo.json").read_text())
+    del state["config"]["eval"]["decoder_samples"]  # as a folder written before the setting was added
+    (tmp_path / "demo.json").write_text(json.dumps(state))
+    lines = []
+    run_demo(cfg, tmp_path, echo=lines.append)
+    assert sum("skipped" in line for line in lines) == len(plan(cfg))
+
+
+def test_a_forked_stage_logs_through_the_preloaded_libraries(tmp_path):
+    # A fresh Python, as `parafuse demo` is: the libraries' log handlers are made during the preload, and
+    # a stage's warnings through them must land in its log.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from parafuse.demo import preload, run_forked\n"
+        "preload()\n"
+        "import parafuse.cli, transformers\n"
+        "def stage(argv):\n"
+        "    transformers.logging.get_logger('transformers.trainer').warning('a warning of the stage')\n"
+        "    print('a line of the stage')\n"
+        "    return 3\n"
+        "parafuse.cli.main = stage\n"
+        f"sys.exit(run_forked(['x'], Path({str(tmp_path)!r}), Path({str(tmp_path / 'stage.log')!r})))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stderr[-2000:]
+    log = (tmp_path / "stage.log").read_text()
+    assert "a warning of the stage" in log and "a line of the stage" in log
+    assert "a warning of the stage" not in done.stderr  # the stage's output is in its log, not the demo's
