@@ -151,6 +151,9 @@ def test_an_interrupt_sent_to_the_demo_alone_stops_its_forked_stage(tmp_path):
         "    time.sleep(60)\n"
         "    return 0\n"
         "parafuse.cli.main = stuck\n"
+        # Python's Ctrl-C handler, also where the suite was started with SIGINT ignored (a background job)
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})\n"
         "demo.INTERRUPT_GRACE_S = (0.3, 5.0)\n"
         "threading.Timer(0.5, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)).start()\n"
         "started = time.monotonic()\n"
