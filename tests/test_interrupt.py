@@ -32,10 +32,17 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """In the child before it starts: SIGINT delivered and default, as in a terminal, even where the suite
+    runs as a background job (which inherits SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_ctrl_c_during_in_process_decoding_exits_within_seconds():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            cwd=ROOT, text=True)
+                            cwd=ROOT, text=True, preexec_fn=ctrl_c_as_in_a_terminal)
     assert proc.stdout.readline().strip() == "started"
     # One call runs; the pool's other worker threads each hold a call waiting for the engine's lock (asyncio
     # can cancel only calls no thread has taken yet): without the fix they would all run, 2 s each.
