@@ -45,6 +45,8 @@ how they were measured: docs/demo.md."""
 
 
 def register_demo(sub) -> None:
+    from parafuse.demo import RUNNERS
+
     demo = sub.add_parser("demo", help="the whole loop: data, SFT, GRPO, evaluation and a report (resumable)",
                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DEMO_EXAMPLES,
                           description="Build the arith model, synthesize its training data with the symbolic "
@@ -56,7 +58,7 @@ def register_demo(sub) -> None:
     demo.add_argument("--recipe", default=None,
                       help="a demo recipe: a YAML file, or a bundled name (demo, real; default: demo)")
     demo.add_argument("--print-plan", action="store_true", help="print every stage's command and exit")
-    demo.add_argument("--stage-runner", choices=("fork", "subprocess"), default="fork",
+    demo.add_argument("--stage-runner", choices=RUNNERS, default="fork",
                       help="how each stage runs: fork (a child of the demo's process, which loads torch, "
                            "transformers and TRL once: about 10 s saved per stage on a 2-core CPU; where the OS "
                            "cannot fork, subprocess) or subprocess (a fresh Python per stage); stages with a "

@@ -349,7 +349,7 @@ def _stage_child(command: list[str], cwd: Path, log: Path) -> None:
     """The forked child: run `parafuse COMMAND` with its output in `log`, then exit; never returns."""
     code = 1
     try:
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
@@ -427,7 +427,6 @@ def run_stage(stage: Stage, out: Path, log_dir: Path, runner: str = "subprocess"
     # The stages run one at a time, so each keeps every core (OMP_NUM_THREADS as the caller set it): on a
     # 2-core CPU two threads train the arith model 1.7x faster than one (measured, README "The demo").
     log = log_dir / f"{stage.name}.log"
-    log.write_text("")
     started = time.perf_counter()
     if runner == "fork" and not stage.launcher:
         code = run_forked(stage.command, out, log)
@@ -438,7 +437,7 @@ def run_stage(stage: Stage, out: Path, log_dir: Path, runner: str = "subprocess"
                                   stderr=subprocess.STDOUT, env={**os.environ, **STAGE_ENV}).returncode
     seconds = time.perf_counter() - started
     if code != 0:
-        tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+        tail = "".join(log.read_text().splitlines(keepends=True)[-15:]) if log.exists() else "(no log written)\n"
         raise InputError(f"demo stage {stage.name} failed (exit {code}) after {seconds:.0f} s; its log: {log}\n"
                          f"{tail}\nfix the cause and rerun the same command: finished stages are kept")
     return seconds
