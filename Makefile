@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make demo` (sets up, then runs the whole loop on a CPU in about 12 minutes)
+# Two commands on a fresh machine: `make demo` (sets up, then runs the whole loop on a CPU in about 14 minutes)
 # and `make test` (sets up, then runs the test suite). `make setup` alone installs into .venv.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv

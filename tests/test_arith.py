@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -216,6 +217,12 @@ def test_arith_preset_is_the_measured_model_with_digit_tokens(arith_model):
             config.head_dim) == (128, 4, 4, 2, 32)
     tokenizer = AutoTokenizer.from_pretrained(arith_model)
     assert [t for t in tokenizer.tokenize("has 123 pencils") if t.strip("Ġ").isdigit()] == ["1", "2", "3"]
+    # the task's words are whole tokens (held-out problems of every level, and the chat turn's header), which
+    # keeps a training row about half as long as character-level pieces would
+    words = {word for level in (1, 2, 3, 4) for problem in generate(level, 50, "test", 11)
+             for word in re.findall(r"[A-Za-z]+", problem.question)}
+    assert len(words) > 20 and [w for w in sorted(words) if len(tokenizer.tokenize(" " + w)) != 1] == []
+    assert len(tokenizer.tokenize("<|im_start|>assistant\n")) == 3
     for tag in ("<Parallel>", "<Thread>", "<think3>", "</summary>"):
         assert len(tokenizer.encode(tag, add_special_tokens=False)) == 1
 

@@ -172,7 +172,8 @@ def test_a_run_recorded_before_a_setting_existed_still_resumes(tmp_path, monkeyp
     import parafuse.demo as demo
 
     monkeypatch.setattr(demo, "run_stage", lambda stage, out, log_dir, runner: 0.1)
-    cfg = load_config(None, None)  # the full demo: its plan did not change when decoder_samples came
+    cfg = load_config(None, None)
+    cfg.eval.decoder_samples = None  # left at its default, the plan is the one of runs made before the setting
     run_demo(cfg, tmp_path, echo=lambda line: None)
     state = json.loads((tmp_path / "demo.json").read_text())
     del state["config"]["eval"]["decoder_samples"]  # as a folder written before the setting was added

@@ -1,7 +1,7 @@
 """`parafuse demo --smoke` end to end: every stage for real, on the arith model built from scratch, and the
 learning it must show.
 
-One run of the smoke demo (about seven minutes on a 2-core CPU) is shared by the tests: the SFT model
+One run of the smoke demo (5-7 minutes on a 2-core CPU) is shared by the tests: the SFT model
 answers what the untrained one cannot, majority vote over N samples beats one sample, the Parallel-R1
 model writes valid blocks and forks on them, the report holds the frontier plots, the run folder says
 how to reproduce each number, and a rerun redoes nothing. The accuracies are recomputed here from the

@@ -6,7 +6,7 @@ held-out arith problems with the hf engine, greedy: the outputs are valid Parall
 (`reasoning.formats.parallel_r1.validate`) at the rate asserted; then GRPO from that model raises
 its mean reward. Plain SFT's learning is asserted on the smoke demo (`test_demo_learning.py`).
 
-The budgets are sized for CI (about a minute of SFT, one thread); the README quotes what longer runs
+The budgets are sized for CI (about 90 s of SFT, one thread); the README quotes what longer runs
 reach.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-STEPS = {"parallel-r1-coldstart-seen": 250}
+STEPS = {"parallel-r1-coldstart-seen": 400}
 PROBLEMS = 60
 
 
@@ -77,8 +77,9 @@ def test_grpo_after_sft_raises_the_mean_reward(seen_sft, tmp_path):
     """A short GRPO stage from the cold-start model (TRL's sampling at T=1, 8 prompts x 8 samples per step, the
     toy study's lr 3e-5) raises the accuracy reward it optimises, and the format reward does not collapse.
 
-    Measured on this CPU (40 steps, about 140 s): the accuracy reward's mean over the first 10 steps 0.041, over
-    the last 10 0.095 (each step 64 samples: about 0.008 standard error on 640); format reward 0.91 -> 0.93.
+    Measured on this CPU (40 steps, about 150 s): the accuracy reward's mean over the first 10 steps 0.077, over
+    the last 10 0.123 (each step 64 samples: about 0.01 standard error on 640); format reward 0.91 -> 0.92. From
+    a 250-step cold start it rose less than its noise (0.075 -> 0.081): the 400 steps give the reward a signal.
     Greedy held-out accuracy is what the README reports; the test asserts only the reward's rise."""
     sft, _ = seen_sft
     out = tmp_path / "grpo"
