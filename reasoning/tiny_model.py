@@ -68,7 +68,7 @@ def _arith_corpus(n_problems: int, seed: int) -> list[str]:
 # Measured presets (`parafuse model tiny --preset NAME`): arith is the ~1M-parameter Qwen3-style model
 # that learns the arith task on a CPU in minutes (4 layers, head_dim 32). Its BPE splits every digit and has
 # room for every merge its corpus offers (~600 tokens), so the task's words are whole tokens: a level-1 SFT row
-# is ~64 tokens instead of ~110 with a 384-token vocabulary, and a training step ~1.6x faster.
+# is ~64 tokens instead of ~110 with a 384-token vocabulary, and a training step ~1.5x faster.
 PRESETS = {
     "default": dict(vocab_size=2048, hidden_size=128, layers=2, heads=4, kv_heads=2, intermediate_size=256),
     "arith": dict(vocab_size=640, hidden_size=128, layers=4, heads=4, kv_heads=2, intermediate_size=512),
