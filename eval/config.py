@@ -114,9 +114,9 @@ class EvalConfig:
                                     prefix="", aliases={name: name for name in GRADE_FIELDS})
     epsilon: float = setting(0.01, "saturation: the budget N* where the marginal gain falls below this")
     # The rethink strategy (TTSPM's sequential paradigm): chains of rounds, each round continuing the last.
-    rethink_rounds: int = setting(4, "rethink: rounds per chain (round 1 is a pool sample, each further round "
-                                     "continues the text so far after the cue); accuracy is reported at r = 1, 2, "
-                                     "4, ... and at this value")
+    rethink_rounds: int = setting(4, "rethink: rounds per chain, at least 2 (round 1 is a pool sample, each "
+                                     "further round continues the text so far after the cue); accuracy is reported "
+                                     "at r = 1, 2, 4, ... and at this value")
     rethink_samples: int = setting(2, "rethink: chains per problem; chain j continues pool sample j (at most n)")
     rethink_template: str = setting("eval/rethink", "rethink: the continuation cue written after each round")
     decoder_samples: int | None = setting(None, "decodes per problem of each parallel-thinking decoder (parallel_r1, "

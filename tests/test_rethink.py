@@ -121,6 +121,8 @@ def test_rounds_reported_and_settings_checked(tmp_path):
     assert config(tmp_path, rethink_rounds=8).rethink_budgets() == [1, 2, 4, 8]
     with pytest.raises(InputError, match="rethink_rounds"):
         EvalRun(config(tmp_path, rethink_rounds=0), ScriptedEngine(policy), tmp_path / "r", progress=False)
+    with pytest.raises(InputError, match="--rethink-rounds 1 does no rethinking"):
+        EvalRun(config(tmp_path, rethink_rounds=1), ScriptedEngine(policy), tmp_path / "r", progress=False)
     with pytest.raises(InputError, match="--rethink-samples"):
         EvalRun(config(tmp_path, rethink_samples=5), ScriptedEngine(policy), tmp_path / "r", progress=False)
     with pytest.raises(Exception, match="nope"):
