@@ -22,12 +22,17 @@ if TYPE_CHECKING:
     from prompts import PromptLibrary
 
 
+def check_rethink_rounds(rounds: int, name: str) -> None:
+    """Refuse one round: round 1 is the pool's own sample, so it would report plain accuracy as rethink's."""
+    if rounds == 1:
+        raise InputError(f"{name} 1 does no rethinking (round 1 is the pool's own sample); ask for 2 or more "
+                         "rounds, or drop rethink from the strategies")
+
+
 def check_rethink(cfg: EvalConfig, library: PromptLibrary) -> None:
     """The rethink strategy's settings: rounds >= 2, chains within the pool, a cue template that renders alone."""
     cfg.rethink_budgets()
-    if cfg.rethink_rounds == 1:  # round 1 is the pool's own sample: one round would report plain accuracy as rethink
-        raise InputError("--rethink-rounds 1 does no rethinking (round 1 is the pool's own sample); ask for 2 or more "
-                         "rounds, or drop rethink from --strategy")
+    check_rethink_rounds(cfg.rethink_rounds, "--rethink-rounds")
     if not 1 <= cfg.rethink_samples <= cfg.n:
         raise InputError(f"--rethink-samples must lie between 1 and n={cfg.n} (chain j continues pool sample j), "
                          f"got {cfg.rethink_samples}")

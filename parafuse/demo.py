@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from reasoning.settings import build, flatten, from_dict, nested, read_recipe, setting, to_dict
+from eval.rethink import check_rethink_rounds
 from eval.strategies import DECODED
 from reasoning.types import InputError
 
@@ -162,6 +163,8 @@ def load_config(recipe: str | None, variant: str | None) -> DemoConfig:
     if cfg.training.parallel_format not in cfg.data.trace_formats:
         raise InputError(f"{where}: training.parallel_format {cfg.training.parallel_format} is not among "
                          f"data.trace_formats ({', '.join(cfg.data.trace_formats)}): its traces would not exist")
+    if "rethink" in cfg.eval.strategies:  # refused before any stage runs, not at the evaluation after training
+        check_rethink_rounds(cfg.eval.rethink_rounds, f"{where}: eval.rethink_rounds")
     return cfg
 
 

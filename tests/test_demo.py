@@ -58,6 +58,15 @@ def test_a_parallel_format_without_traces_is_refused(tmp_path):
         load_config(str(recipe), None)
 
 
+def test_one_rethinking_round_is_refused_before_any_stage(tmp_path):
+    recipe = tmp_path / "demo.yaml"
+    recipe.write_text("eval: {rethink_rounds: 1}\n")
+    with pytest.raises(InputError, match=r"demo.yaml.*eval.rethink_rounds 1 does no rethinking"):
+        load_config(str(recipe), None)
+    recipe.write_text("eval: {rethink_rounds: 1, strategies: [plain, majority]}\n")  # no rethink: nothing to refuse
+    assert load_config(str(recipe), None).eval.rethink_rounds == 1
+
+
 def test_a_stopped_demo_resumes_at_the_stage_that_failed(tmp_path, monkeypatch):
     import parafuse.demo as demo
 
